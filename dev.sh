@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: installs what is missing, then runs Studio or its tests.
+#   ./dev.sh serve   run Studio on http://127.0.0.1:8000 (data in the platform's user data folder)
+#   ./dev.sh test    run the whole test suite (installs Debian's chromium for the browser tests)
+#   ./dev.sh lint    ruff
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${STUDIO_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+ensure_venv() {
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [[ ! -f "$stamp" ]]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+  fi
+}
+
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then return; fi
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "Browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
+case "${1:-}" in
+  serve)
+    shift
+    ensure_venv
+    exec "$VENV/bin/studio" serve "$@"
+    ;;
+  test)
+    shift
+    ensure_venv
+    ensure_chromium
+    exec "$VENV/bin/python" -m pytest -n 2 "$@"
+    ;;
+  lint)
+    ensure_venv
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check studio >/dev/null 2>&1 || true
+    ;;
+  *)
+    echo "usage: ./dev.sh serve|test|lint" >&2
+    exit 2
+    ;;
+esac

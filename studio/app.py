@@ -1,0 +1,34 @@
+"""``create_app``: wiring only. It starts no thread and opens no socket, so tests can build as
+many apps as they like, and ``studio.runtime`` decides what runs in the background."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from studio.config import Settings
+from studio.services import Services, build_services
+from studio.web import register_error_handlers
+
+# Browsers answer a ping within the interval; a socket that stops answering is closed.
+WS_PING_INTERVAL_S = 20
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.studio_max_body_mb * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+        SOCK_SERVER_OPTIONS={"ping_interval": WS_PING_INTERVAL_S, "max_message_size": 64 * 1024},
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["studio"] = services or build_services(settings)
+    register_error_handlers(app)
+
+    from studio.events.api import bp as events_bp
+    from studio.pages import bp as pages_bp
+    from studio.system.api import bp as system_bp
+
+    app.register_blueprint(system_bp)
+    app.register_blueprint(events_bp)
+    app.register_blueprint(pages_bp)
+    return app

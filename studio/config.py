@@ -1,0 +1,162 @@
+"""Studio's one typed settings object.
+
+Precedence is environment > ``STUDIO_DIR/settings.toml`` > defaults. The settings file lives in the
+data folder because that folder is what a container keeps on its persistent volume, so a user's
+choices survive image upgrades. Every field is documented in ``docs/config.md``; a test checks that.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SETTINGS_FILE_NAME = "settings.toml"
+
+
+def default_studio_dir() -> Path:
+    """The platform's user data folder: where a desktop install keeps its state by default."""
+    return Path(platformdirs.user_data_dir("comfyui-studio", appauthor=False))
+
+
+class SettingsFileSource(PydanticBaseSettingsSource):
+    """Reads ``settings.toml`` from the data folder chosen by the sources before it (or the default)."""
+
+    def _path(self) -> Path:
+        chosen = self.current_state.get("studio_dir") or default_studio_dir()
+        return Path(chosen) / SETTINGS_FILE_NAME
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ reads the whole file at once.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self._path()
+        if not path.is_file():
+            return {}
+        try:
+            with path.open("rb") as handle:
+                values = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path} is not valid TOML: {err}") from err
+        known = set(self.settings_cls.model_fields)
+        return {key.lower(): value for key, value in values.items() if key.lower() in known}
+
+
+class Settings(BaseSettings):
+    """Everything Studio can be told. Field names are the environment variable names, lowercased."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, validate_default=True)
+
+    studio_dir: Path = Field(
+        default_factory=default_studio_dir,
+        description="The data folder: database, workflows, outputs, logs. Studio never writes outside it.",
+    )
+    studio_host: str = Field("127.0.0.1", description="Address Studio listens on.")
+    studio_port: int = Field(8000, ge=0, le=65535, description="Port Studio listens on (0 picks a free one).")
+    comfyui_url: str = Field("http://127.0.0.1:8188", description="Base URL of the ComfyUI server.")
+    comfyui_dir: Path | None = Field(None, description="A ComfyUI checkout Studio may start itself.")
+    database_url: str | None = Field(
+        None, description="Any SQLAlchemy URL; default SQLite at STUDIO_DIR/db/studio.db."
+    )
+    studio_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level for Studio's own loggers."
+    )
+    studio_max_body_mb: int = Field(
+        64, ge=1, description="Largest request body accepted, in MiB; larger ones get 413."
+    )
+    comfyui_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout for one HTTP call to ComfyUI, in seconds."
+    )
+    comfyui_reconnect_max_s: float = Field(
+        10.0, gt=0, description="Longest wait between attempts to reconnect the ComfyUI socket."
+    )
+    studio_ws_queue_size: int = Field(
+        2000, ge=10, description="Events buffered per browser socket before it is told to refetch."
+    )
+    studio_event_retention_count: int = Field(
+        2000, ge=10, description="Most recent activity events kept in the database."
+    )
+    studio_event_retention_days: float = Field(
+        7.0, gt=0, description="Age after which activity events are trimmed, in days."
+    )
+    studio_telemetry_interval_s: float = Field(
+        2.0, gt=0, description="How often CPU, RAM, GPU and disk figures are sampled for the Home page."
+    )
+    hf_token: SecretStr | None = Field(None, description="Hugging Face access token (secret).")
+    civitai_api_key: SecretStr | None = Field(None, description="CivitAI API key (secret).")
+    telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token (secret).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, SettingsFileSource(settings_cls))
+
+    @field_validator("comfyui_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("studio_dir", mode="after")
+    @classmethod
+    def _absolute_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.studio_dir / 'db' / 'studio.db'}"
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings as shown to people and logs: secrets masked, never in clear."""
+        view: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                view[name] = mask_secret(value.get_secret_value())
+            elif name == "database_url" and value:
+                view[name] = mask_url_password(value)
+            else:
+                view[name] = str(value) if isinstance(value, Path) else value
+        return view
+
+
+def mask_secret(value: str) -> str:
+    """``abcd…wxyz`` for long secrets, a bare ``…`` for short ones so nothing useful leaks."""
+    if len(value) < 12:
+        return "…" if value else ""
+    return f"{value[:4]}…{value[-4:]}"
+
+
+def mask_url_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "…"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the process environment, the settings file and ``overrides`` (highest)."""
+    return Settings(**overrides)
+
+
+def environment_names() -> list[str]:
+    return [name.upper() for name in Settings.model_fields]
+
+
+__all__ = ["Settings", "load_settings", "default_studio_dir", "mask_secret", "environment_names"]

@@ -1,0 +1,7 @@
+"""The one place that imports every table, so alembic and tests see the whole schema."""
+
+from sqlmodel import SQLModel
+
+from studio.db import models as _foundation  # noqa: F401
+
+metadata = SQLModel.metadata

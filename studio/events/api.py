@@ -1,0 +1,54 @@
+"""``/api/events`` (the activity snapshot) and ``/ws`` (live deltas).
+
+A page fetches its REST snapshots, then applies what ``/ws`` sends; ``events/reset`` means its
+snapshot is stale and must be fetched again. Each socket drains its own bounded queue in its own
+thread, so a stalled browser holds up nobody else.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, jsonify
+from flask_sock import ConnectionClosed, Sock
+from pydantic import BaseModel, ConfigDict, Field
+
+from studio import __version__
+from studio.services import services
+from studio.web import parse_query
+
+bp = Blueprint("events", __name__)
+sock = Sock()
+
+# How long a socket thread waits for events before checking that its client is still there.
+IDLE_WAIT_S = 1.0
+
+
+class RecentQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(50, ge=1, le=500)
+    before: int | None = Field(None, ge=1)
+    type: str | None = Field(None, max_length=64)
+
+
+@bp.get("/api/events")
+def recent_events() -> Response:
+    query = parse_query(RecentQuery)
+    items = services().activity.recent(limit=query.limit, before_id=query.before, type_prefix=query.type)
+    return jsonify({"items": items})
+
+
+@sock.route("/ws", bp=bp)
+def live(ws) -> None:  # type: ignore[no-untyped-def]
+    hub = services().hub
+    client = hub.connect()
+    try:
+        hello = {"type": "events/hello", "payload": {"version": __version__, "seq": hub.last_seq}}
+        ws.send(json.dumps(hello))
+        while ws.connected and not client.closed:
+            for message in client.get_batch(IDLE_WAIT_S):
+                ws.send(json.dumps(message))
+    except ConnectionClosed:
+        pass
+    finally:
+        hub.disconnect(client)

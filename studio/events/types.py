@@ -1,0 +1,26 @@
+"""Every event type Studio publishes. ``docs/events.md`` documents each one; a test checks that.
+
+``persist``: kept in the database for the activity panel. ``coalesce``: latest-wins; a slow client
+gets only the newest one (previews, telemetry), never a backlog.
+"""
+
+from __future__ import annotations
+
+from studio.events.bus import EventSpec
+
+EVENT_TYPES: dict[str, EventSpec] = {
+    spec.type: spec
+    for spec in (
+        EventSpec("comfy/connection", "ComfyUI's socket connected or disconnected.", persist=True),
+        EventSpec("comfy/queue", "ComfyUI's queue length changed.", coalesce=True),
+        EventSpec("system/telemetry", "A fresh sample of CPU, RAM, GPU, VRAM and disk.", coalesce=True),
+        EventSpec("system/started", "Studio finished starting.", persist=True),
+        EventSpec("system/notice", "Something a person should know about (a warning or info).", persist=True),
+        EventSpec("events/reset", "Sent to one socket that fell behind: refetch every snapshot."),
+    )
+}
+
+# Sent by the socket layer itself, never through the bus; documented with the rest.
+SOCKET_MESSAGES: dict[str, str] = {
+    "events/hello": "First message on every socket: Studio's version and the newest event seq.",
+}

@@ -1,0 +1,65 @@
+"""Logging for Studio: to stderr and to ``STUDIO_DIR/logs/studio.log``, with secrets scrubbed.
+
+The redaction filter sits on the handlers, so a secret that reaches any log record (a token in an
+exception message, a URL with a key) is replaced before it is written anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from collections.abc import Iterable
+from pathlib import Path
+
+from studio.config import Settings
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactSecrets(logging.Filter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        redacted = message
+        exc_text = record.exc_text or ""
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+            exc_text = exc_text.replace(secret, "[redacted]")
+        record.msg, record.args = redacted, None
+        record.exc_text = exc_text or None
+        return True
+
+
+def secret_values(settings: Settings) -> list[str]:
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if hasattr(value, "get_secret_value"):
+            values.append(value.get_secret_value())
+    return values
+
+
+def configure_logging(settings: Settings, log_dir: Path | None) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    logging.getLogger("studio").setLevel(settings.studio_log_level)
+    redact = RedactSecrets(secret_values(settings))
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(log_dir / "studio.log", maxBytes=5_000_000, backupCount=3)
+        )
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.addFilter(redact)
+        root.addHandler(handler)
+    # Werkzeug logs every request at INFO; keep its warnings and errors only.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)

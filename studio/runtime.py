@@ -1,0 +1,74 @@
+"""Everything that runs in the background of one Studio process, started after ``create_app``.
+
+One process owns the ComfyUI listener, the telemetry sampler and (later) the scheduler and bot, so
+none of them ever exists twice. ``Runtime`` starts them, serves HTTP + WebSocket with Werkzeug's
+threaded server (flask-sock works on it and it runs on every platform), and stops them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from studio.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    app: Flask
+    services: Services
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    server: BaseWSGIServer | None = None
+
+    def start_background(self) -> None:
+        self.services.stream.start()
+        telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
+        telemetry.start()
+        self._threads.append(telemetry)
+
+    def _telemetry_loop(self) -> None:
+        interval = self.services.settings.studio_telemetry_interval_s
+        while not self._stop.wait(interval):
+            if self.services.hub.client_count == 0:
+                continue  # nobody is looking: don't poll ComfyUI for figures no one sees
+            self.services.bus.publish("system/telemetry", self.services.telemetry.sample())
+
+    def bind(self, host: str, port: int) -> BaseWSGIServer:
+        self.server = make_server(host, port, self.app, threaded=True)
+        return self.server
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_port)
+
+    def serve_forever(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.2)
+
+    def start_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Start background work and serve from a thread; returns the port. For tests and the desktop."""
+        self.bind(host, port)
+        self.start_background()
+        thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self.port
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.services.hub.close_all()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        self.services.stream.stop()
+        for thread in self._threads:
+            thread.join(5)
+        self.services.comfy.close()

@@ -1,0 +1,67 @@
+"""The services one Studio process holds, built once and shared through ``app.extensions``.
+
+``build_services`` wires objects and opens nothing: no thread, no socket, no connection to
+ComfyUI. ``studio.runtime`` starts the background parts when Studio is really served.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy.engine import Engine
+
+from studio.comfy import ComfyClient, ComfyStream
+from studio.config import Settings
+from studio.db import create_db_engine
+from studio.events import EVENT_TYPES, EventBus
+from studio.events.hub import SocketHub
+from studio.events.store import ActivityStore
+from studio.paths import DataDir
+from studio.system.bridge import ComfyBridge
+from studio.system.service import SystemService
+from studio.system.telemetry import TelemetrySampler
+
+
+@dataclass
+class Services:
+    settings: Settings
+    data_dir: DataDir
+    engine: Engine
+    bus: EventBus
+    hub: SocketHub
+    activity: ActivityStore
+    comfy: ComfyClient
+    stream: ComfyStream
+    bridge: ComfyBridge
+    telemetry: TelemetrySampler
+    system: SystemService
+    started_at: float = field(default_factory=time.time)
+
+
+def build_services(settings: Settings, *, engine: Engine | None = None) -> Services:
+    data_dir = DataDir(settings.studio_dir)
+    engine = engine or create_db_engine(settings.effective_database_url)
+    bus = EventBus(EVENT_TYPES)
+    hub = SocketHub(bus, queue_size=settings.studio_ws_queue_size)
+    activity = ActivityStore(
+        engine,
+        EVENT_TYPES,
+        max_count=settings.studio_event_retention_count,
+        max_age=timedelta(days=settings.studio_event_retention_days),
+    )
+    activity.attach(bus)
+    comfy = ComfyClient(settings.comfyui_url, timeout_s=settings.comfyui_timeout_s)
+    stream = ComfyStream(comfy.ws_url, backoff_max_s=settings.comfyui_reconnect_max_s)
+    bridge = ComfyBridge(stream, bus, url=settings.comfyui_url)
+    telemetry = TelemetrySampler(data_dir.root, comfy, stream)
+    system = SystemService(settings, data_dir, comfy, stream, telemetry)
+    return Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system)
+
+
+def services() -> Services:
+    """The current app's services, for route handlers."""
+    found: Services = current_app.extensions["studio"]
+    return found

@@ -1,0 +1,77 @@
+"""Shared fixtures: a fresh data folder and SQLite file per test, the ComfyUI test server on a free
+port, and Studio itself (a Flask test client, or the real threaded server for socket tests)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from studio.app import create_app
+from studio.config import Settings
+from studio.db import upgrade
+from studio.paths import DataDir
+from studio.runtime import Runtime
+from studio.services import Services, build_services
+from tests.servers.comfyui import ComfyUITestServer
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def comfy_server(tmp_path: Path) -> Iterator[ComfyUITestServer]:
+    server = ComfyUITestServer(tmp_path / "comfyui").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, comfy_server: ComfyUITestServer) -> Settings:
+    return Settings(
+        studio_dir=tmp_path / "studio",
+        comfyui_url=comfy_server.url,
+        comfyui_reconnect_max_s=0.5,
+        studio_telemetry_interval_s=0.2,
+    )
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    DataDir(settings.studio_dir).ensure()
+    built = build_services(settings)
+    upgrade(built.engine)
+    yield built
+    built.engine.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, services: Services) -> Flask:
+    return create_app(settings, services)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runtime(app: Flask, services: Services) -> Iterator[Runtime]:
+    """Studio serving for real on a free loopback port, with its ComfyUI listener running."""
+    running = Runtime(app, services)
+    running.start_in_thread()
+    yield running
+    running.stop()

@@ -1,0 +1,486 @@
+"""A ComfyUI test server that speaks ComfyUI 0.3.64's real protocol over real sockets.
+
+Built on aiohttp like ComfyUI itself, answering as ``shared/design/comfyui-protocol.md`` and the
+captures in ``tests/fixtures/comfyui/`` record: ``/prompt`` validation with the same 400 bodies, the
+queue with ``front`` and ``delete``, interrupt, history, ``/view``, ``/upload/image``, WebSocket
+messages in the same order, type 1 / 3 / 4 binary frames, and the clientId-reuse quirk.
+
+Faults for tests: ``fail_nodes`` (a node raises), ``drop_sockets()`` (socket drop mid-job),
+``restart()`` (history and queue forgotten), ``stop()`` (connections refused until ``start()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import os
+import struct
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+from tests.servers.comfy_exec import PromptWorker
+from tests.servers.comfy_validate import PromptInvalid, Validator
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "comfyui"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+MODEL_FOLDERS = [
+    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision", "style_models",
+    "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models", "custom_nodes",
+    "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders",
+]
+MODEL_COMBOS = {
+    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
+    ("LoraLoader", "lora_name"): "loras",
+    ("VAELoader", "vae_name"): "vae",
+}
+FEATURES = {"supports_preview_metadata": True, "max_upload_size": 104857600}
+SERVER_ERROR_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
+
+
+def load_object_info() -> dict[str, Any]:
+    return json.loads((FIXTURES / "object_info.json").read_text())
+
+
+_BASE_OBJECT_INFO = load_object_info()
+
+
+class ComfyUITestServer:
+    def __init__(self, root: Path, *, port: int = 0, models: dict[str, list[str]] | None = None) -> None:
+        self.root = root
+        self.port = port
+        self.models = models if models is not None else {"checkpoints": ["random_sd15.safetensors"]}
+        self.devices: list[dict[str, Any]] = [
+            {"name": "cpu", "type": "cpu", "index": None, "vram_total": 25276510208, "vram_free": 23747248128,
+             "torch_vram_total": 25276510208, "torch_vram_free": 23747248128}
+        ]
+        self.node_delays: dict[str, float] = {}
+        self.fail_nodes: dict[str, tuple[str, str]] = {}
+        self.step_delay_s = 0.0
+        self.prompts_received: list[dict[str, Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._outbox: asyncio.Queue[tuple[str, Any, str | None]] | None = None
+        self.sockets: dict[str, web.WebSocketResponse] = {}
+        self.socket_flags: dict[str, dict[str, Any]] = {}
+        self.worker: PromptWorker | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ComfyUITestServer:
+        self.worker = PromptWorker(emit=self._emit, object_info=_BASE_OBJECT_INFO, root=self.root)
+        self.worker.node_delays = self.node_delays
+        self.worker.fail_nodes = self.fail_nodes
+        self.worker.step_delay_s = self.step_delay_s
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-comfyui", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("ComfyUI test server did not start")
+        self.worker.thread.start()
+        return self
+
+    def _serve(self, ready: threading.Event) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        self._outbox = asyncio.Queue()
+        app = web.Application(middlewares=[self._origin_check], client_max_size=FEATURES["max_upload_size"])
+        self._add_routes(app)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        self._loop.run_until_complete(site.start())
+        if not self.port:
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sender = self._loop.create_task(self._send_loop())
+        ready.set()
+        self._loop.run_forever()
+        sender.cancel()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def stop(self) -> None:
+        """Like killing the process: sockets are dropped, the port refuses connections."""
+        if self.worker:
+            self.worker.stop()
+        if self._loop and self._thread and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._abort_sockets(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self.sockets = {}
+        self.socket_flags = {}
+
+    def restart(self) -> None:
+        """A new process on the same port: queue, history and caches are gone."""
+        self.stop()
+        self.start()
+
+    def drop_sockets(self) -> None:
+        """Drop every WebSocket connection mid-whatever, without a close handshake."""
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._abort_sockets(), self._loop).result(5)
+
+    async def _abort_sockets(self) -> None:
+        for ws in list(self.sockets.values()):
+            transport = ws._req.transport if ws._req is not None else None  # type: ignore[union-attr]
+            if transport is not None:
+                transport.abort()
+        self.sockets.clear()
+
+    def __enter__(self) -> ComfyUITestServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _emit(self, event: str, data: Any, sid: str | None) -> None:
+        loop, outbox = self._loop, self._outbox
+        if loop is None or outbox is None or loop.is_closed():
+            return
+        # If the loop is shutting down the message is lost, as with a dying ComfyUI.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(outbox.put_nowait, (event, data, sid))
+
+    async def _send_loop(self) -> None:
+        assert self._outbox is not None
+        while True:
+            event, data, sid = await self._outbox.get()
+            targets = list(self.sockets.items()) if sid is None else [(sid, self.sockets.get(sid))]
+            for target_sid, ws in targets:
+                if ws is None or ws.closed:
+                    continue
+                frame = self._encode(event, data, self.socket_flags.get(target_sid, {}))
+                if frame is None:
+                    continue
+                try:
+                    if isinstance(frame, bytes):
+                        await ws.send_bytes(frame)
+                    else:
+                        await ws.send_str(frame)
+                except (ConnectionError, RuntimeError):
+                    continue
+
+    @staticmethod
+    def _encode(event: str, data: Any, flags: dict[str, Any]) -> str | bytes | None:
+        wants_metadata = bool(flags.get("supports_preview_metadata"))
+        if event == "preview4":
+            if not wants_metadata:
+                return None
+            (image_format, image), meta = data
+            meta = {**meta, "image_type": "image/png" if image_format == 2 else "image/jpeg"}
+            meta_bytes = json.dumps(meta).encode()
+            return struct.pack(">II", 4, len(meta_bytes)) + meta_bytes + image
+        if event == "preview1":
+            if wants_metadata:
+                return None
+            (image_format, image), _meta = data
+            return struct.pack(">II", 1, image_format) + image
+        if event == "text":
+            node_id, text = data
+            node_bytes = node_id.encode()
+            return struct.pack(">II", 3, len(node_bytes)) + node_bytes + text.encode()
+        return json.dumps({"type": event, "data": data})
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _origin_check(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        host = request.headers.get("Host", "")
+        if origin and host.rsplit(":", 1)[0] in LOOPBACK_HOSTS:
+            origin_host = origin.split("://", 1)[-1]
+            if origin_host != host:
+                return web.Response(status=403)
+        return await handler(request)
+
+    def _add_routes(self, app: web.Application) -> None:
+        table = [
+            ("GET", "/ws", self.ws),
+            ("POST", "/prompt", self.post_prompt),
+            ("GET", "/prompt", self.get_prompt),
+            ("GET", "/queue", self.get_queue),
+            ("POST", "/queue", self.post_queue),
+            ("POST", "/interrupt", self.post_interrupt),
+            ("POST", "/free", self.post_free),
+            ("GET", "/history", self.get_history),
+            ("GET", "/history/{prompt_id}", self.get_history_item),
+            ("POST", "/history", self.post_history),
+            ("GET", "/object_info", self.get_object_info),
+            ("GET", "/object_info/{node_class}", self.get_node_info),
+            ("GET", "/system_stats", self.get_system_stats),
+            ("GET", "/features", self.get_features),
+            ("GET", "/embeddings", self.get_embeddings),
+            ("GET", "/models", self.get_model_folders),
+            ("GET", "/models/{folder}", self.get_models),
+            ("POST", "/upload/image", self.upload_image),
+            ("GET", "/view", self.view),
+        ]
+        for method, path, handler in table:
+            app.router.add_route(method, path, handler)
+            if path != "/ws":
+                app.router.add_route(method, "/api" + path, handler)
+
+    def object_info(self) -> dict[str, Any]:
+        info = dict(_BASE_OBJECT_INFO)
+        for (class_type, input_name), folder in MODEL_COMBOS.items():
+            if class_type in info:
+                node = copy.deepcopy(info[class_type])
+                node["input"]["required"][input_name][0] = list(self.models.get(folder, []))
+                info[class_type] = node
+        load_image = copy.deepcopy(info["LoadImage"])
+        input_dir = self.root / "input"
+        files = sorted(str(p.relative_to(input_dir)) for p in input_dir.rglob("*") if p.is_file())
+        load_image["input"]["required"]["image"][0] = files
+        info["LoadImage"] = load_image
+        return info
+
+    def _check_load_image(self, name: str, value: Any) -> str | None:
+        if name != "image":
+            return None
+        path = (self.root / "input" / str(value)).resolve()
+        if not path.is_relative_to((self.root / "input").resolve()) or not path.is_file():
+            return f"Invalid image file: {value}"
+        return None
+
+    async def post_prompt(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=500, text=SERVER_ERROR_TEXT)
+        number: float = self.worker.counter
+        self.worker.counter += 1
+        if "number" in body:
+            number = float(body["number"])
+        elif body.get("front"):
+            number = -number
+        if "prompt" not in body:
+            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
+                     "extra_info": {}}
+            return web.json_response({"error": error, "node_errors": {}}, status=400)
+        self.prompts_received.append(body)
+        prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+        validator = Validator(self.object_info(), {"LoadImage": self._check_load_image})
+        try:
+            outputs, node_errors = validator.validate(body["prompt"], body.get("partial_execution_targets"))
+        except PromptInvalid as invalid:
+            return web.json_response(invalid.body, status=400)
+        extra_data = dict(body.get("extra_data") or {})
+        if "client_id" in body:
+            extra_data["client_id"] = body["client_id"]
+        self.worker.put((number, prompt_id, body["prompt"], extra_data, outputs))
+        return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
+
+    async def get_prompt(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        return web.json_response({"exec_info": {"queue_remaining": self.worker.remaining()}})
+
+    async def get_queue(self, request: web.Request) -> web.Response:
+        worker = self.worker
+        assert worker is not None
+        with worker.lock:
+            running = [list(item) for item in worker.running.values()]
+            pending = [list(item) for item in worker.pending]
+        return web.json_response({"queue_running": running, "queue_pending": pending})
+
+    async def _json_or_empty(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    async def post_queue(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        body = await self._json_or_empty(request)
+        if body.get("clear"):
+            self.worker.clear()
+        if "delete" in body:
+            self.worker.delete([str(i) for i in body["delete"]])
+        return web.Response(status=200)
+
+    async def post_interrupt(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        body = await self._json_or_empty(request)
+        self.worker.interrupt(body.get("prompt_id"))
+        return web.Response(status=200)
+
+    async def post_free(self, request: web.Request) -> web.Response:
+        await self._json_or_empty(request)
+        return web.Response(status=200)
+
+    async def get_history(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        max_items = request.query.get("max_items")
+        offset = request.query.get("offset")
+        with self.worker.lock:
+            items = list(self.worker.history.items())
+        count = int(max_items) if max_items is not None else None
+        start = int(offset) if offset is not None else (max(len(items) - count, 0) if count is not None else 0)
+        end = start + count if count is not None else len(items)
+        return web.json_response(dict(items[start:end]))
+
+    async def get_history_item(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        prompt_id = request.match_info["prompt_id"]
+        with self.worker.lock:
+            entry = self.worker.history.get(prompt_id)
+        return web.json_response({prompt_id: entry} if entry is not None else {})
+
+    async def post_history(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        body = await self._json_or_empty(request)
+        with self.worker.lock:
+            if body.get("clear"):
+                self.worker.history.clear()
+            for prompt_id in body.get("delete", []):
+                self.worker.history.pop(str(prompt_id), None)
+        return web.Response(status=200)
+
+    async def get_object_info(self, request: web.Request) -> web.Response:
+        return web.json_response(self.object_info())
+
+    async def get_node_info(self, request: web.Request) -> web.Response:
+        name = request.match_info["node_class"]
+        info = self.object_info().get(name)
+        return web.json_response({name: info} if info else {})
+
+    async def get_system_stats(self, request: web.Request) -> web.Response:
+        system = {
+            "os": "posix", "ram_total": 25276510208, "ram_free": 23747248128, "comfyui_version": "0.3.64",
+            "required_frontend_version": "1.27.10", "installed_templates_version": "0.1.95",
+            "required_templates_version": "0.1.95", "python_version": "3.11.7", "pytorch_version": "2.14.1+cu130",
+            "embedded_python": False, "argv": ["main.py", "--cpu", "--port", str(self.port)],
+        }
+        return web.json_response({"system": system, "devices": self.devices})
+
+    async def get_features(self, request: web.Request) -> web.Response:
+        return web.json_response(FEATURES)
+
+    async def get_embeddings(self, request: web.Request) -> web.Response:
+        return web.json_response([])
+
+    async def get_model_folders(self, request: web.Request) -> web.Response:
+        return web.json_response(MODEL_FOLDERS)
+
+    async def get_models(self, request: web.Request) -> web.Response:
+        folder = request.match_info["folder"]
+        if folder not in MODEL_FOLDERS:
+            return web.Response(status=404)
+        return web.json_response(list(self.models.get(folder, [])))
+
+    def _folder(self, folder_type: str) -> Path | None:
+        return {"input": self.root / "input", "output": self.root / "output", "temp": self.root / "temp"}.get(
+            folder_type
+        )
+
+    async def upload_image(self, request: web.Request) -> web.Response:
+        post = await request.post()
+        image = post.get("image")
+        folder_type = str(post.get("type") or "input")
+        base = self._folder(folder_type)
+        if not isinstance(image, web.FileField) or base is None:
+            return web.Response(status=400)
+        subfolder = str(post.get("subfolder") or "")
+        base = base.resolve()
+        target_dir = Path(os.path.abspath(base / os.path.normpath(subfolder)))
+        filename = image.filename or "image.png"
+        path = Path(os.path.abspath(target_dir / filename))
+        if os.path.commonpath((base, path)) != str(base):
+            return web.Response(status=400)
+        data = image.file.read()
+        target_dir.mkdir(parents=True, exist_ok=True)
+        duplicate = False
+        if str(post.get("overwrite") or "").lower() not in ("true", "1"):
+            stem, ext = os.path.splitext(filename)
+            counter = 1
+            while path.exists():
+                if hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest():
+                    duplicate = True
+                    break
+                filename = f"{stem} ({counter}){ext}"
+                path = target_dir / filename
+                counter += 1
+        if not duplicate:
+            path.write_bytes(data)
+        return web.json_response({"name": filename, "subfolder": subfolder, "type": folder_type})
+
+    async def view(self, request: web.Request) -> web.StreamResponse:
+        filename = request.query.get("filename")
+        if filename is None:
+            return web.Response(status=404)
+        folder_type = request.query.get("type", "output")
+        for annotation in ("output", "input", "temp"):
+            if filename.endswith(f" [{annotation}]"):
+                filename, folder_type = filename[: -len(annotation) - 3], annotation
+        base = self._folder(folder_type)
+        if not filename or filename[0] == "/" or ".." in filename or base is None:
+            return web.Response(status=400)
+        base = base.resolve()
+        folder = base
+        if "subfolder" in request.query:
+            folder = Path(os.path.abspath(base / request.query["subfolder"]))
+            if os.path.commonpath((folder, base)) != str(base):
+                return web.Response(status=403)
+        path = folder / os.path.basename(filename)
+        if not path.is_file():
+            return web.Response(status=404)
+        preview = request.query.get("preview")
+        if preview:
+            fmt, _, quality = preview.partition(";")
+            fmt = "jpeg" if fmt == "jpeg" else "webp"
+            buffer = io.BytesIO()
+            with Image.open(path) as img:
+                img.convert("RGB").save(buffer, fmt.upper(), quality=int(quality or 90))
+            return web.Response(
+                body=buffer.getvalue(),
+                content_type=f"image/{fmt}",
+                headers={"Content-Disposition": f'filename="{path.name}"'},
+            )
+        return web.FileResponse(path, headers={"Content-Disposition": f'filename="{path.name}"'})
+
+    # -- WebSocket ------------------------------------------------------------------------------
+
+    async def ws(self, request: web.Request) -> web.WebSocketResponse:
+        assert self.worker is not None
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sid = request.query.get("clientId") or uuid.uuid4().hex
+        self.sockets[sid] = ws
+        self.socket_flags.pop(sid, None)
+        try:
+            await ws.send_str(json.dumps({"type": "status", "data": {**self.worker.status_data(), "sid": sid}}))
+            if self.worker.running_client == sid and self.worker.last_node_id is not None:
+                await ws.send_str(json.dumps({"type": "executing", "data": {"node": self.worker.last_node_id}}))
+            first = True
+            async for message in ws:
+                if message.type.name != "TEXT" or not first:
+                    continue
+                first = False
+                try:
+                    parsed = json.loads(message.data)
+                except ValueError:
+                    continue
+                if isinstance(parsed, dict) and parsed.get("type") == "feature_flags":
+                    self.socket_flags[sid] = dict(parsed.get("data") or {})
+                    await ws.send_str(json.dumps({"type": "feature_flags", "data": FEATURES}))
+        finally:
+            # ComfyUI's quirk: closing an old socket forgets the id even if a newer socket reuses it.
+            self.sockets.pop(sid, None)
+        return ws

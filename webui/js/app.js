@@ -1,0 +1,141 @@
+// @ts-check
+import { api } from './lib/api.js';
+import { h, replace } from './lib/dom.js';
+import { formatTime } from './lib/format.js';
+import { live } from './lib/live.js';
+
+/** Navigation for every page; `ready: false` pages come with later work. */
+const PAGES = [
+  { path: '/', title: 'Home', module: './pages/home.js', ready: true },
+  { path: '/run', title: 'Run' },
+  { path: '/queue', title: 'Queue' },
+  { path: '/history', title: 'History' },
+  { path: '/workflows', title: 'Workflows' },
+  { path: '/models', title: 'Models' },
+  { path: '/loras', title: 'LoRAs' },
+  { path: '/downloads', title: 'Downloads' },
+  { path: '/presets', title: 'Presets' },
+  { path: '/gallery', title: 'Gallery' },
+  { path: '/civitai', title: 'CivitAI' },
+  { path: '/llm', title: 'LLM' },
+  { path: '/settings', title: 'Settings' },
+  { path: '/login', title: 'Login' },
+];
+
+/** @type {(() => void) | null} */
+let unmountPage = null;
+
+function renderNav() {
+  const nav = /** @type {HTMLElement} */ (document.getElementById('sidenav'));
+  replace(nav, h('ul', null, PAGES.map((page) => h('li', null,
+    h('a', { href: page.path, 'data-link': true, 'aria-current': page.path === location.pathname ? 'page' : null },
+      page.title)))));
+}
+
+async function route() {
+  const page = PAGES.find((p) => p.path === location.pathname) || PAGES[0];
+  renderNav();
+  document.title = `${page.title} · ComfyUI Studio`;
+  if (unmountPage) unmountPage();
+  unmountPage = null;
+  const main = /** @type {HTMLElement} */ (document.getElementById('page'));
+  const module = page.module ? await import(page.module) : await import('./pages/upcoming.js');
+  unmountPage = module.mount(main, { title: page.title }) || null;
+  document.body.classList.remove('nav-open');
+}
+
+/** @param {string} state @param {string} label @param {string} id */
+function setIndicator(id, state, label) {
+  const el = document.getElementById(id);
+  if (!el) return;
+  el.dataset.state = state;
+  const text = el.querySelector('.label');
+  if (text) text.textContent = label;
+}
+
+/** @param {boolean} connected */
+export function showComfyState(connected) {
+  setIndicator('comfy-indicator', connected ? 'connected' : 'disconnected',
+    connected ? 'ComfyUI connected' : 'ComfyUI disconnected');
+}
+
+/** @param {{type: string, payload?: any, created_at?: string, ts?: number}} event */
+function describe(event) {
+  const p = event.payload || {};
+  switch (event.type) {
+    case 'comfy/connection':
+      return p.connected ? 'ComfyUI connected' : `ComfyUI disconnected${p.error ? ` (${p.error})` : ''}`;
+    case 'system/started':
+      return `Studio ${p.version || ''} started`;
+    case 'system/notice':
+      return p.message || 'Notice';
+    default:
+      return event.type;
+  }
+}
+
+/** @param {{type: string, payload?: any, created_at?: string, ts?: number}} event @param {boolean} [prepend] */
+function addActivity(event, prepend = true) {
+  const list = document.getElementById('activity-list');
+  if (!list) return;
+  const when = event.created_at || event.ts || Date.now() / 1000;
+  const item = h('li', { class: `activity-item activity-${event.type.replace('/', '-')}` },
+    h('time', null, formatTime(when)), h('span', null, describe(event)));
+  if (prepend) list.prepend(item); else list.append(item);
+  while (list.children.length > 50) list.lastChild?.remove();
+}
+
+async function loadActivity() {
+  try {
+    const data = await api.get('/api/events?limit=30');
+    const list = document.getElementById('activity-list');
+    if (list) list.replaceChildren();
+    for (const item of data.items) addActivity(item, false);
+  } catch {
+    // The activity panel is secondary; the page still works without it.
+  }
+}
+
+async function loadComfyState() {
+  try {
+    const status = await api.get('/api/status');
+    showComfyState(status.comfyui.socket === 'connected');
+  } catch {
+    setIndicator('comfy-indicator', 'unknown', 'ComfyUI unknown');
+  }
+}
+
+function start() {
+  document.addEventListener('click', (event) => {
+    const target = /** @type {HTMLElement} */ (event.target);
+    const link = target.closest('a[data-link]');
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    history.pushState(null, '', link.getAttribute('href'));
+    route();
+  });
+  window.addEventListener('popstate', route);
+  const toggle = document.getElementById('nav-toggle');
+  toggle?.addEventListener('click', () => {
+    const open = document.body.classList.toggle('nav-open');
+    toggle.setAttribute('aria-expanded', String(open));
+  });
+  live.addEventListener('open', () => setIndicator('studio-indicator', 'connected', 'Studio live'));
+  live.addEventListener('close', () => {
+    setIndicator('studio-indicator', 'disconnected', 'Studio offline');
+    setIndicator('comfy-indicator', 'unknown', 'ComfyUI unknown');
+  });
+  live.addEventListener('resync', () => { loadComfyState(); loadActivity(); });
+  live.on('comfy/connection', (payload) => showComfyState(Boolean(payload.connected)));
+  live.on('any', (event) => {
+    if (['comfy/connection', 'system/started', 'system/notice'].includes(event.type)) {
+      addActivity({ type: event.type, payload: event.payload, ts: event.ts });
+    }
+  });
+  live.start();
+  loadComfyState();
+  loadActivity();
+  route();
+}
+
+start();

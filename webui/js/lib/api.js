@@ -1,0 +1,66 @@
+// @ts-check
+/**
+ * The only place that calls fetch. Every Studio error body
+ * `{"error": {"code", "message", "details"}}` becomes an ApiError, so pages show
+ * `err.message` and never a raw status line.
+ */
+export class ApiError extends Error {
+  /** @param {number} status @param {string} code @param {string} message @param {any} [details] */
+  constructor(status, code, message, details) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+
+  /** Field-level messages for forms: `{field: message}`. */
+  get fields() {
+    return (this.details && this.details.fields) || {};
+  }
+}
+
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {any} [body]
+ * @returns {Promise<any>}
+ */
+export async function request(method, path, body) {
+  /** @type {RequestInit} */
+  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { ...init.headers, 'Content-Type': 'application/json' };
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, 'network_error', 'Studio cannot be reached. Check that it is running.');
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    if (error && typeof error.message === 'string') {
+      throw new ApiError(response.status, error.code || 'error', error.message, error.details);
+    }
+    throw new ApiError(response.status, 'http_error', `Studio answered ${response.status}.`);
+  }
+  return data;
+}
+
+export const api = {
+  /** @param {string} path */
+  get: (path) => request('GET', path),
+  /** @param {string} path @param {any} [body] */
+  post: (path, body) => request('POST', path, body ?? {}),
+  /** @param {string} path @param {any} [body] */
+  put: (path, body) => request('PUT', path, body ?? {}),
+  /** @param {string} path */
+  del: (path) => request('DELETE', path),
+};

@@ -1,0 +1,74 @@
+// @ts-check
+/**
+ * The one WebSocket to Studio. Dispatches each server event as a DOM event named after its
+ * type (`comfy/connection`, `jobs/update`, ...) and `open` / `close` for the link itself.
+ * Reconnects with capped, jittered backoff. After any reconnect, and on `events/reset`, it
+ * dispatches `resync`: pages then refetch their REST snapshots (snapshot, then deltas).
+ */
+export class Live extends EventTarget {
+  /** @param {string} [path] */
+  constructor(path = '/ws') {
+    super();
+    this.path = path;
+    /** @type {WebSocket | null} */
+    this.socket = null;
+    this.connected = false;
+    this.attempt = 0;
+    this.everConnected = false;
+    /** @type {number | undefined} */
+    this.timer = undefined;
+  }
+
+  start() {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const socket = new WebSocket(`${scheme}://${location.host}${this.path}`);
+    this.socket = socket;
+    socket.addEventListener('open', () => {
+      const reconnect = this.everConnected;
+      this.connected = true;
+      this.everConnected = true;
+      this.attempt = 0;
+      this.dispatchEvent(new Event('open'));
+      if (reconnect) this.dispatchEvent(new Event('resync'));
+    });
+    socket.addEventListener('message', (message) => {
+      let data;
+      try { data = JSON.parse(message.data); } catch { return; }
+      if (!data || typeof data.type !== 'string') return;
+      if (data.type === 'events/reset') {
+        this.dispatchEvent(new Event('resync'));
+        return;
+      }
+      this.dispatchEvent(new CustomEvent(data.type, { detail: data.payload }));
+      this.dispatchEvent(new CustomEvent('any', { detail: data }));
+    });
+    socket.addEventListener('close', () => {
+      const wasConnected = this.connected;
+      this.connected = false;
+      this.socket = null;
+      if (wasConnected) this.dispatchEvent(new Event('close'));
+      this.schedule();
+    });
+  }
+
+  schedule() {
+    this.attempt += 1;
+    const delay = Math.min(10000, 300 * 2 ** Math.min(this.attempt, 6)) * (0.5 + Math.random() / 2);
+    clearTimeout(this.timer);
+    this.timer = window.setTimeout(() => this.start(), delay);
+  }
+
+  /**
+   * @param {string} type
+   * @param {(payload: any) => void} handler
+   * @returns {() => void} call to stop listening
+   */
+  on(type, handler) {
+    /** @param {Event} event */
+    const listener = (event) => handler(/** @type {CustomEvent} */ (event).detail);
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+}
+
+export const live = new Live();

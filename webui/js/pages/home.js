@@ -1,0 +1,109 @@
+// @ts-check
+import { api, ApiError } from '../lib/api.js';
+import { h, replace } from '../lib/dom.js';
+import { formatBytes, formatDuration, percent } from '../lib/format.js';
+import { live } from '../lib/live.js';
+import { toast } from '../lib/toast.js';
+
+/** @param {string} label @param {number} used @param {number} total @param {string} [text] */
+function meter(label, used, total, text) {
+  const pct = percent(used, total);
+  return h('div', { class: 'meter' },
+    h('div', { class: 'meter-head' }, h('span', null, label), h('span', { class: 'muted' }, text ?? `${pct}%`)),
+    h('div', { class: 'meter-bar', role: 'progressbar', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100,
+      'aria-label': label },
+    h('div', { class: `meter-fill${pct >= 90 ? ' meter-high' : ''}`, style: { width: `${pct}%` } })));
+}
+
+/** @param {any} comfy */
+function comfyCard(comfy) {
+  const connected = comfy.socket === 'connected';
+  const body = [];
+  body.push(h('p', { class: 'comfy-state', 'data-state': connected ? 'connected' : 'disconnected' },
+    h('span', { class: 'dot' }), connected ? 'Connected' : 'Not connected'));
+  body.push(h('dl', { class: 'facts' },
+    h('dt', null, 'Address'), h('dd', null, comfy.url),
+    h('dt', null, 'Version'), h('dd', { id: 'comfy-version' }, comfy.version || '–'),
+    h('dt', null, 'Queue'), h('dd', { id: 'comfy-queue' }, comfy.queue_remaining ?? '–'),
+    h('dt', null, 'Devices'), h('dd', null, (comfy.devices || []).map((/** @type {any} */ d) => d.name).join(', ') || '–')));
+  if (!connected && comfy.error) {
+    body.push(h('p', { class: 'error-line' }, comfy.error));
+    if (comfy.hint) body.push(h('p', { class: 'muted' }, comfy.hint));
+  }
+  const free = h('button', { class: 'button', disabled: !connected, onclick: async () => {
+    free.setAttribute('disabled', '');
+    try {
+      await api.post('/api/comfy/free', { unload_models: true, free_memory: true });
+      toast('ComfyUI will unload models and free memory after the current job.', 'success');
+    } catch (err) {
+      toast(err instanceof ApiError ? err.message : String(err), 'error');
+    } finally {
+      free.removeAttribute('disabled');
+    }
+  } }, 'Free VRAM');
+  return h('section', { class: 'card', id: 'comfy-card' }, h('h2', null, 'ComfyUI'), body, h('div', { class: 'actions' }, free));
+}
+
+/** @param {any} t */
+function machineCard(t) {
+  const gpus = t.gpus || [];
+  return h('section', { class: 'card', id: 'machine-card' },
+    h('h2', null, 'Machine'),
+    meter(`CPU (${t.cpu_count} cores)`, t.cpu_percent, 100),
+    meter('RAM', t.ram_used, t.ram_total, `${formatBytes(t.ram_used)} / ${formatBytes(t.ram_total)}`),
+    gpus.length
+      ? gpus.map((/** @type {any} */ g) => [
+        g.utilization_percent !== null ? meter(`GPU ${g.name}`, g.utilization_percent, 100) : null,
+        meter(`VRAM ${g.name}`, g.vram_used, g.vram_total, `${formatBytes(g.vram_used)} / ${formatBytes(g.vram_total)}`),
+      ])
+      : h('p', { class: 'muted' }, 'No GPU reported (by NVML or ComfyUI).'),
+    meter('Disk (data folder)', t.disk.used, t.disk.total, `${formatBytes(t.disk.free)} free of ${formatBytes(t.disk.total)}`));
+}
+
+/** @param {HTMLElement} main */
+export function mount(main) {
+  /** @type {any} */
+  let status = null;
+  const grid = h('div', { class: 'grid' });
+  replace(main, h('h1', null, 'Home'), grid);
+
+  function render() {
+    if (!status) return;
+    replace(grid,
+      comfyCard(status.comfyui),
+      machineCard(status.telemetry),
+      h('section', { class: 'card' }, h('h2', null, 'Studio'),
+        h('dl', { class: 'facts' },
+          h('dt', null, 'Version'), h('dd', null, status.studio.version),
+          h('dt', null, 'Up for'), h('dd', null, formatDuration(status.studio.uptime_s)),
+          h('dt', null, 'Data folder'), h('dd', { class: 'path' }, status.studio.data_dir))));
+  }
+
+  async function load() {
+    try {
+      status = await api.get('/api/status');
+      render();
+    } catch (err) {
+      replace(grid, h('p', { class: 'error-line' }, err instanceof ApiError ? err.message : String(err)));
+    }
+  }
+
+  const stops = [
+    live.on('comfy/connection', () => load()),
+    live.on('comfy/queue', (p) => {
+      if (!status) return;
+      status.comfyui.queue_remaining = p.queue_remaining;
+      const cell = document.getElementById('comfy-queue');
+      if (cell) cell.textContent = String(p.queue_remaining);
+    }),
+    live.on('system/telemetry', (t) => {
+      if (!status) return;
+      status.telemetry = t;
+      document.getElementById('machine-card')?.replaceWith(machineCard(t));
+    }),
+  ];
+  const onResync = () => load();
+  live.addEventListener('resync', onResync);
+  load();
+  return () => { stops.forEach((stop) => stop()); live.removeEventListener('resync', onResync); };
+}

@@ -1,0 +1,12 @@
+// @ts-check
+import { h, replace } from '../lib/dom.js';
+
+/** Pages whose features are still being built say so plainly instead of pretending. */
+/** @param {HTMLElement} main @param {{title: string}} context */
+export function mount(main, context) {
+  replace(main,
+    h('h1', null, context.title),
+    h('section', { class: 'card empty' },
+      h('p', null, `${context.title} is not built yet in this version of Studio.`),
+      h('p', { class: 'muted' }, 'Home shows ComfyUI and the machine live in the meantime.')));
+}
