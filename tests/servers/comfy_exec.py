@@ -21,6 +21,7 @@ from tests.servers.comfy_nodes import NODES, NodeContext, NodeFailure, placehold
 
 SENSITIVE_EXTRA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 HISTORY_LIMIT = 10000
+NEVER_CACHED = frozenset({"SaveImageWebsocket"})
 
 Emit = Callable[[str, Any, str | None], None]
 
@@ -304,6 +305,8 @@ class PromptWorker:
                 parts[name] = ["link", self.signature(prompt, str(value[0])), value[1]]
             else:
                 parts[name] = value
+        if node["class_type"] in NEVER_CACHED:  # their IS_CHANGED returns the time
+            parts["__now__"] = time.time_ns()
         if node["class_type"] == "LoadImage":
             path = self.input_dir / str(node.get("inputs", {}).get("image", ""))
             parts["__file__"] = [path.stat().st_mtime_ns, path.stat().st_size] if path.is_file() else None

@@ -1,0 +1,298 @@
+"""Replays the scenarios captured from a real ComfyUI 0.3.64 against the ComfyUI test server and
+compares message types, their order and their fields, plus the exact 400 bodies."""
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import websocket
+from PIL import Image
+
+from tests.servers.comfyui import ComfyUITestServer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "comfyui"
+DRIVE = json.loads((FIXTURES / "drive_results.json").read_text())
+DRIVE2 = json.loads((FIXTURES / "drive2_results.json").read_text())
+DRIVE3 = json.loads((FIXTURES / "drive3_results.json").read_text())
+
+
+class Socket:
+    """A raw ComfyUI WebSocket client that records (kind, type, data) like the capture script did."""
+
+    def __init__(self, server: ComfyUITestServer, client_id: str | None, flags: bool = False) -> None:
+        url = f"ws://127.0.0.1:{server.port}/ws" + (f"?clientId={client_id}" if client_id else "")
+        self.ws = websocket.create_connection(url, timeout=10)
+        self.records: list[tuple[str, str, Any]] = []
+        self.lock = threading.Lock()
+        if flags:
+            self.ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                opcode, data = self.ws.recv_data()
+            except (websocket.WebSocketException, OSError):
+                return
+            with self.lock:
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    message = json.loads(data)
+                    self.records.append(("json", message["type"], message["data"]))
+                elif opcode == websocket.ABNF.OPCODE_BINARY:
+                    self.records.append(("bin", str(int.from_bytes(data[:4], "big")), data))
+
+    def wait_for(self, predicate, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(self.records):
+                    return
+            time.sleep(0.01)
+        raise AssertionError(f"not seen in time; got {[r[1] for r in self.records]}")
+
+    def wait_done(self, prompt_id: str) -> None:
+        self.wait_for(lambda rs: any(r[1] == "executing" and r[2].get("node") is None
+                                     and r[2].get("prompt_id") == prompt_id for r in rs))
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def captured(transcript: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
+    out = []
+    for entry in transcript:
+        if entry["kind"] == "json":
+            out.append(("json", entry["msg"]["type"], entry["msg"]["data"]))
+        else:
+            out.append(("bin", str(entry["msg"]["event_type"]), entry["msg"]))
+    return out
+
+
+def shape(records: list[tuple[str, str, Any]]) -> list[tuple[str, tuple[str, ...]]]:
+    """Message type plus the sorted field names of its data: what a client depends on."""
+    return [(kind_type, tuple(sorted(data)) if kind == "json" else ()) for kind, kind_type, data in records]
+
+
+def history_entry(key: str) -> dict[str, Any]:
+    captured_answer = DRIVE[key]
+    return next(iter(captured_answer.get("body", captured_answer).values()))
+
+
+def history_prompt(key: str) -> dict[str, Any]:
+    return history_entry(key)["prompt"][2]
+
+
+def post(server: ComfyUITestServer, body: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{server.url}/prompt", json=body, timeout=10)
+
+
+def skip_hello(records: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    return [r for r in records if not (r[1] == "status" and "sid" in r[2]) and r[1] != "feature_flags"]
+
+
+def test_hello_messages(comfy_server: ComfyUITestServer) -> None:
+    plain = Socket(comfy_server, "client-A-plain")
+    flagged = Socket(comfy_server, "client-B-flags", flags=True)
+    anon = Socket(comfy_server, None)
+    flagged.wait_for(lambda rs: len(rs) == 2)
+    plain.wait_for(lambda rs: len(rs) == 1)
+    anon.wait_for(lambda rs: len(rs) == 1)
+    assert plain.records[0][2] == DRIVE["ws_hello"]["A"][0]["msg"]["data"]
+    assert [(r[1], r[2]) for r in flagged.records] == [(e["msg"]["type"], e["msg"]["data"])
+                                                       for e in DRIVE["ws_hello"]["B"]]
+    assert len(anon.records[0][2]["sid"]) == 32
+    for sock in (plain, flagged, anon):
+        sock.close()
+
+
+@pytest.mark.parametrize(("scenario", "history_key"), [("S1_ws_A", "S1_history"), ("S4_ws_A", "S4_history")])
+def test_successful_jobs_send_the_captured_sequence(
+    comfy_server: ComfyUITestServer, scenario: str, history_key: str
+) -> None:
+    (comfy_server.root / "input" / "wrapper").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 24), (10, 20, 30)).save(comfy_server.root / "input" / "wrapper" / "upload_test.png")
+    sock = Socket(comfy_server, "client-A-plain")
+    sock.wait_for(lambda rs: len(rs) == 1)
+    prompt = history_prompt(history_key)
+
+    answer = post(comfy_server, {"prompt": prompt, "client_id": "client-A-plain"}).json()
+    sock.wait_done(answer["prompt_id"])
+
+    assert shape(skip_hello(sock.records)) == shape(captured(DRIVE[scenario]))
+    history = requests.get(f"{comfy_server.url}/history/{answer['prompt_id']}", timeout=5).json()
+    real = history_entry(history_key)
+    ours = history[answer["prompt_id"]]
+    assert set(ours) == set(real)
+    assert [m[0] for m in ours["status"]["messages"]] == [m[0] for m in real["status"]["messages"]]
+    assert ours["outputs"] == real["outputs"]
+    sock.close()
+
+
+def test_runtime_error_sequence_and_history(comfy_server: ComfyUITestServer) -> None:
+    (comfy_server.root / "input" / "broken.png").write_bytes(b"not an image")
+    sock = Socket(comfy_server, "client-A-plain")
+    sock.wait_for(lambda rs: len(rs) == 1)
+    answer = post(comfy_server, {"prompt": history_prompt("S7_history"), "client_id": "client-A-plain"}).json()
+    sock.wait_done(answer["prompt_id"])
+
+    assert shape(skip_hello(sock.records)) == shape(captured(DRIVE["S7_ws_A"]))
+    error = next(r[2] for r in sock.records if r[1] == "execution_error")
+    assert error["exception_type"] == "PIL.UnidentifiedImageError"
+    assert error["exception_message"].startswith("cannot identify image file")
+    sock.close()
+
+
+S3_PROMPT = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 24, "batch_size": 2, "color": 0}},
+    "2": {"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact",
+                                                 "width": ["2", 0], "height": ["2", 1], "crop": "disabled"}},
+    "4": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["3", 0]}},
+}
+
+
+def test_preview_frames_are_type_1_or_type_4_by_feature_flag(comfy_server: ComfyUITestServer) -> None:
+    plain = Socket(comfy_server, "client-A-plain")
+    plain.wait_for(lambda rs: len(rs) == 1)
+    first = post(comfy_server, {"prompt": S3_PROMPT, "client_id": "client-A-plain"}).json()
+    plain.wait_done(first["prompt_id"])
+    plain_records = skip_hello(plain.records)
+    # B runs the same graph next, so nodes 1-3 come from the cache, as in the capture.
+    flagged = Socket(comfy_server, "client-B-flags", flags=True)
+    flagged.wait_for(lambda rs: len(rs) == 2)
+    second = post(comfy_server, {"prompt": S3_PROMPT, "client_id": "client-B-flags"}).json()
+    flagged.wait_done(second["prompt_id"])
+
+    assert shape(plain_records) == shape(captured(DRIVE["S3_ws_A"]))
+    text_frame = next(r[2] for r in plain.records if r[1] == "3")
+    assert text_frame == (FIXTURES / "S3_A_bin0.bin").read_bytes()
+    assert shape(skip_hello(flagged.records)) == shape(captured(DRIVE["S3_ws_B"]))
+    meta_frame = next(r[2] for r in flagged.records if r[1] == "4")
+    meta_len = int.from_bytes(meta_frame[4:8], "big")
+    meta = json.loads(meta_frame[8 : 8 + meta_len])
+    real_meta = next(e["msg"]["metadata"] for e in DRIVE["S3_ws_B"] if e["kind"] != "json")
+    assert set(meta) == set(real_meta) and meta["prompt_id"] == second["prompt_id"] and meta["node_id"] == "4"
+    plain.close()
+    flagged.close()
+
+
+def test_an_identical_rerun_is_served_from_the_cache(comfy_server: ComfyUITestServer) -> None:
+    sock = Socket(comfy_server, "client-A-plain")
+    sock.wait_for(lambda rs: len(rs) == 1)
+    prompt = history_prompt("S1_history")
+    first = post(comfy_server, {"prompt": prompt, "client_id": "client-A-plain"}).json()
+    sock.wait_done(first["prompt_id"])
+    start = len(sock.records)
+    second = post(comfy_server, {"prompt": prompt, "client_id": "client-A-plain"}).json()
+    sock.wait_done(second["prompt_id"])
+
+    assert shape(sock.records[start:]) == shape(captured(DRIVE2["cache_run1_ws"]))
+    outputs = [requests.get(f"{comfy_server.url}/history/{p['prompt_id']}", timeout=5).json()[p["prompt_id"]]["outputs"]
+               for p in (first, second)]
+    assert outputs[0] == outputs[1]  # the same file again: nothing new was written
+    sock.close()
+
+
+def test_a_prompt_without_client_id_only_broadcasts_progress(comfy_server: ComfyUITestServer) -> None:
+    watcher = Socket(comfy_server, "watcher")
+    watcher.wait_for(lambda rs: len(rs) == 1)
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "4": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["2", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "wrapper/nocid"}},
+    }
+    answer = post(comfy_server, {"prompt": prompt}).json()
+    watcher.wait_for(lambda rs: rs[-1][1] == "status" and rs[-1][2]["status"]["exec_info"]["queue_remaining"] == 0
+                     and len(rs) > 3)
+
+    assert [r[1] for r in skip_hello(watcher.records)] == [
+        ("1" if r[0] == "bin" else r[1]) for r in captured(DRIVE3["no_client_id_watcher_sees"])]
+    history = requests.get(f"{comfy_server.url}/history/{answer['prompt_id']}", timeout=5).json()
+    assert history[answer["prompt_id"]]["prompt"][3] == DRIVE3["no_client_id_history_extra_data"]
+    watcher.close()
+
+
+ERROR_CASES = {
+    "value_smaller_than_min": {"1": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 64,
+                                                                            "batch_size": 1, "color": 0}}},
+    "value_bigger_than_max": {"1": {"class_type": "EmptyImage", "inputs": {"width": 999999, "height": 64,
+                                                                           "batch_size": 1, "color": 0}}},
+    "invalid_input_type": {"1": {"class_type": "EmptyImage", "inputs": {"width": "abc", "height": 64,
+                                                                        "batch_size": 1, "color": 0}}},
+    "required_input_missing": {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "batch_size": 1,
+                                                                            "color": 0}}},
+    "value_not_in_list": {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "foo", "width": 8,
+                                                     "height": 8, "crop": "disabled"}}},
+    "bad_linked_input": {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0, 5]}}},
+    "loadimage_missing_file": {"1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_validation_400_bodies_match_the_capture(comfy_server: ComfyUITestServer, case: str) -> None:
+    prompt = dict(ERROR_CASES[case])
+    last = max(prompt, key=int)
+    prompt["3"] = {"class_type": "SaveImage", "inputs": {"images": [last, 0], "filename_prefix": "x"}}
+
+    response = post(comfy_server, {"prompt": prompt})
+
+    assert response.status_code == 400
+    assert response.json() == DRIVE["S6_errors"][case]["body"]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "source"),
+    [
+        ("unknown_node_class", {"prompt": {"9": {"class_type": "NoSuchNode", "inputs": {}}}},
+         {"unknown_node_class": {"body": DRIVE2["unknown_node_class"][1]}}),
+        ("missing_class_type", {"prompt": {"1": {"inputs": {}}}}, DRIVE["S6_errors"]),
+        ("no_prompt_key", {"client_id": "x"}, DRIVE["S6_errors"]),
+        ("prompt_no_outputs", {"prompt": {"1": {"class_type": "EmptyImage", "inputs": {}}}}, DRIVE["S6_errors"]),
+        ("return_type_mismatch", {"prompt": {
+            "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+            "2": {"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}},
+         DRIVE["S6_errors"]),
+    ],
+)
+def test_whole_prompt_errors_match_the_capture(comfy_server: ComfyUITestServer, case: str, body: dict,
+                                              source: dict) -> None:
+    response = post(comfy_server, body)
+    assert response.status_code == 400
+    assert response.json() == source[case]["body"]
+
+
+def test_malformed_json_and_client_chosen_ids(comfy_server: ComfyUITestServer) -> None:
+    response = requests.post(f"{comfy_server.url}/prompt", data="{oops", timeout=5)
+    assert (response.status_code, response.text) == (500, DRIVE["S6_errors"]["malformed_json_body"]["body"])
+    prompt = history_prompt("S1_history")
+    answer = post(comfy_server, {"prompt": prompt, "prompt_id": "my-own-id-123", "number": 42}).json()
+    assert answer == DRIVE["S6_errors"]["client_prompt_id_and_number"]["body"]
+
+
+def test_closing_an_old_socket_with_a_reused_client_id_silences_the_new_one(comfy_server: ComfyUITestServer) -> None:
+    old = Socket(comfy_server, "reused")
+    old.wait_for(lambda rs: len(rs) == 1)
+    new = Socket(comfy_server, "reused")
+    new.wait_for(lambda rs: len(rs) == 1)
+    old.close()
+    old.thread.join(5)
+    time.sleep(0)  # let the server notice; the check below waits on the job itself
+    answer = post(comfy_server, {"prompt": history_prompt("S1_history"), "client_id": "reused"}).json()
+    deadline = time.monotonic() + 5
+    while requests.get(f"{comfy_server.url}/history/{answer['prompt_id']}", timeout=5).json() == {}:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    job_messages = [r for r in new.records if isinstance(r[2], dict) and r[2].get("prompt_id") == answer["prompt_id"]]
+    assert job_messages == [] and DRIVE2["reconnect_gotcha_new_socket_got_messages"] is False
+    new.close()
