@@ -77,7 +77,8 @@ def test_a_prompt_runs_and_its_real_output_can_be_downloaded(comfy: ComfyClient,
 
     assert recorder.types_for(accepted.prompt_id)[-2:] == ["execution_success", "executing"]
     history = comfy.history(accepted.prompt_id)
-    assert history is not None and history["status"]["status_str"] == "success"
+    assert history is not None
+    assert history["status"]["status_str"] == "success"
     image = history["outputs"]["3"]["images"][0]
     data = comfy.download(image["filename"], subfolder=image["subfolder"])
     from io import BytesIO
@@ -162,10 +163,13 @@ def test_captured_binary_frames_decode() -> None:
     text = decode_binary_frame((FIXTURES / "S3_A_bin0.bin").read_bytes())
     assert text == ProgressText("2", "width: 32, height: 24\n batch size: 2")
     plain = decode_binary_frame((FIXTURES / "S3_A_bin1.bin").read_bytes())
-    assert isinstance(plain, PreviewImage) and plain.mime_type == "image/png" and plain.prompt_id is None
+    assert isinstance(plain, PreviewImage)
+    assert plain.mime_type == "image/png"
+    assert plain.prompt_id is None
     with_meta = decode_binary_frame((FIXTURES / "S3_B_bin0.bin").read_bytes())
     assert isinstance(with_meta, PreviewImage)
-    assert with_meta.node_id == "4" and with_meta.prompt_id == "54165504-4c38-4593-9e43-9ea45b903603"
+    assert with_meta.node_id == "4"
+    assert with_meta.prompt_id == "54165504-4c38-4593-9e43-9ea45b903603"
     assert with_meta.image.startswith(b"\x89PNG")
 
 

@@ -12,6 +12,7 @@ import requests
 import websocket
 from PIL import Image
 
+from tests.conftest import wait_until
 from tests.servers.comfyui import ComfyUITestServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "comfyui"
@@ -176,7 +177,9 @@ def test_preview_frames_are_type_1_or_type_4_by_feature_flag(comfy_server: Comfy
     meta_len = int.from_bytes(meta_frame[4:8], "big")
     meta = json.loads(meta_frame[8 : 8 + meta_len])
     real_meta = next(e["msg"]["metadata"] for e in DRIVE["S3_ws_B"] if e["kind"] != "json")
-    assert set(meta) == set(real_meta) and meta["prompt_id"] == second["prompt_id"] and meta["node_id"] == "4"
+    assert set(meta) == set(real_meta)
+    assert meta["prompt_id"] == second["prompt_id"]
+    assert meta["node_id"] == "4"
     plain.close()
     flagged.close()
 
@@ -287,12 +290,13 @@ def test_closing_an_old_socket_with_a_reused_client_id_silences_the_new_one(comf
     new.wait_for(lambda rs: len(rs) == 1)
     old.close()
     old.thread.join(5)
-    time.sleep(0)  # let the server notice; the check below waits on the job itself
+    wait_until(lambda: "reused" not in comfy_server.sockets)  # the server processed the old socket's close
     answer = post(comfy_server, {"prompt": history_prompt("S1_history"), "client_id": "reused"}).json()
     deadline = time.monotonic() + 5
     while requests.get(f"{comfy_server.url}/history/{answer['prompt_id']}", timeout=5).json() == {}:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     job_messages = [r for r in new.records if isinstance(r[2], dict) and r[2].get("prompt_id") == answer["prompt_id"]]
-    assert job_messages == [] and DRIVE2["reconnect_gotcha_new_socket_got_messages"] is False
+    assert job_messages == []
+    assert DRIVE2["reconnect_gotcha_new_socket_got_messages"] is False
     new.close()

@@ -34,7 +34,8 @@ def test_secrets_never_print(tmp_path: Path) -> None:
 
     view = settings.public_view()
 
-    assert token not in repr(settings) and token not in str(view)
+    assert token not in repr(settings)
+    assert token not in str(view)
     assert view["hf_token"] == "hf_a…wxyz"
     assert "hunter22" not in str(view)
 

@@ -14,7 +14,8 @@ def assert_error_shape(response, status: int, code: str | None = None) -> dict: 
     body = response.get_json()
     assert set(body) == {"error"}
     assert set(body["error"]) == {"code", "message", "details"}
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
     if code:
         assert body["error"]["code"] == code
     assert "Traceback" not in response.get_data(as_text=True)

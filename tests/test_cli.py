@@ -1,0 +1,83 @@
+"""The ``studio`` command as a person runs it: a real process, a real port."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import wait_until
+
+
+def studio_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "COMFYUI_", "DATABASE_URL"))}
+    env.update({"STUDIO_DIR": str(tmp_path / "data"), "COMFYUI_URL": "http://127.0.0.1:9", **extra})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_starts_without_comfyui_creates_its_data_folder_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    secret = "civitai-secret-value-123456"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "studio", "serve", "--port", str(port)],
+        env=studio_env(tmp_path, CIVITAI_API_KEY=secret),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        def healthy() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                return False
+
+        wait_until(healthy, timeout=30, interval=0.05)
+        status = requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5).json()
+        assert status["comfyui"]["reachable"] is False
+        for folder in ("catalogs", "workflows", "presets", "assets/input", "assets/output/studio", "gallery",
+                       "db", "llm", "logs"):
+            assert (tmp_path / "data" / folder).is_dir(), folder
+        assert (tmp_path / "data" / "db" / "studio.db").is_file()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert secret not in output
+    assert secret not in (tmp_path / "data" / "logs" / "studio.log").read_text()
+
+
+def test_db_upgrade_and_doctor(tmp_path: Path) -> None:
+    env = studio_env(tmp_path, HF_TOKEN="hf_thisisaverysecrettoken")
+    upgraded = subprocess.run([sys.executable, "-m", "studio", "db", "upgrade"], env=env, capture_output=True,
+                              text=True, timeout=60, check=True)
+    assert "database at revision 0001" in upgraded.stdout
+
+    doctor = subprocess.run([sys.executable, "-m", "studio", "doctor"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert doctor.returncode == 1  # ComfyUI is not running
+    assert '"check": "comfyui"' in doctor.stdout
+    assert "hf_thisisaverysecrettoken" not in doctor.stdout
+    assert "hf_t…oken" in doctor.stdout
+
+
+def test_invalid_settings_exit_with_a_readable_message(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "studio", "db", "upgrade"],
+                            env=studio_env(tmp_path, COMFYUI_URL="not-a-url"), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "comfyui_url" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60
