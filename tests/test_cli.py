@@ -79,5 +79,6 @@ def test_invalid_settings_exit_with_a_readable_message(tmp_path: Path) -> None:
                             env=studio_env(tmp_path, COMFYUI_URL="not-a-url"), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
-    assert "comfyui_url" in result.stderr and "Traceback" not in result.stderr
+    assert "comfyui_url" in result.stderr
+    assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 60
