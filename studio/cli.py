@@ -98,7 +98,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append({"check": "comfyui", "ok": True, "detail": stats.get("system", {}).get("comfyui_version")})
     except ComfyError as err:
         checks.append({"check": "comfyui", "ok": False, "detail": str(err)})
-    sys.stdout.write(json.dumps({"version": __version__, "checks": checks}, indent=2, default=str, ensure_ascii=False) + "\n")
+    report = {"version": __version__, "checks": checks}
+    sys.stdout.write(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
     return 0 if all(check["ok"] for check in checks) else 1
 
 
