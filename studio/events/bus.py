@@ -8,11 +8,13 @@ consumer cannot silence the others.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,11 @@ class Event:
 
     def to_message(self) -> dict[str, Any]:
         return {"type": self.type, "payload": self.payload, "seq": self.seq, "ts": self.ts}
+
+    @cached_property
+    def wire(self) -> str:
+        """The JSON text frame, encoded once however many sockets receive it."""
+        return json.dumps(self.to_message())
 
 
 Subscriber = Callable[[Event], None]

@@ -8,27 +8,27 @@ page to refetch its REST snapshots; nothing is lost from the page's point of vie
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict, deque
-from typing import Any
 
 from studio.events.bus import Event, EventBus
 
-RESET_MESSAGE: dict[str, Any] = {"type": "events/reset", "payload": {"reason": "client fell behind"}}
+RESET_MESSAGE = json.dumps({"type": "events/reset", "payload": {"reason": "client fell behind"}})
 
 
 class ClientQueue:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._events: deque[dict[str, Any]] = deque()
-        self._latest: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._events: deque[str] = deque()
+        self._latest: OrderedDict[str, str] = OrderedDict()
         self._reset_pending = False
         self._closed = False
         self._cond = threading.Condition()
         self.dropped = 0
 
     def put(self, event: Event) -> None:
-        message = event.to_message()
+        message = event.wire
         with self._cond:
             if self._closed:
                 return
@@ -43,12 +43,12 @@ class ClientQueue:
                 self._events.append(message)
             self._cond.notify()
 
-    def get_batch(self, timeout: float) -> list[dict[str, Any]]:
-        """Everything waiting, oldest first (a reset first of all); empty after ``timeout``."""
+    def get_batch(self, timeout: float) -> list[str]:
+        """Every waiting JSON frame, oldest first (a reset first of all); empty after ``timeout``."""
         with self._cond:
             if not self._has_items() and not self._closed:
                 self._cond.wait(timeout)
-            batch: list[dict[str, Any]] = []
+            batch: list[str] = []
             if self._reset_pending:
                 batch.append(RESET_MESSAGE)
                 self._reset_pending = False

@@ -34,13 +34,8 @@ export class Live extends EventTarget {
     socket.addEventListener('message', (message) => {
       let data;
       try { data = JSON.parse(message.data); } catch { return; }
-      if (!data || typeof data.type !== 'string') return;
-      if (data.type === 'events/reset') {
-        this.dispatchEvent(new Event('resync'));
-        return;
-      }
-      this.dispatchEvent(new CustomEvent(data.type, { detail: data.payload }));
-      this.dispatchEvent(new CustomEvent('any', { detail: data }));
+      // A client that fell a little behind gets its backlog as one array of events.
+      for (const event of Array.isArray(data) ? data : [data]) this.deliver(event);
     });
     socket.addEventListener('close', () => {
       const wasConnected = this.connected;
@@ -49,6 +44,17 @@ export class Live extends EventTarget {
       if (wasConnected) this.dispatchEvent(new Event('close'));
       this.schedule();
     });
+  }
+
+  /** @param {any} event */
+  deliver(event) {
+    if (!event || typeof event.type !== 'string') return;
+    if (event.type === 'events/reset') {
+      this.dispatchEvent(new Event('resync'));
+      return;
+    }
+    this.dispatchEvent(new CustomEvent(event.type, { detail: event.payload }));
+    this.dispatchEvent(new CustomEvent('any', { detail: event }));
   }
 
   schedule() {
