@@ -47,7 +47,7 @@ case "${1:-}" in
   lint)
     ensure_venv
     "$VENV/bin/ruff" check .
-    "$VENV/bin/ruff" format --check studio >/dev/null 2>&1 || true
+    "$VENV/bin/mypy"
     ;;
   *)
     echo "usage: ./dev.sh serve|test|lint" >&2

@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import websocket
 
@@ -33,6 +34,8 @@ from studio.comfy.messages import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FEATURE_FLAGS = {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
 
@@ -220,7 +223,7 @@ class ComfyStream:
             self._safe_call(listener, change)
 
     @staticmethod
-    def _safe_call(listener: Callable[[object], None], value: object) -> None:
+    def _safe_call(listener: Callable[[T], None], value: T) -> None:
         try:
             listener(value)
         except Exception:  # noqa: BLE001 - a listener's bug must not kill the socket thread

@@ -67,7 +67,7 @@ class ActivityStore:
         def work(session: Session) -> int:
             removed = session.execute(delete(ActivityEvent).where(col(ActivityEvent.created_at) < cutoff))
             keep_from = session.execute(
-                select(ActivityEvent.id).order_by(col(ActivityEvent.id).desc()).offset(self.max_count).limit(1)
+                select(col(ActivityEvent.id)).order_by(col(ActivityEvent.id).desc()).offset(self.max_count).limit(1)
             ).scalar_one_or_none()
             count = removed.rowcount or 0  # type: ignore[attr-defined]
             if keep_from is not None:
