@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -213,7 +214,7 @@ class ComfyClient:
 
     def node_info(self, class_type: str) -> dict[str, Any]:
         """One node's definition; ComfyUI answers ``{}`` (200) for an unknown class."""
-        answer = self._json("GET", f"/object_info/{requests.utils.quote(class_type, safe='')}")
+        answer = self._json("GET", f"/object_info/{quote(class_type, safe='')}")
         info = answer.get(class_type) if isinstance(answer, dict) else None
         if not info:
             raise ComfyNotFound(f"ComfyUI has no node class {class_type!r}")
@@ -233,7 +234,7 @@ class ComfyClient:
 
     def models(self, folder: str) -> list[str]:
         """Files in a model folder. Use ``diffusion_models`` and ``text_encoders``: ``unet``/``clip`` 404."""
-        return list(self._json("GET", f"/models/{requests.utils.quote(folder, safe='')}"))
+        return list(self._json("GET", f"/models/{quote(folder, safe='')}"))
 
     # -- files ----------------------------------------------------------------------------------
 

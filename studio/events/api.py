@@ -12,6 +12,7 @@ import json
 from flask import Blueprint, Response, jsonify
 from flask_sock import ConnectionClosed, Sock
 from pydantic import BaseModel, ConfigDict, Field
+from wsproto.utilities import LocalProtocolError
 
 from studio import __version__
 from studio.services import services
@@ -52,7 +53,7 @@ def live(ws) -> None:  # type: ignore[no-untyped-def]
             elif frames:
                 # A backlog goes out as one JSON array: one frame and one syscall instead of hundreds.
                 ws.send("[" + ",".join(frames) + "]")
-    except ConnectionClosed:
-        pass
+    except (ConnectionClosed, LocalProtocolError):
+        pass  # the client went away (or stopped answering pings) mid-send: nothing to report
     finally:
         hub.disconnect(client)
