@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,7 +36,9 @@ from studio.services import build_services  # noqa: E402
 class Client(threading.Thread):
     def __init__(self, port: int, expected: int) -> None:
         super().__init__(daemon=True)
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=120)
+        # Browsers validate UTF-8 natively; websocket-client does it in pure Python, which would make
+        # the clients, not Studio, the bottleneck.
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=120, skip_utf8_validation=True)
         self.expected = expected
         self.latencies: list[float] = []
         self.seen: set[int] = set()
@@ -56,7 +59,7 @@ class Client(threading.Thread):
                     self.resets += 1
 
 
-def run_clients(port: int, count: int, expected: int, connected: Any, results: Any) -> None:
+def run_clients(port: int, count: int, expected: int, connected: Any, results: Any, done: Any) -> None:
     """Runs in a child process: the clients must not compete with the server for one GIL."""
     clients = [Client(port, expected) for _ in range(count)]
     for client in clients:
@@ -65,6 +68,7 @@ def run_clients(port: int, count: int, expected: int, connected: Any, results: A
     for client in clients:
         client.join(300)
     results.put([(client.latencies, len(client.seen), client.resets) for client in clients])
+    done.wait(30)  # stay alive so the parent can read this process's CPU time
 
 
 def main() -> None:
@@ -89,8 +93,9 @@ def main() -> None:
         stalled.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         context = multiprocessing.get_context("fork")
-        connected, results = context.Event(), context.Queue()
-        child = context.Process(target=run_clients, args=(port, args.clients - 1, args.events, connected, results))
+        connected, done, results = context.Event(), context.Event(), context.Queue()
+        child = context.Process(target=run_clients,
+                                args=(port, args.clients - 1, args.events, connected, results, done))
         child.start()
         connected.wait(60)
         while services.hub.client_count < args.clients:
@@ -105,7 +110,10 @@ def main() -> None:
             bus.publish("bench/tick", {"n": n, "t": time.monotonic(), "pad": "x" * 100})
         publish_s = time.perf_counter() - started
         outcome = results.get(timeout=300)
+        client_cpu = psutil.Process(child.pid).cpu_times() if child.is_alive() else None
+        done.set()
         child.join(30)
+        server_cpu = psutil.Process().cpu_times()
         total_s = time.perf_counter() - started
 
         latencies = sorted(latency for client_latencies, _, _ in outcome for latency in client_latencies)
@@ -117,6 +125,8 @@ def main() -> None:
               f"published at {args.events / publish_s:.0f}/s, all delivered in {total_s:.1f}s")
         print(f"delivery latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
               f"events lost by healthy clients: {sum(lost)} (worst client {max(lost)}), resets: {resets}")
+        clients_cpu_s = f"{client_cpu.user + client_cpu.system:.1f}" if client_cpu else "?"
+        print(f"CPU seconds: Studio {server_cpu.user + server_cpu.system:.1f}, clients {clients_cpu_s}")
         stalled.close()
         runtime.stop()
 

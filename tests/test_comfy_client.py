@@ -222,3 +222,34 @@ def test_the_stream_reconnects_with_a_fresh_client_id_and_keeps_working(
     comfy_server.start()
     assert stream.wait_for(ConnectionState.CONNECTED, 5)
     assert stream.connects == 3
+
+
+def test_an_injected_node_failure_is_reported_with_node_and_reason(
+    comfy: ComfyClient, stream: ComfyStream, comfy_server: ComfyUITestServer
+) -> None:
+    recorder = Recorder(stream)
+    comfy_server.fail_nodes["ImageInvert"] = ("torch.OutOfMemoryError", "CUDA out of memory")
+
+    accepted = comfy.queue_prompt(BASIC, client_id=stream.client_id)
+    recorder.wait(accepted.prompt_id)
+
+    error = next(m.data for m in recorder.messages if m.type == "execution_error")
+    assert (error["node_id"], error["node_type"]) == ("2", "ImageInvert")
+    assert error["exception_message"] == "CUDA out of memory"
+    assert comfy.history(accepted.prompt_id)["status"]["status_str"] == "error"
+
+
+def test_a_socket_drop_mid_job_loses_nothing_that_history_cannot_tell(
+    comfy: ComfyClient, stream: ComfyStream, comfy_server: ComfyUITestServer
+) -> None:
+    recorder = Recorder(stream)
+    comfy_server.node_delays["ImageInvert"] = 0.3
+    accepted = comfy.queue_prompt(BASIC, client_id=stream.client_id)
+    wait_until(lambda: any(m.type == "executing" and m.data.get("node") == "2" for m in recorder.messages))
+
+    comfy_server.drop_sockets()
+
+    assert stream.wait_for(ConnectionState.CONNECTED, 5)
+    entry = wait_until(lambda: comfy.history(accepted.prompt_id))
+    assert entry["status"]["status_str"] == "success"
+    assert not any(m.type == "executing" and m.data.get("node") is None for m in recorder.messages)

@@ -300,3 +300,68 @@ def test_closing_an_old_socket_with_a_reused_client_id_silences_the_new_one(comf
     assert job_messages == []
     assert DRIVE2["reconnect_gotcha_new_socket_got_messages"] is False
     new.close()
+
+
+def test_reconnecting_with_the_same_client_id_mid_job_resumes_the_stream(comfy_server: ComfyUITestServer) -> None:
+    comfy_server.node_delays["ImageInvert"] = 0.3
+    first = Socket(comfy_server, "client-A2")
+    first.wait_for(lambda rs: len(rs) == 1)
+    answer = post(comfy_server, {"prompt": history_prompt("S1_history"), "client_id": "client-A2"}).json()
+    first.wait_for(lambda rs: any(r[1] == "executing" and r[2].get("node") == "2" for r in rs))
+
+    again = Socket(comfy_server, "client-A2")
+    again.wait_done(answer["prompt_id"])
+
+    assert shape(again.records) == shape(captured(DRIVE2["reconnect_new_socket_msgs"]))
+    assert again.records[1][2] == {"node": "2"}
+    first.close()
+    again.close()
+
+
+SAMPLER = {
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "random_sd15.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "3": {"class_type": "KSampler", "inputs": {
+        "model": ["4", 0], "seed": 1, "steps": 50, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+        "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0], "denoise": 1.0}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "wrapper/sampler"}},
+}
+
+
+def test_an_interrupt_lands_at_the_next_sampler_step(comfy_server: ComfyUITestServer) -> None:
+    comfy_server.step_delay_s = 0.02
+    sock = Socket(comfy_server, "sampler-plain")
+    sock.wait_for(lambda rs: len(rs) == 1)
+    answer = post(comfy_server, {"prompt": SAMPLER, "client_id": "sampler-plain"}).json()
+    sock.wait_for(lambda rs: sum(r[1] == "progress" for r in rs) >= 2)
+
+    requests.post(f"{comfy_server.url}/interrupt", json={"prompt_id": answer["prompt_id"]}, timeout=5)
+    sock.wait_done(answer["prompt_id"])
+
+    json_tail = [r[1] for r in sock.records if r[0] == "json"][-4:]
+    assert json_tail == [e["msg"]["type"] for e in json.loads(
+        (FIXTURES / "sampler_results.json").read_text())["interrupt_ws_tail"]][-4:]
+    steps = [r[2]["value"] for r in sock.records if r[1] == "progress"]
+    assert 2 <= len(steps) < 50
+    assert sum(r[1] == "1" for r in sock.records) == len(steps)  # one JPEG preview per step
+    history = requests.get(f"{comfy_server.url}/history/{answer['prompt_id']}", timeout=5).json()
+    assert history[answer["prompt_id"]]["status"]["messages"][-1][0] == "execution_interrupted"
+    assert history[answer["prompt_id"]]["outputs"] == {}
+    sock.close()
+
+
+def test_a_restart_forgets_history_and_a_stopped_server_refuses(comfy_server: ComfyUITestServer) -> None:
+    answer = post(comfy_server, {"prompt": history_prompt("S1_history")}).json()
+    deadline = time.monotonic() + 5
+    while requests.get(f"{comfy_server.url}/history/{answer['prompt_id']}", timeout=5).json() == {}:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    comfy_server.restart()
+    assert requests.get(f"{comfy_server.url}/history/{answer['prompt_id']}", timeout=5).json() == {}
+    comfy_server.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{comfy_server.url}/queue", timeout=5)

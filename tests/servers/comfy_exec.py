@@ -64,7 +64,6 @@ class PromptRun(NodeContext):
         self.input_dir = worker.input_dir
         self.output_dir = worker.output_dir
         self.temp_dir = worker.temp_dir
-        self.step_delay_s = worker.step_delay_s
         self.node_id = ""
         self.states: dict[str, dict[str, Any]] = {}
         self.messages: list[list[Any]] = []
@@ -73,6 +72,10 @@ class PromptRun(NodeContext):
         self.executed: list[str] = []
 
     # -- NodeContext --------------------------------------------------------------------------
+
+    @property
+    def step_delay_s(self) -> float:  # type: ignore[override]
+        return self.worker.step_delay_s
 
     def sleep(self, seconds: float) -> None:
         self.worker.stopping.wait(seconds)

@@ -64,7 +64,7 @@ class ComfyUITestServer:
         ]
         self.node_delays: dict[str, float] = {}
         self.fail_nodes: dict[str, tuple[str, str]] = {}
-        self.step_delay_s = 0.0
+        self._step_delay_s = 0.0
         self.prompts_received: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -73,6 +73,17 @@ class ComfyUITestServer:
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.socket_flags: dict[str, dict[str, Any]] = {}
         self.worker: PromptWorker | None = None
+
+    @property
+    def step_delay_s(self) -> float:
+        """Seconds each sampler step takes; can be changed while the server runs."""
+        return self._step_delay_s
+
+    @step_delay_s.setter
+    def step_delay_s(self, value: float) -> None:
+        self._step_delay_s = value
+        if self.worker is not None:
+            self.worker.step_delay_s = value
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -84,7 +95,7 @@ class ComfyUITestServer:
         self.worker = PromptWorker(emit=self._emit, object_info=_BASE_OBJECT_INFO, root=self.root)
         self.worker.node_delays = self.node_delays
         self.worker.fail_nodes = self.fail_nodes
-        self.worker.step_delay_s = self.step_delay_s
+        self.worker.step_delay_s = self._step_delay_s
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-comfyui", daemon=True)
