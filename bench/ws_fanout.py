@@ -75,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=500.0, help="events published per second")
+    parser.add_argument("--rate", type=float, default=100.0, help="events published per second")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as data:

@@ -1,6 +1,7 @@
 from flask.testing import FlaskClient
 
 from studio import __version__
+from studio.comfy.stream import ConnectionState
 from tests.servers.comfyui import ComfyUITestServer
 
 
@@ -48,3 +49,17 @@ def test_pages_are_served_with_security_headers(client: FlaskClient) -> None:
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     with client.get("/assets/index.html") as response:
         assert response.status_code == 404
+
+
+def test_telemetry_takes_gpus_from_comfyui_when_nvml_is_absent(runtime, services, comfy_server) -> None:  # type: ignore[no-untyped-def]
+    comfy_server.devices = [
+        {"name": "cpu", "type": "cpu", "index": None, "vram_total": 1, "vram_free": 1},
+        {"name": "cuda:0 NVIDIA H100", "type": "cuda", "index": 0, "vram_total": 80 * 2**30, "vram_free": 60 * 2**30},
+    ]
+    assert services.stream.wait_for(ConnectionState.CONNECTED, 5)
+
+    sample = services.telemetry.sample()
+
+    assert sample["gpu_source"] == "comfyui"
+    assert sample["gpus"] == [{"index": 0, "name": "cuda:0 NVIDIA H100", "utilization_percent": None,
+                               "vram_total": 80 * 2**30, "vram_used": 20 * 2**30}]
