@@ -24,10 +24,16 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.extensions["studio"] = services or build_services(settings)
     register_error_handlers(app)
 
+    from studio.auth.api import bp as auth_bp
+    from studio.auth.api import users_bp
+    from studio.auth.guard import install_guard
     from studio.events.api import bp as events_bp
     from studio.pages import bp as pages_bp
     from studio.system.api import bp as system_bp
 
+    install_guard(app, app.extensions["studio"].guard)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(users_bp)
     app.register_blueprint(system_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(pages_bp)

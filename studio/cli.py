@@ -47,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("created data folder %s", settings.studio_dir)
     services = build_services(settings)
     upgrade(services.engine)
+    bootstrap_admin(services)
     app = create_app(settings, services)
     runtime = Runtime(app, services)
     runtime.bind(settings.studio_host, settings.studio_port)
@@ -65,6 +66,63 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("stopping")
     finally:
         runtime.stop()
+    return 0
+
+
+def bootstrap_admin(services: Any) -> None:
+    """Headless installs: STUDIO_ADMIN_PASSWORD creates the first admin (hashed) on first boot."""
+    from studio.errors import StudioError
+
+    password = services.settings.studio_admin_password
+    if password is None or not services.auth.setup_needed():
+        return
+    try:
+        services.auth.setup_admin(services.settings.studio_admin_username, password.get_secret_value())
+    except StudioError as err:
+        log.error("STUDIO_ADMIN_PASSWORD was not used: %s", err.message)
+        return
+    log.info("created admin %r from STUDIO_ADMIN_PASSWORD", services.settings.studio_admin_username)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise SystemExit("studio: the passwords differ")
+    return first
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from studio.auth.models import Role
+    from studio.db import upgrade
+    from studio.errors import StudioError
+    from studio.paths import DataDir
+    from studio.services import build_services
+
+    settings = _settings_or_exit()
+    DataDir(settings.studio_dir).ensure()
+    services = build_services(settings)
+    upgrade(services.engine)
+    try:
+        user = services.auth.create_user(args.username, _read_password(args), Role.ADMIN if args.admin else Role.USER,
+                                         actor="cli")
+    except StudioError as err:
+        sys.stderr.write(f"studio: {err.message}\n")
+        return 1
+    sys.stdout.write(f"created {user['role']} {user['username']}\n")
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from studio.auth.keys import rotate_signing_key
+    from studio.paths import DataDir
+
+    settings = _settings_or_exit()
+    rotate_signing_key(DataDir(settings.studio_dir).secrets)
+    sys.stdout.write("session signing key rotated; restart Studio to use it\n")
     return 0
 
 
@@ -116,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_commands.add_parser("upgrade", help="apply migrations")
     db_upgrade.add_argument("revision", nargs="?", default="head")
     db_upgrade.set_defaults(handler=cmd_db_upgrade)
+    user = commands.add_parser("user", help="manage accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_create = user_commands.add_parser("create", help="create an account")
+    user_create.add_argument("username")
+    user_create.add_argument("--admin", action="store_true", help="with the admin role")
+    user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user_create.set_defaults(handler=cmd_user_create)
+    keys = commands.add_parser("rotate-session-key", help="sign new session cookies with a fresh key")
+    keys.set_defaults(handler=cmd_rotate_key)
     doctor = commands.add_parser("doctor", help="check settings, database and ComfyUI")
     doctor.set_defaults(handler=cmd_doctor)
     return parser

@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     studio_telemetry_interval_s: float = Field(
         2.0, gt=0, description="How often CPU, RAM, GPU and disk figures are sampled for the Home page."
     )
+    studio_admin_username: str = Field(
+        "admin", description="User name of the admin created from STUDIO_ADMIN_PASSWORD."
+    )
+    studio_admin_password: SecretStr | None = Field(
+        None, description="Creates the first admin on first boot (headless installs); hashed, never stored in clear."
+    )
+    trusted_proxies: str = Field(
+        "", description="Comma-separated IPs/CIDRs whose X-Forwarded-For/-Proto/-Host headers are believed."
+    )
+    studio_session_idle_hours: float = Field(72.0, gt=0, description="A session unused this long ends.")
+    studio_session_max_days: float = Field(30.0, gt=0, description="A session ends this long after sign-in.")
     hf_token: SecretStr | None = Field(None, description="Hugging Face access token (secret).")
     civitai_api_key: SecretStr | None = Field(None, description="CivitAI API key (secret).")
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token (secret).")
@@ -109,6 +120,16 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+        return value
 
     @field_validator("studio_dir", mode="after")
     @classmethod

@@ -1,14 +1,16 @@
-"""Serves the web UI from ``webui/``: one shell page for every app route, plus its assets.
+"""Serves the web UI from ``webui/``: the app shell for every app route, the sign-in and setup
+pages, and their assets.
 
-Files are resolved with ``send_from_directory`` (``safe_join``), so nothing outside ``webui/``
-can be read whatever the path says.
+Asset paths are resolved (symlinks included) and must stay inside the web UI folder, so nothing
+else on disk can be read whatever the URL says; HTML files are only served as pages.
 """
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
-from flask import Blueprint, Response, send_from_directory
+from flask import Blueprint, Response, current_app, request
 
 from studio.errors import NotFound
 
@@ -17,40 +19,70 @@ WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 # Each page of the app; the shell page's router picks the module for the path.
 PAGES = (
     "run", "queue", "history", "workflows", "models", "loras", "downloads", "presets", "gallery", "civitai",
-    "llm", "settings", "login",
+    "llm", "settings", "account", "users",
 )
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 )
 
 bp = Blueprint("pages", __name__)
 
 
-def _with_page_headers(response: Response) -> Response:
+def webui_dir() -> Path:
+    return Path(current_app.config.get("WEBUI_DIR", WEBUI_DIR)).resolve()
+
+
+def _file_response(path: Path, mimetype: str | None = None) -> Response:
+    """Web UI files are small: read whole, so no file handle outlives an aborted request."""
+    response = Response(path.read_bytes(), mimetype=mimetype or mimetypes.guess_type(path.name)[0]
+                        or "application/octet-stream")
+    response.add_etag()
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
+
+
+def _page(name: str) -> Response:
+    response = _file_response(webui_dir() / name, "text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    response.headers["Cache-Control"] = "no-cache"
     return response
 
 
 @bp.get("/")
 def home() -> Response:
-    return _with_page_headers(send_from_directory(WEBUI_DIR, "index.html"))
+    return _page("index.html")
 
 
 @bp.get("/<any(" + ", ".join(PAGES) + "):page>")
 def page(page: str) -> Response:
-    return _with_page_headers(send_from_directory(WEBUI_DIR, "index.html"))
+    return _page("index.html")
+
+
+@bp.get("/login")
+def login() -> Response:
+    return _page("login.html")
+
+
+@bp.get("/setup")
+def setup() -> Response:
+    return _page("setup.html")
 
 
 @bp.get("/assets/<path:filename>")
 def asset(filename: str) -> Response:
-    if filename.endswith(".html"):
+    root = webui_dir()
+    if "\x00" in filename or "\\" in filename:
         raise NotFound("Nothing here.")
-    response = send_from_directory(WEBUI_DIR, filename, max_age=0)
+    try:
+        path = (root / filename).resolve(strict=True)
+    except (OSError, RuntimeError) as err:
+        raise NotFound("Nothing here.") from err
+    if not path.is_relative_to(root) or not path.is_file() or path.suffix == ".html":
+        raise NotFound("Nothing here.")
+    response = _file_response(path)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

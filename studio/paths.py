@@ -52,6 +52,11 @@ class DataDir:
         return self.root / "logs"
 
     @property
+    def secrets(self) -> Path:
+        """Signing keys; mode 0700, never served."""
+        return self.root / "secrets"
+
+    @property
     def version_file(self) -> Path:
         return self.root / "version.json"
 
@@ -67,6 +72,7 @@ class DataDir:
             self.db,
             self.llm,
             self.logs,
+            self.secrets,
         ]
 
     def ensure(self) -> list[Path]:
@@ -76,4 +82,5 @@ class DataDir:
             if not folder.is_dir():
                 folder.mkdir(parents=True, exist_ok=True)
                 created.append(folder)
+        self.secrets.chmod(0o700)
         return created

@@ -13,6 +13,9 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy.engine import Engine
 
+from studio.auth.guard import Guard
+from studio.auth.keys import load_signing_keys
+from studio.auth.service import AuthService
 from studio.comfy import ComfyClient, ComfyStream
 from studio.config import Settings
 from studio.db import create_db_engine
@@ -38,6 +41,8 @@ class Services:
     bridge: ComfyBridge
     telemetry: TelemetrySampler
     system: SystemService
+    auth: AuthService
+    guard: Guard
     started_at: float = field(default_factory=time.time)
 
 
@@ -58,7 +63,16 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     bridge = ComfyBridge(stream, bus, url=settings.comfyui_url)
     telemetry = TelemetrySampler(data_dir.root, comfy, stream)
     system = SystemService(settings, data_dir, comfy, stream, telemetry)
-    return Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system)
+    auth = AuthService(
+        engine,
+        bus,
+        signing_keys=load_signing_keys(data_dir.secrets),
+        idle_timeout=timedelta(hours=settings.studio_session_idle_hours),
+        max_age=timedelta(days=settings.studio_session_max_days),
+    )
+    guard = Guard(settings.trusted_proxies)
+    return Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
+                    guard)
 
 
 def services() -> Services:

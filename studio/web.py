@@ -11,7 +11,7 @@ import logging
 from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from studio.errors import HTTP_STATUS_CODES, BadRequest, StudioError, error_body
@@ -44,6 +44,12 @@ def parse_json(model: type[M]) -> M:
     except ValidationError as err:
         fields = _fields(err)
         raise BadRequest(f"Invalid value for {', '.join(fields)}.", fields=fields) from err
+
+
+class EmptyBody(BaseModel):
+    """For actions that take no input: anything sent anyway must be an empty JSON object."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def parse_query(model: type[M]) -> M:

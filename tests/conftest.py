@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from studio.app import create_app
+from studio.auth.models import TokenScope
 from studio.config import Settings
 from studio.db import upgrade
 from studio.paths import DataDir
@@ -63,9 +64,37 @@ def app(settings: Settings, services: Services) -> Flask:
     return create_app(settings, services)
 
 
+ADMIN_NAME = "admin"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def anon(app: Flask) -> FlaskClient:
+    """A client that has not signed in."""
+    return app.test_client()
+
+
+def signed_in_admin(app: Flask) -> FlaskClient:
+    """The first admin, signed in through the setup page's API, sending its CSRF token."""
+    signed_in = app.test_client()
+    answer = signed_in.post("/api/auth/setup", json={"username": ADMIN_NAME, "password": ADMIN_PASSWORD})
+    assert answer.status_code == 200, answer.get_json()
+    signed_in.environ_base["HTTP_X_CSRF_TOKEN"] = answer.get_json()["csrf_token"]
+    return signed_in
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    return signed_in_admin(app)
+
+
+@pytest.fixture
+def admin_token(services: Services) -> str:
+    """A full-scope API token of a fresh admin, for socket and script-style tests."""
+    services.auth.setup_admin(ADMIN_NAME, ADMIN_PASSWORD)
+    _, identity = services.auth.login(ADMIN_NAME, ADMIN_PASSWORD, ip="127.0.0.1", user_agent="tests")
+    plain, _ = services.auth.create_token(identity, name="tests", scope=TokenScope.FULL, expires_at=None)
+    return plain
 
 
 @pytest.fixture

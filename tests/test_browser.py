@@ -7,6 +7,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from studio.runtime import Runtime
+from studio.services import Services
+from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD
 from tests.servers.comfyui import ComfyUITestServer
 
 pytestmark = pytest.mark.browser
@@ -40,15 +42,27 @@ def page(browser: Browser) -> Iterator[Page]:
     assert errors == [], errors
 
 
+def sign_in(page: Page, port: int, services: Services) -> None:
+    """Creates the admin directly, then signs in through the sign-in page like a person."""
+    if services.auth.setup_needed():
+        services.auth.setup_admin(ADMIN_NAME, ADMIN_PASSWORD)
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page).to_have_url(f"http://127.0.0.1:{port}/login?next=/")
+    page.fill("#username", ADMIN_NAME)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"http://127.0.0.1:{port}/")
+
+
 def shoot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_home_follows_comfyui_going_away_and_coming_back(
-    page: Page, runtime: Runtime, comfy_server: ComfyUITestServer
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
 ) -> None:
-    page.goto(f"http://127.0.0.1:{runtime.port}/")
+    sign_in(page, runtime.port, services)
     indicator = page.locator("#comfy-indicator")
     expect(indicator).to_have_attribute("data-state", "connected", timeout=10_000)
     expect(page.locator("#studio-indicator")).to_have_attribute("data-state", "connected")
@@ -68,10 +82,10 @@ def test_home_follows_comfyui_going_away_and_coming_back(
     expect(page.locator("#comfy-card")).to_contain_text("Connected")
 
 
-def test_navigation_and_a_phone_sized_screen(browser: Browser, runtime: Runtime) -> None:
+def test_navigation_and_a_phone_sized_screen(browser: Browser, runtime: Runtime, services: Services) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
-    page.goto(f"http://127.0.0.1:{runtime.port}/")
+    sign_in(page, runtime.port, services)
     expect(page.locator("#comfy-indicator")).to_have_attribute("data-state", "connected", timeout=10_000)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"page is {overflow}px wider than the phone"

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 import requests
+from alembic.script import ScriptDirectory
 
+from studio.db.migrate import MIGRATIONS_DIR
 from tests.conftest import wait_until
 
 
@@ -28,9 +30,10 @@ def free_port() -> int:
 def test_serve_starts_without_comfyui_creates_its_data_folder_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     secret = "civitai-secret-value-123456"
+    admin_password = "first-boot-admin-password"
     process = subprocess.Popen(
         [sys.executable, "-m", "studio", "serve", "--port", str(port)],
-        env=studio_env(tmp_path, CIVITAI_API_KEY=secret),
+        env=studio_env(tmp_path, CIVITAI_API_KEY=secret, STUDIO_ADMIN_PASSWORD=admin_password),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -44,7 +47,12 @@ def test_serve_starts_without_comfyui_creates_its_data_folder_and_stops_cleanly(
                 return False
 
         wait_until(healthy, timeout=30, interval=0.05)
-        status = requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5).json()
+        assert requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5).status_code == 401
+        browser = requests.Session()
+        signed_in = browser.post(f"http://127.0.0.1:{port}/api/auth/login", timeout=5,
+                                 json={"username": "admin", "password": admin_password})
+        assert signed_in.status_code == 200, signed_in.text
+        status = browser.get(f"http://127.0.0.1:{port}/api/status", timeout=5).json()
         assert status["comfyui"]["reachable"] is False
         for folder in ("catalogs", "workflows", "presets", "assets/input", "assets/output/studio", "gallery",
                        "db", "llm", "logs"):
@@ -55,15 +63,19 @@ def test_serve_starts_without_comfyui_creates_its_data_folder_and_stops_cleanly(
         output, _ = process.communicate(timeout=15)
     assert process.returncode == 0, output
     assert "Traceback" not in output
-    assert secret not in output
-    assert secret not in (tmp_path / "data" / "logs" / "studio.log").read_text()
+    log_text = (tmp_path / "data" / "logs" / "studio.log").read_text()
+    for value in (secret, admin_password):
+        assert value not in output
+        assert value not in log_text
+    assert "created admin 'admin'" in log_text
 
 
 def test_db_upgrade_and_doctor(tmp_path: Path) -> None:
     env = studio_env(tmp_path, HF_TOKEN="hf_thisisaverysecrettoken")
     upgraded = subprocess.run([sys.executable, "-m", "studio", "db", "upgrade"], env=env, capture_output=True,
                               text=True, timeout=60, check=True)
-    assert "database at revision 0001" in upgraded.stdout
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert f"database at revision {head}" in upgraded.stdout
 
     doctor = subprocess.run([sys.executable, "-m", "studio", "doctor"], env=env, capture_output=True, text=True,
                             timeout=60)

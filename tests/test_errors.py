@@ -1,10 +1,14 @@
 """Every route answers failures with the one error body, the right status, and no stack trace."""
 
+import re
+from collections import defaultdict
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from studio import errors
+from tests.conftest import signed_in_admin
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
@@ -22,33 +26,51 @@ def assert_error_shape(response, status: int, code: str | None = None) -> dict: 
     return body["error"]
 
 
+CONVERTED = re.compile(r"<(?:(\w+)(?:\(([^)]*)\))?:)?(\w+)>")
+
+
 def concrete_path(rule) -> str:  # type: ignore[no-untyped-def]
-    path = rule.rule
-    for argument in rule.arguments:
-        path = path.replace(f"<{argument}>", "x").replace(f"<path:{argument}>", "x/y")
-    return path.split("<any(")[0] + ("run" if "<any(" in path else "")
+    """A real path for a URL rule: 1 for ints, the first choice for any(...), x otherwise."""
+
+    def value(match: re.Match) -> str:
+        converter, arguments = match.group(1), match.group(2)
+        if converter == "int":
+            return "1"
+        if converter == "any":
+            return arguments.split(",")[0].strip().strip("'\"")
+        return "x/y" if converter == "path" else "x"
+
+    return CONVERTED.sub(value, rule.rule)
+
+
+def methods_by_path(app: Flask) -> dict[str, set[str]]:
+    paths: dict[str, set[str]] = defaultdict(set)
+    for rule in app.url_map.iter_rules():
+        paths[concrete_path(rule)] |= set(rule.methods or ())
+    return paths
 
 
 def test_every_route_refuses_methods_it_does_not_take(app: Flask, client: FlaskClient) -> None:
     checked = 0
-    for rule in app.url_map.iter_rules():
-        for method in sorted(HTTP_METHODS - set(rule.methods or ())):
-            response = client.open(concrete_path(rule), method=method)
+    for path, methods in methods_by_path(app).items():
+        for method in sorted(HTTP_METHODS - methods):
+            response = client.open(path, method=method)
             error = assert_error_shape(response, 405, "method_not_allowed")
-            assert set(error["details"]["allowed"]) >= (set(rule.methods or ()) - {"OPTIONS"})
+            assert set(error["details"]["allowed"]) >= (methods - {"OPTIONS"})
             checked += 1
-    assert checked > 20
+    assert checked > 30
 
 
 def test_every_json_route_names_bad_input(app: Flask, client: FlaskClient) -> None:
-    posts = [r for r in app.url_map.iter_rules() if "POST" in (r.methods or ()) and r.rule.startswith("/api/")]
-    assert posts
-    for rule in posts:
-        assert_error_shape(client.post(rule.rule, data="{not json", content_type="application/json"), 400,
-                           "invalid_json")
-        assert_error_shape(client.post(rule.rule, json=["a", "list"]), 400, "invalid_json")
-        error = assert_error_shape(client.post(rule.rule, json={"no_such_field": 1}), 400, "bad_request")
-        assert "no_such_field" in error["details"]["fields"]
+    writes = [(concrete_path(r), method) for r in app.url_map.iter_rules() if r.rule.startswith("/api/")
+              for method in ("POST", "PATCH", "PUT") if method in (r.methods or ())]
+    assert len(writes) > 8
+    for path, method in writes:
+        sent = client.open(path, method=method, data="{not json", content_type="application/json")
+        assert_error_shape(sent, 400, "invalid_json")
+        assert_error_shape(client.open(path, method=method, json=["a", "list"]), 400, "invalid_json")
+        error = assert_error_shape(client.open(path, method=method, json={"no_such_field": 1}), 400, "bad_request")
+        assert "no_such_field" in error["details"]["fields"], path
 
 
 def test_bad_query_parameters_are_named(client: FlaskClient) -> None:
@@ -59,6 +81,7 @@ def test_bad_query_parameters_are_named(client: FlaskClient) -> None:
 
 
 def test_unknown_routes_and_websocket_misuse(client: FlaskClient) -> None:
+    assert_error_shape(client.delete("/api/users/999"), 404, "not_found")
     assert_error_shape(client.get("/api/nope"), 404, "not_found")
     assert_error_shape(client.get("/assets/../pyproject.toml"), 404)
     assert_error_shape(client.get("/ws"), 400, "bad_request")
@@ -68,7 +91,7 @@ def test_oversized_bodies_get_413(settings, services) -> None:  # type: ignore[n
     from studio.app import create_app
 
     small = create_app(settings.model_copy(update={"studio_max_body_mb": 1}), services).test_client()
-    assert_error_shape(small.post("/api/comfy/free", data=b"x" * (2 * 1024 * 1024),
+    assert_error_shape(small.post("/api/auth/setup", data=b"x" * (2 * 1024 * 1024),
                                   content_type="application/json"), 413, "payload_too_large")
 
 
@@ -98,7 +121,7 @@ def test_each_error_class_maps_to_its_status(app: Flask, raised: Exception, stat
     def _raise() -> None:
         raise raised
 
-    response = app.test_client().get(f"/api/_raise_{status}")
+    response = signed_in_admin(app).get(f"/api/_raise_{status}")
     error = assert_error_shape(response, status, code)
     if status == 500:
         assert "secret internals" not in response.get_data(as_text=True)

@@ -95,25 +95,29 @@ def test_persisted_events_reach_the_activity_api(client, services: Services) -> 
     services.bus.publish("system/notice", {"level": "info", "message": "hello"})
     services.bus.publish("system/telemetry", {"cpu_percent": 3})  # live only, never stored
 
-    items = client.get("/api/events").get_json()["items"]
+    items = client.get("/api/events?type=system/").get_json()["items"]
 
     assert [(i["type"], i["payload"]["message"]) for i in items] == [("system/notice", "hello")]
 
 
-def _connect(port: int) -> websocket.WebSocket:
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5)
+def _connect(port: int, token: str) -> websocket.WebSocket:
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5,
+                                     header=[f"Authorization: Bearer {token}"])
     hello = json.loads(ws.recv())
     assert hello["type"] == "events/hello"
     return ws
 
 
-def test_ws_delivers_events_and_a_stalled_client_blocks_nobody(runtime: Runtime, services: Services) -> None:
-    healthy = _connect(runtime.port)
+def test_ws_delivers_events_and_a_stalled_client_blocks_nobody(
+    runtime: Runtime, services: Services, admin_token: str
+) -> None:
+    healthy = _connect(runtime.port, admin_token)
     stalled = socket.create_connection(("127.0.0.1", runtime.port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.sendall(
         b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        + f"Authorization: Bearer {admin_token}\r\n".encode()
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     wait_until(lambda: services.hub.client_count == 2)
     payload = {"level": "info", "message": "x" * 2000}

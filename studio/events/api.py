@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wsproto.utilities import LocalProtocolError
 
 from studio import __version__
+from studio.auth.guard import current_identity
 from studio.services import services
 from studio.web import parse_query
 
@@ -35,14 +36,15 @@ class RecentQuery(BaseModel):
 @bp.get("/api/events")
 def recent_events() -> Response:
     query = parse_query(RecentQuery)
-    items = services().activity.recent(limit=query.limit, before_id=query.before, type_prefix=query.type)
+    items = services().activity.recent(limit=query.limit, before_id=query.before, type_prefix=query.type,
+                                       include_admin=current_identity().is_admin)
     return jsonify({"items": items})
 
 
 @sock.route("/ws", bp=bp)
 def live(ws) -> None:  # type: ignore[no-untyped-def]
     hub = services().hub
-    client = hub.connect()
+    client = hub.connect(is_admin=current_identity().is_admin)
     try:
         hello = {"type": "events/hello", "payload": {"version": __version__, "seq": hub.last_seq}}
         ws.send(json.dumps(hello))

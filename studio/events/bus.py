@@ -26,6 +26,8 @@ class EventSpec:
     description: str
     persist: bool = False
     coalesce: bool = False
+    # Audit events: only admins' sockets and activity lists see them.
+    admin_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Event:
     ts: float
     # Events with the same non-empty key replace each other in a slow client's queue.
     coalesce_key: str | None = None
+    admin_only: bool = False
 
     def to_message(self) -> dict[str, Any]:
         return {"type": self.type, "payload": self.payload, "seq": self.seq, "ts": self.ts}
@@ -75,7 +78,7 @@ class EventBus:
             raise ValueError(f"unknown event type {type_!r}: add it to studio/events/types.py and docs")
         coalesce_key = f"{type_}:{key or ''}" if spec.coalesce else None
         with self._lock:
-            event = Event(type_, dict(payload or {}), next(self._seq), time.time(), coalesce_key)
+            event = Event(type_, dict(payload or {}), next(self._seq), time.time(), coalesce_key, spec.admin_only)
             subscribers = list(self._subscribers.values())
         for subscriber in subscribers:
             try:

@@ -18,8 +18,9 @@ RESET_MESSAGE = json.dumps({"type": "events/reset", "payload": {"reason": "clien
 
 
 class ClientQueue:
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, *, is_admin: bool = False) -> None:
         self.maxsize = maxsize
+        self.is_admin = is_admin
         self._events: deque[str] = deque()
         self._latest: OrderedDict[str, str] = OrderedDict()
         self._reset_pending = False
@@ -28,6 +29,8 @@ class ClientQueue:
         self.dropped = 0
 
     def put(self, event: Event) -> None:
+        if event.admin_only and not self.is_admin:
+            return
         message = event.wire
         with self._cond:
             if self._closed:
@@ -86,8 +89,8 @@ class SocketHub:
         for client in clients:
             client.put(event)
 
-    def connect(self) -> ClientQueue:
-        client = ClientQueue(self.queue_size)
+    def connect(self, *, is_admin: bool = False) -> ClientQueue:
+        client = ClientQueue(self.queue_size, is_admin=is_admin)
         with self._lock:
             self._clients.add(client)
         return client

@@ -29,6 +29,7 @@ class ActivityStore:
     def __init__(self, engine: Engine, specs: Mapping[str, EventSpec], *, max_count: int, max_age: timedelta) -> None:
         self.engine = engine
         self.persisted_types = frozenset(name for name, spec in specs.items() if spec.persist)
+        self.admin_types = frozenset(name for name, spec in specs.items() if spec.admin_only)
         self.max_count = max_count
         self.max_age = max_age
         self._writes = 0
@@ -77,11 +78,15 @@ class ActivityStore:
 
         return write_with_retry(self.engine, work)
 
-    def recent(self, *, limit: int, before_id: int | None = None, type_prefix: str | None = None) -> list[dict]:
+    def recent(
+        self, *, limit: int, before_id: int | None = None, type_prefix: str | None = None, include_admin: bool = True
+    ) -> list[dict]:
         with session_scope(self.engine) as session:
             query = select(ActivityEvent).order_by(col(ActivityEvent.id).desc()).limit(limit)
             if before_id is not None:
                 query = query.where(col(ActivityEvent.id) < before_id)
+            if not include_admin:
+                query = query.where(col(ActivityEvent.type).not_in(self.admin_types))
             if type_prefix:
                 query = query.where(col(ActivityEvent.type).startswith(type_prefix))
             rows = session.execute(query).scalars().all()

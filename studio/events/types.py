@@ -17,6 +17,13 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("system/started", "Studio finished starting.", persist=True),
         EventSpec("system/notice", "Something a person should know about (a warning or info).", persist=True),
         EventSpec("events/reset", "Sent to one socket that fell behind: refetch every snapshot."),
+        EventSpec("auth/login", "Someone signed in.", persist=True, admin_only=True),
+        EventSpec("auth/login_failed", "A sign-in failed or was rate limited.", persist=True, admin_only=True),
+        EventSpec("auth/logout", "Someone signed out.", persist=True, admin_only=True),
+        EventSpec("auth/token_created", "An API token was created.", persist=True, admin_only=True),
+        EventSpec("auth/token_revoked", "An API token was revoked.", persist=True, admin_only=True),
+        EventSpec("auth/user_changed", "A user was created, changed, deleted or signed out everywhere.",
+                  persist=True, admin_only=True),
     )
 }
 

@@ -1,5 +1,5 @@
 // @ts-check
-import { api } from './lib/api.js';
+import { api, setCsrfToken } from './lib/api.js';
 import { h, replace } from './lib/dom.js';
 import { formatTime } from './lib/format.js';
 import { live } from './lib/live.js';
@@ -18,16 +18,21 @@ const PAGES = [
   { path: '/gallery', title: 'Gallery' },
   { path: '/civitai', title: 'CivitAI' },
   { path: '/llm', title: 'LLM' },
-  { path: '/settings', title: 'Settings' },
-  { path: '/login', title: 'Login' },
+  { path: '/settings', title: 'Settings', admin: true },
+  { path: '/users', title: 'Users', module: './pages/users.js', admin: true },
+  { path: '/account', title: 'Account', module: './pages/account.js' },
 ];
+
+/** @type {{user: {id: number, username: string, role: string}, csrf_token: string} | null} */
+export let me = null;
 
 /** @type {(() => void) | null} */
 let unmountPage = null;
 
 function renderNav() {
   const nav = /** @type {HTMLElement} */ (document.getElementById('sidenav'));
-  replace(nav, h('ul', null, PAGES.map((page) => h('li', null,
+  const visible = PAGES.filter((page) => !page.admin || me?.user.role === 'admin');
+  replace(nav, h('ul', null, visible.map((page) => h('li', null,
     h('a', { href: page.path, 'data-link': true, 'aria-current': page.path === location.pathname ? 'page' : null },
       page.title)))));
 }
@@ -40,7 +45,7 @@ async function route() {
   unmountPage = null;
   const main = /** @type {HTMLElement} */ (document.getElementById('page'));
   const module = page.module ? await import(page.module) : await import('./pages/upcoming.js');
-  unmountPage = module.mount(main, { title: page.title }) || null;
+  unmountPage = module.mount(main, { title: page.title, me }) || null;
   document.body.classList.remove('nav-open');
 }
 
@@ -69,6 +74,18 @@ function describe(event) {
       return `Studio ${p.version || ''} started`;
     case 'system/notice':
       return p.message || 'Notice';
+    case 'auth/login':
+      return `${p.username} signed in from ${p.ip}`;
+    case 'auth/login_failed':
+      return `Failed sign-in as ${p.username} from ${p.ip}${p.reason === 'rate_limited' ? ' (rate limited)' : ''}`;
+    case 'auth/logout':
+      return `${p.username} signed out`;
+    case 'auth/token_created':
+      return `${p.username} created API token "${p.name}" (${p.scope})`;
+    case 'auth/token_revoked':
+      return `${p.username} revoked API token "${p.name}"`;
+    case 'auth/user_changed':
+      return `User ${p.username || p.user_id}: ${String(p.action).replace('_', ' ')}${p.actor ? ` by ${p.actor}` : ''}`;
     default:
       return event.type;
   }
@@ -105,7 +122,24 @@ async function loadComfyState() {
   }
 }
 
-function start() {
+function renderUserMenu() {
+  const box = document.getElementById('user-menu');
+  if (!box || !me) return;
+  replace(box,
+    h('a', { href: '/account', 'data-link': true, id: 'user-name' }, me.user.username),
+    h('button', { class: 'link-button', id: 'logout', onclick: async () => {
+      try { await api.post('/api/auth/logout'); } finally { location.assign('/login'); }
+    } }, 'Sign out'));
+}
+
+async function start() {
+  try {
+    me = await api.get('/api/auth/me');
+  } catch {
+    return; // api.js already sent the browser to the sign-in page
+  }
+  setCsrfToken(me?.csrf_token ?? null);
+  renderUserMenu();
   document.addEventListener('click', (event) => {
     const target = /** @type {HTMLElement} */ (event.target);
     const link = target.closest('a[data-link]');
@@ -128,7 +162,7 @@ function start() {
   live.addEventListener('resync', () => { loadComfyState(); loadActivity(); });
   live.on('comfy/connection', (payload) => showComfyState(Boolean(payload.connected)));
   live.on('any', (event) => {
-    if (['comfy/connection', 'system/started', 'system/notice'].includes(event.type)) {
+    if (['comfy/connection', 'system/started', 'system/notice'].includes(event.type) || event.type.startsWith('auth/')) {
       addActivity({ type: event.type, payload: event.payload, ts: event.ts });
     }
   });

@@ -20,6 +20,15 @@ export class ApiError extends Error {
   }
 }
 
+/** @type {string | null} */
+let csrfToken = null;
+
+/** Cookie-signed-in pages send this with every write; Studio refuses writes without it. */
+/** @param {string | null} token */
+export function setCsrfToken(token) {
+  csrfToken = token;
+}
+
 /**
  * @param {string} method
  * @param {string} path
@@ -28,10 +37,14 @@ export class ApiError extends Error {
  */
 export async function request(method, path, body) {
   /** @type {RequestInit} */
-  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  /** @type {Record<string, string>} */
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  /** @type {RequestInit} */
+  const init = { method, headers, credentials: 'same-origin' };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
-    init.headers = { ...init.headers, 'Content-Type': 'application/json' };
+    headers['Content-Type'] = 'application/json';
   }
   let response;
   try {
@@ -46,6 +59,10 @@ export async function request(method, path, body) {
   }
   if (!response.ok) {
     const error = data && data.error;
+    if (response.status === 401 && !path.startsWith('/api/auth/') && !location.pathname.startsWith('/login')) {
+      // The session ended (signed out elsewhere, expired, revoked): back to the sign-in page.
+      location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
+    }
     if (error && typeof error.message === 'string') {
       throw new ApiError(response.status, error.code || 'error', error.message, error.details);
     }
@@ -61,6 +78,8 @@ export const api = {
   post: (path, body) => request('POST', path, body ?? {}),
   /** @param {string} path @param {any} [body] */
   put: (path, body) => request('PUT', path, body ?? {}),
+  /** @param {string} path @param {any} [body] */
+  patch: (path, body) => request('PATCH', path, body ?? {}),
   /** @param {string} path */
   del: (path) => request('DELETE', path),
 };

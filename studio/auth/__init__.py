@@ -1,0 +1,1 @@
+"""Accounts and security: users and roles, signed cookie sessions, API tokens, the route guard."""

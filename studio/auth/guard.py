@@ -1,0 +1,188 @@
+"""Closed by default: every request is identified, and refused unless its endpoint allows it.
+
+Order of checks: setup state (until an admin exists only the setup page answers), identity (API
+token in ``Authorization: Bearer`` or ``X-API-Key``, else the session cookie), then token scope,
+CSRF for cookie-authenticated writes, and the Origin of WebSocket handshakes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+from flask import Flask, Response, g, redirect, request
+
+from studio.auth.models import TokenScope
+from studio.auth.service import Identity
+from studio.errors import Forbidden, StudioError, Unauthorized
+
+SESSION_COOKIE = "studio_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Endpoints anyone may reach once Studio is set up.
+PUBLIC = frozenset({"system.health", "auth.state", "auth.login", "pages.login", "pages.asset"})
+# Before the first admin exists, these are all that answer.
+SETUP = frozenset({"system.health", "auth.state", "auth.setup", "pages.setup", "pages.asset"})
+# Unauthenticated writes: they must come as JSON from this origin (no login CSRF from a form).
+ANONYMOUS_WRITES = frozenset({"auth.login", "auth.setup"})
+
+F = TypeVar("F", bound=Callable[..., Any])
+RUN_SCOPE_ENDPOINTS: set[str] = set()
+
+
+def allow_run_scope(view: F) -> F:
+    """Marks a view that ``run``-scoped tokens may call (run workflows and presets, read own jobs)."""
+    RUN_SCOPE_ENDPOINTS.add(f"{view.__module__}.{view.__name__}")
+    return view
+
+
+def current_identity() -> Identity:
+    identity: Identity | None = g.get("identity")
+    if identity is None:
+        raise Unauthorized("Sign in first.")
+    return identity
+
+
+def require_admin() -> Identity:
+    identity = current_identity()
+    if not identity.is_admin:
+        raise Forbidden("Only an admin can do that.", code="admin_only")
+    return identity
+
+
+def _networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
+
+
+class Guard:
+    def __init__(self, trusted_proxies: str) -> None:
+        self.trusted = _networks(trusted_proxies)
+
+    def _is_trusted(self, address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+    def client_ip(self) -> str:
+        remote = request.remote_addr or "unknown"
+        if not self._is_trusted(remote):
+            return remote
+        hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop
+        return remote
+
+    def is_https(self) -> bool:
+        if request.scheme == "https":
+            return True
+        return self._is_trusted(request.remote_addr) and request.headers.get("X-Forwarded-Proto") == "https"
+
+    def public_host(self) -> str:
+        forwarded = request.headers.get("X-Forwarded-Host")
+        if forwarded and self._is_trusted(request.remote_addr):
+            return forwarded.split(",")[0].strip()
+        return request.host
+
+    def origin_ok(self) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser cross-site request: browsers always send Origin on those
+        return urlsplit(origin).netloc == self.public_host()
+
+    def set_session_cookie(self, response: Response, value: str, max_age_s: int) -> None:
+        response.set_cookie(SESSION_COOKIE, value, max_age=max_age_s, httponly=True, samesite="Lax",
+                            secure=self.is_https(), path="/")
+
+    def clear_session_cookie(self, response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=self.is_https())
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/") or request.path == "/ws"
+
+
+def install_guard(app: Flask, guard: Guard) -> None:
+    from studio.services import services
+
+    @app.before_request
+    def _guard() -> Response | None:
+        endpoint = request.endpoint
+        if endpoint is None:
+            return None  # 404 / 405: answered by the error handlers, which reveal nothing
+        auth = services().auth
+        if auth.setup_needed():
+            if endpoint in SETUP:
+                return _check_anonymous_write(guard, endpoint)
+            if _is_api():
+                raise Unauthorized("Studio is not set up yet: create the admin account first.", code="setup_required")
+            return redirect("/setup")
+        if endpoint in ("auth.setup", "pages.setup"):
+            if _is_api():
+                return None  # the service answers 409 "already set up"
+            return redirect("/login")
+        identity = _identify(auth)
+        g.identity = identity
+        if endpoint in PUBLIC:
+            return _check_anonymous_write(guard, endpoint)
+        if identity is None:
+            if _is_api():
+                raise Unauthorized("Sign in first.")
+            return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
+        view = app.view_functions.get(endpoint)
+        view_name = f"{view.__module__}.{view.__name__}" if view else ""
+        if identity.scope is TokenScope.RUN and view_name not in RUN_SCOPE_ENDPOINTS:
+            raise Forbidden("This API token may only run workflows and presets.", code="token_scope")
+        if endpoint == "events.live" and not guard.origin_ok():
+            raise Forbidden("WebSocket from a foreign origin.", code="bad_origin")
+        if identity.via == "session" and request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not guard.origin_ok() or not identity.csrf_token or not hmac.compare_digest(sent, identity.csrf_token):
+                raise Forbidden("Missing or wrong CSRF token: reload the page.", code="csrf_failed")
+        return None
+
+    @app.after_request
+    def _resign(response: Response) -> Response:
+        fresh = g.get("resigned_cookie")
+        if fresh:
+            guard.set_session_cookie(response, fresh, int(services().auth.max_age.total_seconds()))
+        return response
+
+
+def _check_anonymous_write(guard: Guard, endpoint: str) -> None:
+    writing = endpoint in ANONYMOUS_WRITES and request.method not in SAFE_METHODS
+    if writing and (not request.is_json or not guard.origin_ok()):
+        raise Forbidden("Sign in from Studio's own page.", code="csrf_failed")
+
+
+def _identify(auth: Any) -> Identity | None:
+    token = _bearer()
+    if token:
+        identity = auth.resolve_token(token)
+        if identity is None:
+            raise Unauthorized("The API token is invalid, expired or revoked.", code="bad_token")
+        return identity  # type: ignore[no-any-return]
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    identity = auth.resolve_cookie(cookie)
+    if identity is not None:
+        g.resigned_cookie = auth.cookie_needs_resign(cookie)
+    return identity  # type: ignore[no-any-return]
+
+
+__all__ = ["Guard", "install_guard", "allow_run_scope", "current_identity", "require_admin", "StudioError",
+           "SESSION_COOKIE", "CSRF_HEADER"]

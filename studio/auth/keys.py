@@ -1,0 +1,43 @@
+"""The cookie-signing key: made on first boot, kept 0600 in ``STUDIO_DIR/secrets/``, rotatable.
+
+Rotation keeps the previous key for verification only, so signed-in people are not thrown out
+at once; their cookies are re-signed with the new key on their next request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+KEY_FILE = "session_signing_key"
+PREVIOUS_KEY_FILE = "session_signing_key.previous"
+
+
+def _write_private(path: Path, value: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    os.replace(temporary, path)
+
+
+def load_signing_keys(secrets_dir: Path) -> list[str]:
+    """Keys for itsdangerous, oldest first: it signs with the last and verifies with all."""
+    current = secrets_dir / KEY_FILE
+    if not current.is_file():
+        _write_private(current, secrets.token_urlsafe(48))
+    keys = [current.read_text().strip()]
+    previous = secrets_dir / PREVIOUS_KEY_FILE
+    if previous.is_file():
+        keys.insert(0, previous.read_text().strip())
+    return keys
+
+
+def rotate_signing_key(secrets_dir: Path) -> None:
+    current = secrets_dir / KEY_FILE
+    if current.is_file():
+        _write_private(secrets_dir / PREVIOUS_KEY_FILE, current.read_text().strip())
+    _write_private(current, secrets.token_urlsafe(48))
