@@ -40,7 +40,8 @@ def _file_response(path: Path, mimetype: str | None = None) -> Response:
                         or "application/octet-stream")
     response.add_etag()
     response.headers["Cache-Control"] = "no-cache"
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 def _page(name: str) -> Response:

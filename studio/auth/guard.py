@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, Response, g, redirect, request
+from flask import Flask, g, redirect, request
+from werkzeug.wrappers import Response
 
 from studio.auth.models import TokenScope
 from studio.auth.service import Identity
-from studio.errors import Forbidden, StudioError, Unauthorized
+from studio.errors import Conflict, Forbidden, StudioError, Unauthorized
 
 SESSION_COOKIE = "studio_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -126,18 +127,20 @@ def install_guard(app: Flask, guard: Guard) -> None:
         auth = services().auth
         if auth.setup_needed():
             if endpoint in SETUP:
-                return _check_anonymous_write(guard, endpoint)
+                _check_anonymous_write(guard, endpoint)
+                return None
             if _is_api():
                 raise Unauthorized("Studio is not set up yet: create the admin account first.", code="setup_required")
             return redirect("/setup")
-        if endpoint in ("auth.setup", "pages.setup"):
-            if _is_api():
-                return None  # the service answers 409 "already set up"
+        if endpoint == "auth.setup":
+            raise Conflict("Studio is already set up. Sign in instead.", code="already_set_up")
+        if endpoint == "pages.setup":
             return redirect("/login")
         identity = _identify(auth)
         g.identity = identity
         if endpoint in PUBLIC:
-            return _check_anonymous_write(guard, endpoint)
+            _check_anonymous_write(guard, endpoint)
+            return None
         if identity is None:
             if _is_api():
                 raise Unauthorized("Sign in first.")
