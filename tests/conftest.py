@@ -3,6 +3,8 @@ port, and Studio itself (a Flask test client, or the real threaded server for so
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,44 @@ from studio.paths import DataDir
 from studio.runtime import Runtime
 from studio.services import Services, build_services
 from tests.servers.comfyui import ComfyUITestServer
+
+# Values that must never reach a log line: passwords and tokens the tests use or create.
+LEAK_CANARIES: set[str] = set()
+TOKEN_PATTERN = re.compile(r"sst_[A-Za-z0-9_-]{20,}")
+
+
+def canary(value: str) -> str:
+    """Remember a secret; the session ends by checking that no log record contains it."""
+    LEAK_CANARIES.add(value)
+    return value
+
+
+class LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(logging.Formatter("%(name)s %(message)s").format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log_line() -> Iterator[None]:
+    """Every record Studio logs during the whole run (DEBUG included) is checked for secrets."""
+    collector = LogCollector()
+    root = logging.getLogger()
+    studio_logger = logging.getLogger("studio")
+    previous = studio_logger.level
+    studio_logger.setLevel(logging.DEBUG)
+    root.addHandler(collector)
+    yield
+    root.removeHandler(collector)
+    studio_logger.setLevel(previous)
+    text = "\n".join(collector.lines)
+    leaked = sorted(value for value in LEAK_CANARIES if value in text)
+    assert not leaked, f"secrets found in log output: {[v[:4] + '…' for v in leaked]}"
+    assert not TOKEN_PATTERN.search(text), "an API token appeared in the log output"
+    assert collector.lines, "no log output was checked at all"
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> object:
@@ -65,7 +105,7 @@ def app(settings: Settings, services: Services) -> Flask:
 
 
 ADMIN_NAME = "admin"
-ADMIN_PASSWORD = "correct horse battery staple"
+ADMIN_PASSWORD = canary("correct horse battery staple")
 
 
 @pytest.fixture
@@ -94,7 +134,7 @@ def admin_token(services: Services) -> str:
     services.auth.setup_admin(ADMIN_NAME, ADMIN_PASSWORD)
     _, identity = services.auth.login(ADMIN_NAME, ADMIN_PASSWORD, ip="127.0.0.1", user_agent="tests")
     plain, _ = services.auth.create_token(identity, name="tests", scope=TokenScope.FULL, expires_at=None)
-    return plain
+    return canary(plain)
 
 
 @pytest.fixture

@@ -4,11 +4,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from studio.auth.guard import SESSION_COOKIE
 from studio.runtime import Runtime
 from studio.services import Services
-from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD
+from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, canary
 from tests.servers.comfyui import ComfyUITestServer
 
 pytestmark = pytest.mark.browser
@@ -99,3 +101,69 @@ def test_navigation_and_a_phone_sized_screen(browser: Browser, runtime: Runtime,
     page.go_back()
     expect(page.locator("main h1")).to_have_text("Home")
     context.close()
+
+
+def test_setup_then_sign_in_then_sign_out_ends_the_session(browser: Browser, runtime: Runtime) -> None:
+    base = f"http://127.0.0.1:{runtime.port}"
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{base}/queue")
+    expect(page).to_have_url(f"{base}/setup")
+    page.fill("#username", ADMIN_NAME)
+    page.fill("#password", "too short")
+    page.fill("#password2", "too short")
+    page.click("button[type=submit]")
+    expect(page.locator("#form-error")).to_contain_text("at least 10 characters")
+    shoot(page, "setup-error")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.fill("#password2", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/")
+    expect(page.locator("#user-name")).to_have_text(ADMIN_NAME)
+    expect(page.locator("#comfy-indicator")).to_have_attribute("data-state", "connected", timeout=10_000)
+
+    page.click("#logout")
+    expect(page).to_have_url(f"{base}/login")
+    page.fill("#username", ADMIN_NAME)
+    page.fill("#password", "wrong password here")
+    page.click("button[type=submit]")
+    expect(page.locator("#form-error")).to_have_text("Wrong user name or password.")
+    shoot(page, "login-error")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/")
+    old_cookie = next(c for c in context.cookies() if c["name"] == SESSION_COOKIE)
+    assert old_cookie["httpOnly"]
+    assert old_cookie["sameSite"] == "Lax"
+
+    page.click("#logout")
+    expect(page).to_have_url(f"{base}/login")
+    replay = requests.get(f"{base}/api/auth/me", cookies={SESSION_COOKIE: old_cookie["value"]}, timeout=5)
+    assert replay.status_code == 401
+    context.close()
+
+
+def test_account_and_users_pages(page: Page, runtime: Runtime, services: Services) -> None:
+    base = f"http://127.0.0.1:{runtime.port}"
+    sign_in(page, runtime.port, services)
+    page.click("#user-name")
+    expect(page.locator("main h1")).to_have_text("Account")
+    page.fill("#token-form input[name=name]", "telegram bot")
+    page.select_option("#token-form select[name=scope]", "run")
+    page.click("#token-form button[type=submit]")
+    token = page.locator("#token-value")
+    expect(token).to_contain_text("sst_")
+    canary(token.inner_text())
+    expect(page.locator("tr[data-token='telegram bot']")).to_contain_text("run")
+    shoot(page, "account")
+    answer = requests.get(f"{base}/api/auth/me", headers={"Authorization": f"Bearer {token.inner_text()}"}, timeout=5)
+    assert answer.json()["scope"] == "run"
+
+    page.get_by_role("link", name="Users").click()
+    page.fill("#new-user input[name=username]", "erin")
+    page.fill("#new-user input[name=password]", "erin's long password")
+    page.click("#new-user button[type=submit]")
+    expect(page.locator("tr[data-user=erin]")).to_contain_text("active")
+    page.locator("tr[data-user=erin]").get_by_role("button", name="Disable").click()
+    expect(page.locator("tr[data-user=erin]")).to_contain_text("disabled")
+    shoot(page, "users")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from studio.auth.throttle import LoginThrottler
 from studio.db import session_scope, write_with_retry
 from studio.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from studio.events import EventBus
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "sst_"
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -218,17 +221,20 @@ class AuthService:
         keys = [f"ip:{ip}", f"user:{username.strip().lower()}"]
         wait = self.throttle.retry_after_s(keys)
         if wait:
+            log.warning("sign-in as %r from %s refused for %d s (too many failures)", username[:64], ip, wait)
             self.bus.publish("auth/login_failed", {"username": username[:64], "ip": ip, "reason": "rate_limited"})
             raise TooManyRequests(f"Too many failed sign-ins. Try again in {wait} s.", retry_after_s=wait)
         with Session(self.engine) as session:
             user = session.exec(select(User).where(func.lower(User.username) == username.strip().lower())).first()
         valid = verify_password(password, user.password_hash if user else DUMMY_HASH)
         if not user or not valid or user.disabled:
-            self.throttle.failed(keys)
+            delay = self.throttle.failed(keys)
+            log.warning("failed sign-in as %r from %s (next delay %d s)", username[:64], ip, delay)
             self.bus.publish("auth/login_failed", {"username": username[:64], "ip": ip,
                                                    "reason": "disabled" if user and valid else "bad_credentials"})
             raise Unauthorized("Wrong user name or password.", code="bad_credentials")
         self.throttle.succeeded(keys)
+        log.info("%s signed in from %s", user.username, ip)
         assert user.id is not None
         if needs_rehash(user.password_hash):
             self._rehash(user.id, password)
