@@ -29,6 +29,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.auth.guard import install_guard
     from studio.events.api import bp as events_bp
     from studio.pages import bp as pages_bp
+    from studio.preferences.api import bp as preferences_bp
     from studio.system.api import bp as system_bp
 
     install_guard(app, app.extensions["studio"].guard)
@@ -36,5 +37,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(users_bp)
     app.register_blueprint(system_bp)
     app.register_blueprint(events_bp)
+    app.register_blueprint(preferences_bp)
     app.register_blueprint(pages_bp)
     return app

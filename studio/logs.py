@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,20 +17,38 @@ from studio.config import Settings
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """From now on, ``value`` is replaced by ``[redacted]`` in every log line Studio writes."""
+    if value and len(value) >= 4:
+        with _SECRETS_LOCK:
+            _SECRETS.add(value)
+
+
 class RedactSecrets(logging.Filter):
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+        for value in secrets:
+            register_secret(value)
+
+    @property
+    def secrets(self) -> list[str]:
+        with _SECRETS_LOCK:
+            return sorted(_SECRETS, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        secrets = self.secrets
+        if not secrets:
             return True
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         redacted = message
         exc_text = record.exc_text or ""
-        for secret in self.secrets:
+        for secret in secrets:
             redacted = redacted.replace(secret, "[redacted]")
             exc_text = exc_text.replace(secret, "[redacted]")
         record.msg, record.args = redacted, None

@@ -28,6 +28,8 @@ class Runtime:
     server: BaseWSGIServer | None = None
 
     def start_background(self) -> None:
+        # Values saved on the Settings page in an earlier run win over the configuration.
+        self.services.preferences.apply()
         self.services.stream.start()
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy.engine import Engine
@@ -23,6 +24,7 @@ from studio.events import EVENT_TYPES, EventBus
 from studio.events.hub import SocketHub
 from studio.events.store import ActivityStore
 from studio.paths import DataDir
+from studio.preferences.service import PreferencesService
 from studio.system.bridge import ComfyBridge
 from studio.system.service import SystemService
 from studio.system.telemetry import TelemetrySampler
@@ -43,7 +45,21 @@ class Services:
     system: SystemService
     auth: AuthService
     guard: Guard
+    preferences: PreferencesService
     started_at: float = field(default_factory=time.time)
+
+    def apply_preferences(self, values: dict[str, Any]) -> None:
+        """Makes Settings-page values take effect in the running services, without a restart."""
+        url = values["comfyui_url"]
+        if url != self.comfy.base_url:
+            self.comfy.base_url = url
+            self.comfy.invalidate_object_info()
+            self.system.set_comfy_url(url)
+            self.bridge.url = url
+            self.stream.set_url(self.comfy.ws_url)
+        self.guard.set_trusted_proxies(values["trusted_proxies"])
+        self.auth.idle_timeout = timedelta(hours=values["session_idle_hours"])
+        self.auth.max_age = timedelta(days=values["session_max_days"])
 
 
 def build_services(settings: Settings, *, engine: Engine | None = None) -> Services:
@@ -71,8 +87,11 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         max_age=timedelta(days=settings.studio_session_max_days),
     )
     guard = Guard(settings.trusted_proxies)
-    return Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
-                    guard)
+    preferences = PreferencesService(engine, bus, settings)
+    built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
+                     guard, preferences)
+    preferences.on_change(built.apply_preferences)
+    return built
 
 
 def services() -> Services:

@@ -167,3 +167,21 @@ def test_account_and_users_pages(page: Page, runtime: Runtime, services: Service
     page.locator("tr[data-user=erin]").get_by_role("button", name="Disable").click()
     expect(page.locator("tr[data-user=erin]")).to_contain_text("disabled")
     shoot(page, "users")
+
+
+def test_settings_page_validates_and_masks_secrets(page: Page, runtime: Runtime, services: Services) -> None:
+    sign_in(page, runtime.port, services)
+    page.get_by_role("link", name="Settings").click()
+    url = page.locator("#setting-comfyui_url")
+    expect(url).to_have_value(services.comfy.base_url)
+    url.fill("ftp://wrong")
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator("[data-key=comfyui_url] .field-error")).to_contain_text("http://")
+    url.fill(services.comfy.base_url)
+    secret = canary("civitai-" + "9" * 24)
+    page.fill("#setting-civitai_api_key", secret)
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator("#setting-civitai_api_key")).to_have_attribute("placeholder", "saved: civi…9999")
+    expect(page.locator("#setting-civitai_api_key")).to_have_value("")
+    assert secret not in page.content()
+    shoot(page, "settings")

@@ -63,6 +63,9 @@ class Guard:
     def __init__(self, trusted_proxies: str) -> None:
         self.trusted = _networks(trusted_proxies)
 
+    def set_trusted_proxies(self, spec: str) -> None:
+        self.trusted = _networks(spec)
+
     def _is_trusted(self, address: str | None) -> bool:
         try:
             ip = ipaddress.ip_address(address or "")

@@ -119,6 +119,16 @@ class ComfyStream:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def set_url(self, ws_url: str) -> None:
+        """Point the listener at another server: the live socket is dropped and the next one uses ``ws_url``."""
+        if ws_url == self.ws_url:
+            return
+        self.ws_url = ws_url
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                sock.abort()
+
     def start(self) -> None:
         if self._thread and self._thread.is_alive():
             return

@@ -4,5 +4,6 @@ from sqlmodel import SQLModel
 
 from studio.auth import models as _accounts  # noqa: F401
 from studio.db import models as _foundation  # noqa: F401
+from studio.preferences import models as _preferences  # noqa: F401
 
 metadata = SQLModel.metadata

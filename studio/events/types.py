@@ -22,6 +22,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("auth/logout", "Someone signed out.", persist=True, admin_only=True),
         EventSpec("auth/token_created", "An API token was created.", persist=True, admin_only=True),
         EventSpec("auth/token_revoked", "An API token was revoked.", persist=True, admin_only=True),
+        EventSpec("settings/changed", "An admin changed settings (secret values are never included).",
+                  persist=True, admin_only=True),
         EventSpec("auth/user_changed", "A user was created, changed, deleted or signed out everywhere.",
                   persist=True, admin_only=True),
     )

@@ -33,6 +33,9 @@ class SystemService:
         self.started_at = time.monotonic()
         self._probe = ComfyClient(comfy.base_url, timeout_s=STATUS_PROBE_TIMEOUT_S)
 
+    def set_comfy_url(self, url: str) -> None:
+        self._probe = ComfyClient(url, timeout_s=STATUS_PROBE_TIMEOUT_S)
+
     def health(self) -> dict[str, Any]:
         return {"ok": True, "version": __version__}
 

@@ -18,7 +18,7 @@ const PAGES = [
   { path: '/gallery', title: 'Gallery' },
   { path: '/civitai', title: 'CivitAI' },
   { path: '/llm', title: 'LLM' },
-  { path: '/settings', title: 'Settings', admin: true },
+  { path: '/settings', title: 'Settings', module: './pages/settings.js', admin: true },
   { path: '/users', title: 'Users', module: './pages/users.js', admin: true },
   { path: '/account', title: 'Account', module: './pages/account.js' },
 ];
@@ -84,6 +84,8 @@ function describe(event) {
       return `${p.username} created API token "${p.name}" (${p.scope})`;
     case 'auth/token_revoked':
       return `${p.username} revoked API token "${p.name}"`;
+    case 'settings/changed':
+      return `${p.actor} changed settings: ${(p.changed || []).join(', ')}`;
     case 'auth/user_changed':
       return `User ${p.username || p.user_id}: ${String(p.action).replace('_', ' ')}${p.actor ? ` by ${p.actor}` : ''}`;
     default:
@@ -162,7 +164,8 @@ async function start() {
   live.addEventListener('resync', () => { loadComfyState(); loadActivity(); });
   live.on('comfy/connection', (payload) => showComfyState(Boolean(payload.connected)));
   live.on('any', (event) => {
-    if (['comfy/connection', 'system/started', 'system/notice'].includes(event.type) || event.type.startsWith('auth/')) {
+    if (['comfy/connection', 'system/started', 'system/notice', 'settings/changed'].includes(event.type)
+      || event.type.startsWith('auth/')) {
       addActivity({ type: event.type, payload: event.payload, ts: event.ts });
     }
   });

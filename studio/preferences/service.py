@@ -1,0 +1,176 @@
+"""The Settings page's values: validated, stored, audited, applied at once.
+
+Each editable setting starts from Studio's configuration (environment > settings.toml > default)
+and may be overridden here. Secrets are kept server-side, answered only masked (``abcd…wxyz``)
+and never revealed again; setting one to an empty string removes the stored value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from studio.config import Settings, mask_secret
+from studio.errors import BadRequest
+from studio.events import EventBus
+from studio.logs import register_secret
+from studio.preferences.models import StoredSetting
+
+SECRET_KEYS = ("civitai_api_key", "hf_token", "telegram_bot_token", "webhook_secret")
+
+
+class SettingsUpdate(BaseModel):
+    """What the Settings page may change; every field optional, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comfyui_url: str | None = Field(None, max_length=2048)
+    download_concurrency: int | None = Field(None, ge=1, le=8)
+    trusted_proxies: str | None = Field(None, max_length=2048)
+    session_idle_hours: float | None = Field(None, gt=0, le=24 * 365)
+    session_max_days: float | None = Field(None, gt=0, le=3650)
+    civitai_api_key: str | None = Field(None, max_length=512)
+    hf_token: str | None = Field(None, max_length=512)
+    telegram_bot_token: str | None = Field(None, max_length=512)
+    webhook_secret: str | None = Field(None, max_length=512)
+
+    @field_validator("comfyui_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
+            raise ValueError("must be an http:// or https:// address")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as err:
+                raise ValueError(f"{part!r} is not an IP address or network") from err
+        return ", ".join(parts)
+
+    @field_validator("civitai_api_key", "hf_token", "telegram_bot_token", "webhook_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if value and (len(value) < 8 or any(ch.isspace() for ch in value)):
+            raise ValueError("does not look like a key: at least 8 characters, no spaces")
+        return value
+
+
+def defaults_from(config: Settings) -> dict[str, Any]:
+    def secret(name: str) -> str | None:
+        value = getattr(config, name, None)
+        return value.get_secret_value() if value is not None else None
+
+    return {
+        "comfyui_url": config.comfyui_url,
+        "download_concurrency": 2,
+        "trusted_proxies": config.trusted_proxies,
+        "session_idle_hours": config.studio_session_idle_hours,
+        "session_max_days": config.studio_session_max_days,
+        "civitai_api_key": secret("civitai_api_key"),
+        "hf_token": secret("hf_token"),
+        "telegram_bot_token": secret("telegram_bot_token"),
+        "webhook_secret": None,
+    }
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class PreferencesService:
+    def __init__(self, engine: Engine, bus: EventBus, config: Settings) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.defaults = defaults_from(config)
+        self._stored: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        for key in SECRET_KEYS:
+            if self.defaults.get(key):
+                register_secret(self.defaults[key])
+
+    def on_change(self, listener: Listener) -> None:
+        """``listener`` gets the effective values whenever an admin saves, and once at ``apply``."""
+        self._listeners.append(listener)
+
+    def _load(self) -> dict[str, Any]:
+        with self._lock:
+            if self._stored is None:
+                with Session(self.engine) as session:
+                    self._stored = {row.key: row.value for row in session.exec(select(StoredSetting))}
+                for key in SECRET_KEYS:
+                    if self._stored.get(key):
+                        register_secret(self._stored[key])
+            return dict(self._stored)
+
+    def effective(self) -> dict[str, Any]:
+        return {**self.defaults, **self._load()}
+
+    def get(self, key: str) -> Any:
+        return self.effective()[key]
+
+    def public_view(self) -> dict[str, Any]:
+        stored = self._load()
+        values: dict[str, Any] = {}
+        for key, value in self.effective().items():
+            source = "settings page" if key in stored else "configuration"
+            if key in SECRET_KEYS:
+                values[key] = {"value": mask_secret(value) if value else None, "set": bool(value), "source": source,
+                               "secret": True}
+            else:
+                values[key] = {"value": value, "source": source, "secret": False}
+        return {"settings": values}
+
+    def update(self, changes: dict[str, Any], *, actor: str) -> dict[str, Any]:
+        try:
+            update = SettingsUpdate.model_validate(changes)
+        except ValidationError as err:
+            fields = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in err.errors()}
+            raise BadRequest(f"Invalid value for {', '.join(fields)}.", fields=fields) from err
+        given = update.model_dump(exclude_unset=True)
+        if not given:
+            return self.public_view()
+        now = datetime.now(UTC)
+        with Session(self.engine) as session:
+            for key, value in given.items():
+                row = session.get(StoredSetting, key) or StoredSetting(key=key, value=None)
+                if key in SECRET_KEYS:
+                    # An empty string clears the secret, even one that came from the environment.
+                    value = value or None
+                    if value:
+                        register_secret(value)
+                row.value, row.updated_at, row.updated_by = value, now, actor
+                session.add(row)
+            session.commit()
+        with self._lock:
+            self._stored = None
+        self.bus.publish("settings/changed", {
+            "actor": actor,
+            "changed": sorted(given),
+            "values": {k: v for k, v in given.items() if k not in SECRET_KEYS},
+        })
+        self.apply()
+        return self.public_view()
+
+    def apply(self) -> None:
+        values = self.effective()
+        for listener in self._listeners:
+            listener(values)

@@ -1,0 +1,91 @@
+// @ts-check
+import { api, ApiError } from '../lib/api.js';
+import { h, replace } from '../lib/dom.js';
+import { toast } from '../lib/toast.js';
+
+/** Field order, labels and input types of the Settings page. */
+const FIELDS = [
+  { key: 'comfyui_url', label: 'ComfyUI address', type: 'url', help: 'Where Studio finds ComfyUI, e.g. http://127.0.0.1:8188.' },
+  { key: 'download_concurrency', label: 'Parallel downloads', type: 'number', min: 1, max: 8 },
+  { key: 'trusted_proxies', label: 'Trusted proxies', type: 'text',
+    help: 'IPs or networks, comma-separated, whose X-Forwarded-* headers are believed (e.g. the RunPod proxy).' },
+  { key: 'session_idle_hours', label: 'Sign out after idle (hours)', type: 'number', min: 1, step: 'any' },
+  { key: 'session_max_days', label: 'Sign out after (days)', type: 'number', min: 1, step: 'any' },
+  { key: 'civitai_api_key', label: 'CivitAI API key', secret: true },
+  { key: 'hf_token', label: 'Hugging Face token', secret: true },
+  { key: 'telegram_bot_token', label: 'Telegram bot token', secret: true },
+  { key: 'webhook_secret', label: 'Webhook secret', secret: true },
+];
+
+/** @param {HTMLElement} main */
+export function mount(main) {
+  const form = h('form', { id: 'settings-form', class: 'stack', novalidate: true });
+  const errorLine = h('p', { class: 'error-line', role: 'alert' });
+
+  /** @type {any} */
+  let loaded = {};
+
+  /** @param {any} settings */
+  function render(settings) {
+    loaded = settings;
+    replace(form, FIELDS.map((field) => {
+      const current = settings[field.key];
+      const attrs = field.secret
+        ? { type: 'password', autocomplete: 'off', placeholder: current.set ? `saved: ${current.value}` : 'not set' }
+        : { type: field.type, value: current.value ?? '', min: field.min, max: field.max, step: field.step };
+      return h('div', { class: 'setting', 'data-key': field.key },
+        h('label', { for: `setting-${field.key}` }, field.label,
+          h('span', { class: 'muted small' }, ` · from the ${current.source}`)),
+        h('div', { class: 'row' },
+          h('input', { id: `setting-${field.key}`, name: field.key, ...attrs }),
+          field.secret && current.set ? h('button', { type: 'button', class: 'link-button', onclick: () => save({ [field.key]: '' }) },
+            'Clear') : null),
+        field.help ? h('p', { class: 'muted small' }, field.help) : null,
+        h('p', { class: 'error-line field-error' }));
+    }), errorLine, h('button', { class: 'button', type: 'submit' }, 'Save'));
+  }
+
+  /** @param {Record<string, any>} changes */
+  async function save(changes) {
+    errorLine.textContent = '';
+    form.querySelectorAll('.field-error').forEach((el) => { el.textContent = ''; });
+    try {
+      const answer = await api.put('/api/settings', changes);
+      render(answer.settings);
+      toast('Settings saved and applied.', 'success');
+    } catch (err) {
+      if (err instanceof ApiError) {
+        for (const [key, text] of Object.entries(err.fields)) {
+          const slot = form.querySelector(`[data-key="${key}"] .field-error`);
+          if (slot) slot.textContent = String(text);
+        }
+        errorLine.textContent = err.message;
+      } else {
+        errorLine.textContent = String(err);
+      }
+    }
+  }
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    /** @type {Record<string, any>} */
+    const changes = {};
+    for (const field of FIELDS) {
+      const input = /** @type {HTMLInputElement} */ (form.querySelector(`[name="${field.key}"]`));
+      const value = field.type === 'number' && input.value !== '' ? Number(input.value) : input.value;
+      // Only what the person changed is saved: untouched fields keep following the configuration.
+      if (field.secret ? value !== '' : value !== (loaded[field.key].value ?? '')) changes[field.key] = value;
+    }
+    if (Object.keys(changes).length === 0) {
+      toast('Nothing changed.', 'info');
+      return;
+    }
+    save(changes);
+  });
+
+  replace(main, h('h1', null, 'Settings'), h('section', { class: 'card' },
+    h('p', { class: 'muted' }, 'Saved values take effect at once and win over the environment and settings.toml. '
+      + 'Secrets are kept on the server and never shown again.'), form));
+  api.get('/api/settings').then((answer) => render(answer.settings))
+    .catch((err) => replace(form, h('p', { class: 'error-line' }, err instanceof ApiError ? err.message : String(err))));
+}
