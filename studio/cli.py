@@ -74,10 +74,10 @@ def bootstrap_admin(services: Any) -> None:
     from studio.errors import StudioError
 
     password = services.settings.studio_admin_password
-    if password is None or not services.auth.setup_needed():
+    if password is None or not services.users.setup_needed():
         return
     try:
-        services.auth.setup_admin(services.settings.studio_admin_username, password.get_secret_value())
+        services.users.setup_admin(services.settings.studio_admin_username, password.get_secret_value())
     except StudioError as err:
         log.error("STUDIO_ADMIN_PASSWORD was not used: %s", err.message)
         return
@@ -107,7 +107,7 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     services = build_services(settings)
     upgrade(services.engine)
     try:
-        user = services.auth.create_user(args.username, _read_password(args), Role.ADMIN if args.admin else Role.USER,
+        user = services.users.create_user(args.username, _read_password(args), Role.ADMIN if args.admin else Role.USER,
                                          actor="cli")
     except StudioError as err:
         sys.stderr.write(f"studio: {err.message}\n")

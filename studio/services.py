@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from studio.auth.guard import Guard
 from studio.auth.keys import load_signing_keys
 from studio.auth.service import AuthService
+from studio.auth.users import UserDirectory
 from studio.comfy import ComfyClient, ComfyStream
 from studio.config import Settings
 from studio.db import create_db_engine
@@ -44,6 +45,7 @@ class Services:
     telemetry: TelemetrySampler
     system: SystemService
     auth: AuthService
+    users: UserDirectory
     guard: Guard
     preferences: PreferencesService
     started_at: float = field(default_factory=time.time)
@@ -86,10 +88,11 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         idle_timeout=timedelta(hours=settings.studio_session_idle_hours),
         max_age=timedelta(days=settings.studio_session_max_days),
     )
+    users = UserDirectory(engine, bus)
     guard = Guard(settings.trusted_proxies)
     preferences = PreferencesService(engine, bus, settings)
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
-                     guard, preferences)
+                     users, guard, preferences)
     preferences.on_change(built.apply_preferences)
     return built
 

@@ -131,7 +131,7 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def admin_token(services: Services) -> str:
     """A full-scope API token of a fresh admin, for socket and script-style tests."""
-    services.auth.setup_admin(ADMIN_NAME, ADMIN_PASSWORD)
+    services.users.setup_admin(ADMIN_NAME, ADMIN_PASSWORD)
     _, identity = services.auth.login(ADMIN_NAME, ADMIN_PASSWORD, ip="127.0.0.1", user_agent="tests")
     plain, _ = services.auth.create_token(identity, name="tests", scope=TokenScope.FULL, expires_at=None)
     return canary(plain)

@@ -46,8 +46,8 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def sign_in(page: Page, port: int, services: Services) -> None:
     """Creates the admin directly, then signs in through the sign-in page like a person."""
-    if services.auth.setup_needed():
-        services.auth.setup_admin(ADMIN_NAME, ADMIN_PASSWORD)
+    if services.users.setup_needed():
+        services.users.setup_admin(ADMIN_NAME, ADMIN_PASSWORD)
     page.goto(f"http://127.0.0.1:{port}/")
     expect(page).to_have_url(f"http://127.0.0.1:{port}/login?next=/")
     page.fill("#username", ADMIN_NAME)

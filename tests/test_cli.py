@@ -94,3 +94,25 @@ def test_invalid_settings_exit_with_a_readable_message(tmp_path: Path) -> None:
     assert "comfyui_url" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_user_create_from_the_command_line_and_key_rotation(tmp_path: Path) -> None:
+    env = studio_env(tmp_path)
+    created = subprocess.run([sys.executable, "-m", "studio", "user", "create", "root", "--admin", "--password-stdin"],
+                             env=env, input="a long admin password\n", capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "created admin root"
+    weak = subprocess.run([sys.executable, "-m", "studio", "user", "create", "bob", "--password-stdin"],
+                          env=env, input="short\n", capture_output=True, text=True, timeout=60)
+    assert weak.returncode == 1
+    assert "at least 10 characters" in weak.stderr
+
+    secrets_dir = tmp_path / "data" / "secrets"
+    key = secrets_dir / "session_signing_key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert secrets_dir.stat().st_mode & 0o777 == 0o700
+    before = key.read_text()
+    subprocess.run([sys.executable, "-m", "studio", "rotate-session-key"], env=env, check=True, timeout=60,
+                   capture_output=True)
+    assert key.read_text() != before
+    assert (secrets_dir / "session_signing_key.previous").read_text() == before

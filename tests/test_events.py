@@ -133,3 +133,13 @@ def test_ws_delivers_events_and_a_stalled_client_blocks_nobody(
     assert received == list(range(300))
     healthy.close()
     stalled.close()
+
+
+def test_audit_events_reach_only_admin_sockets() -> None:
+    bus = EventBus(EVENT_TYPES)
+    hub = SocketHub(bus, queue_size=10)
+    admin, user = hub.connect(is_admin=True), hub.connect(is_admin=False)
+    bus.publish("auth/login", {"username": "amy", "ip": "127.0.0.1"})
+    bus.publish("system/notice", {"level": "info", "message": "for everyone"})
+    assert [json.loads(m)["type"] for m in admin.get_batch(0)] == ["auth/login", "system/notice"]
+    assert [json.loads(m)["type"] for m in user.get_batch(0)] == ["system/notice"]

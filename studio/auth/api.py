@@ -70,14 +70,14 @@ def _signed_in(cookie: str, identity: Identity) -> Response:
 def state() -> Response:
     from flask import g
 
-    return jsonify({"setup_needed": services().auth.setup_needed(), "authenticated": g.get("identity") is not None})
+    return jsonify({"setup_needed": services().users.setup_needed(), "authenticated": g.get("identity") is not None})
 
 
 @bp.post("/setup")
 def setup() -> Response:
     body = parse_json(Credentials)
     studio = services()
-    studio.auth.setup_admin(body.username, body.password)
+    studio.users.setup_admin(body.username, body.password)
     cookie, identity = studio.auth.login(body.username, body.password, ip=studio.guard.client_ip(),
                                          user_agent=request.user_agent.string)
     return _signed_in(cookie, identity)
@@ -111,7 +111,7 @@ def me() -> Response:
 @bp.post("/password")
 def change_password() -> Response:
     body = parse_json(PasswordChange)
-    services().auth.change_password(current_identity(), body.current_password, body.new_password)
+    services().users.change_password(current_identity(), body.current_password, body.new_password)
     return jsonify({"ok": True})
 
 
@@ -139,14 +139,14 @@ def revoke_token(token_id: int) -> Response:
 @users_bp.get("")
 def list_users() -> Response:
     require_admin()
-    return jsonify({"items": services().auth.list_users()})
+    return jsonify({"items": services().users.list_users()})
 
 
 @users_bp.post("")
 def create_user() -> Response:
     actor = require_admin()
     body = parse_json(NewUser)
-    response = jsonify(services().auth.create_user(body.username, body.password, body.role, actor=actor.username))
+    response = jsonify(services().users.create_user(body.username, body.password, body.role, actor=actor.username))
     response.status_code = 201
     return response
 
@@ -155,14 +155,14 @@ def create_user() -> Response:
 def update_user(user_id: int) -> Response:
     actor = require_admin()
     body = parse_json(UserChange)
-    return jsonify(services().auth.update_user(user_id, role=body.role, disabled=body.disabled, actor=actor))
+    return jsonify(services().users.update_user(user_id, role=body.role, disabled=body.disabled, actor=actor))
 
 
 @users_bp.post("/<int:user_id>/password")
 def reset_password(user_id: int) -> Response:
     actor = require_admin()
     body = parse_json(PasswordReset)
-    services().auth.reset_password(user_id, body.password, actor=actor)
+    services().users.reset_password(user_id, body.password, actor=actor)
     return jsonify({"ok": True})
 
 
@@ -170,11 +170,11 @@ def reset_password(user_id: int) -> Response:
 def revoke_sessions(user_id: int) -> Response:
     actor = require_admin()
     parse_json(EmptyBody)
-    services().auth.revoke_sessions(user_id, actor=actor)
+    services().users.revoke_sessions(user_id, actor=actor)
     return jsonify({"ok": True})
 
 
 @users_bp.delete("/<int:user_id>")
 def delete_user(user_id: int) -> Response:
-    services().auth.delete_user(user_id, actor=require_admin())
+    services().users.delete_user(user_id, actor=require_admin())
     return jsonify({"ok": True})

@@ -17,7 +17,7 @@ from flask import Flask, g, redirect, request
 from werkzeug.wrappers import Response
 
 from studio.auth.models import TokenScope
-from studio.auth.service import Identity
+from studio.auth.service import AuthService, Identity
 from studio.errors import Conflict, Forbidden, StudioError, Unauthorized
 
 SESSION_COOKIE = "studio_session"
@@ -127,8 +127,9 @@ def install_guard(app: Flask, guard: Guard) -> None:
         endpoint = request.endpoint
         if endpoint is None:
             return None  # 404 / 405: answered by the error handlers, which reveal nothing
-        auth = services().auth
-        if auth.setup_needed():
+        studio = services()
+        auth = studio.auth
+        if studio.users.setup_needed():
             if endpoint in SETUP:
                 _check_anonymous_write(guard, endpoint)
                 return None
@@ -174,20 +175,20 @@ def _check_anonymous_write(guard: Guard, endpoint: str) -> None:
         raise Forbidden("Sign in from Studio's own page.", code="csrf_failed")
 
 
-def _identify(auth: Any) -> Identity | None:
+def _identify(auth: AuthService) -> Identity | None:
     token = _bearer()
     if token:
         identity = auth.resolve_token(token)
         if identity is None:
             raise Unauthorized("The API token is invalid, expired or revoked.", code="bad_token")
-        return identity  # type: ignore[no-any-return]
+        return identity
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
     identity = auth.resolve_cookie(cookie)
     if identity is not None:
         g.resigned_cookie = auth.cookie_needs_resign(cookie)
-    return identity  # type: ignore[no-any-return]
+    return identity
 
 
 __all__ = ["Guard", "install_guard", "allow_run_scope", "current_identity", "require_admin", "StudioError",

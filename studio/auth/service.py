@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,16 +15,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from studio.auth.models import ApiToken, AuthSession, Role, TokenScope, User
-from studio.auth.passwords import DUMMY_HASH, hash_password, needs_rehash, password_problem, verify_password
+from studio.auth.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from studio.auth.throttle import LoginThrottler
-from studio.db import session_scope, write_with_retry
-from studio.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
+from studio.db import write_with_retry
+from studio.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from studio.events import EventBus
 
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "sst_"
-USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Refresh ``last_seen_at`` at most this often, so reads do not turn into writes on every request.
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -95,125 +93,6 @@ class AuthService:
         self.idle_timeout = idle_timeout
         self.max_age = max_age
         self.throttle = LoginThrottler(engine)
-        self._set_up = False
-
-    # -- users ----------------------------------------------------------------------------------
-
-    def setup_needed(self) -> bool:
-        """True until the first admin exists; then cached, since the last admin cannot be removed."""
-        if self._set_up:
-            return False
-        with Session(self.engine) as session:
-            admins = session.exec(select(func.count()).select_from(User).where(User.role == Role.ADMIN)).one()
-        self._set_up = admins > 0
-        return not self._set_up
-
-    def create_user(self, username: str, password: str, role: Role, *, actor: str | None = None) -> dict:
-        username = username.strip()
-        if not USERNAME.fullmatch(username):
-            raise BadRequest("Use 1-64 letters, digits, '.', '-' or '_' for the user name.",
-                             fields={"username": "invalid user name"})
-        problem = password_problem(password, username)
-        if problem:
-            raise BadRequest(problem, fields={"password": problem})
-
-        def work(session: Session) -> dict:
-            exists = session.exec(select(User).where(func.lower(User.username) == username.lower())).first()
-            if exists:
-                raise Conflict(f"A user named {username!r} already exists.", code="user_exists")
-            user = User(username=username, password_hash=hash_password(password), role=role)
-            session.add(user)
-            session.flush()
-            return user_view(user)
-
-        created = write_with_retry(self.engine, work)
-        self.bus.publish("auth/user_changed", {"action": "created", "username": username, "role": role.value,
-                                               "actor": actor})
-        return created
-
-    def setup_admin(self, username: str, password: str) -> dict:
-        """Creates the first admin; refused once one exists (the setup page closes for good)."""
-        if not self.setup_needed():
-            raise Conflict("Studio is already set up. Sign in instead.", code="already_set_up")
-        return self.create_user(username, password, Role.ADMIN, actor="setup")
-
-    def list_users(self) -> list[dict]:
-        with Session(self.engine) as session:
-            return [user_view(u) for u in session.exec(select(User).order_by(col(User.id)))]
-
-    def update_user(self, user_id: int, *, role: Role | None, disabled: bool | None, actor: Identity) -> dict:
-        def work(session: Session) -> dict:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFound("No such user.")
-            if user.id == actor.user_id and (disabled or (role and role is not Role.ADMIN)):
-                raise Conflict("You cannot demote or disable yourself.", code="self_lockout")
-            if role is not None:
-                user.role = role
-            if disabled is not None:
-                user.disabled = disabled
-            session.add(user)
-            if disabled:
-                self._revoke_all(session, user_id)
-            return user_view(user)
-
-        changed = write_with_retry(self.engine, work)
-        self.bus.publish("auth/user_changed", {"action": "updated", "username": changed["username"],
-                                               "role": changed["role"], "disabled": changed["disabled"],
-                                               "actor": actor.username})
-        return changed
-
-    def delete_user(self, user_id: int, *, actor: Identity) -> None:
-        if user_id == actor.user_id:
-            raise Conflict("You cannot delete yourself.", code="self_lockout")
-
-        def work(session: Session) -> str:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFound("No such user.")
-            self._revoke_all(session, user_id)
-            session.delete(user)
-            return user.username
-
-        username = write_with_retry(self.engine, work)
-        self.bus.publish("auth/user_changed", {"action": "deleted", "username": username, "actor": actor.username})
-
-    def change_password(self, identity: Identity, current: str, new: str) -> None:
-        """Ends every other session and revokes nothing else: tokens are separate credentials."""
-        problem = password_problem(new, identity.username)
-        if problem:
-            raise BadRequest(problem, fields={"new_password": problem})
-
-        def work(session: Session) -> None:
-            user = session.get(User, identity.user_id)
-            if user is None or not verify_password(current, user.password_hash):
-                raise BadRequest("The current password is wrong.", fields={"current_password": "wrong password"})
-            user.password_hash = hash_password(new)
-            user.password_changed_at = datetime.now(UTC)
-            session.add(user)
-            self._revoke_all(session, identity.user_id, keep=identity.session_id_hash)
-
-        write_with_retry(self.engine, work)
-        self.bus.publish("auth/user_changed", {"action": "password_changed", "username": identity.username,
-                                               "actor": identity.username})
-
-    def reset_password(self, user_id: int, new: str, *, actor: Identity) -> None:
-        def work(session: Session) -> str:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFound("No such user.")
-            problem = password_problem(new, user.username)
-            if problem:
-                raise BadRequest(problem, fields={"password": problem})
-            user.password_hash = hash_password(new)
-            user.password_changed_at = datetime.now(UTC)
-            session.add(user)
-            self._revoke_all(session, user_id)
-            return user.username
-
-        username = write_with_retry(self.engine, work)
-        self.bus.publish("auth/user_changed", {"action": "password_reset", "username": username,
-                                               "actor": actor.username})
 
     # -- sign in and sessions -------------------------------------------------------------------
 
@@ -319,21 +198,6 @@ class AuthService:
         write_with_retry(self.engine, work)
         self.bus.publish("auth/logout", {"username": identity.username})
 
-    def _revoke_all(self, session: Session, user_id: int, keep: str | None = None) -> None:
-        statement = (
-            update(AuthSession)
-            .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        )
-        if keep:
-            statement = statement.where(col(AuthSession.id_hash) != keep)
-        session.execute(statement)
-
-    def revoke_sessions(self, user_id: int, *, actor: Identity) -> None:
-        write_with_retry(self.engine, lambda session: self._revoke_all(session, user_id))
-        self.bus.publish("auth/user_changed", {"action": "sessions_revoked", "user_id": user_id,
-                                               "actor": actor.username})
-
     # -- API tokens -----------------------------------------------------------------------------
 
     def create_token(
@@ -377,16 +241,16 @@ class AuthService:
         if not plain.startswith(TOKEN_PREFIX):
             return None
         now = datetime.now(UTC)
-        with session_scope(self.engine) as session:
+        with Session(self.engine) as session:
             token = session.exec(select(ApiToken).where(ApiToken.token_hash == digest(plain))).first()
             if token is None or token.revoked_at is not None:
                 return None
             if token.expires_at is not None and aware(token.expires_at) <= now:
                 return None
             user = session.get(User, token.user_id)
-            if user is None or user.disabled:
-                return None
-            if token.last_used_at is None or now - aware(token.last_used_at) > TOUCH_EVERY:
-                token.last_used_at = now
-                session.add(token)
-            return Identity(user.id or 0, user.username, user.role, "token", scope=token.scope, token_id=token.id)
+        if user is None or user.disabled:
+            return None
+        if token.last_used_at is None or now - aware(token.last_used_at) > TOUCH_EVERY:
+            write_with_retry(self.engine, lambda s: s.execute(
+                update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)))
+        return Identity(user.id or 0, user.username, user.role, "token", scope=token.scope, token_id=token.id)
