@@ -28,9 +28,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.auth.api import users_bp
     from studio.auth.guard import install_guard
     from studio.events.api import bp as events_bp
+    from studio.jobs.api import bp as jobs_bp
     from studio.pages import bp as pages_bp
     from studio.preferences.api import bp as preferences_bp
     from studio.system.api import bp as system_bp
+    from studio.workflows.api import bp as workflows_bp
 
     install_guard(app, app.extensions["studio"].guard)
     app.register_blueprint(auth_bp)
@@ -38,5 +40,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(system_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(preferences_bp)
+    app.register_blueprint(workflows_bp)
+    app.register_blueprint(jobs_bp)
     app.register_blueprint(pages_bp)
     return app

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     comfyui_reconnect_max_s: float = Field(
         10.0, gt=0, description="Longest wait between attempts to reconnect the ComfyUI socket."
     )
+    comfyui_max_in_flight: int = Field(
+        2, ge=1, le=32, description="Jobs handed to ComfyUI at once; the rest wait in Studio's own queue."
+    )
+    studio_requeue_lost_jobs: bool = Field(
+        False, description="Queue a job again when ComfyUI lost it (restart) instead of failing it."
+    )
     studio_ws_queue_size: int = Field(
         2000, ge=10, description="Events buffered per browser socket before it is told to refetch."
     )

@@ -30,7 +30,9 @@ class Runtime:
     def start_background(self) -> None:
         # Values saved on the Settings page in an earlier run win over the configuration.
         self.services.preferences.apply()
+        self.services.library.refresh(force=True)
         self.services.stream.start()
+        self.services.job_engine.start()
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()
         self._threads.append(telemetry)
@@ -70,6 +72,7 @@ class Runtime:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        self.services.job_engine.stop()
         self.services.stream.stop()
         for thread in self._threads:
             thread.join(5)

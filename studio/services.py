@@ -18,17 +18,21 @@ from studio.auth.guard import Guard
 from studio.auth.keys import load_signing_keys
 from studio.auth.service import AuthService
 from studio.auth.users import UserDirectory
-from studio.comfy import ComfyClient, ComfyStream
+from studio.comfy import ComfyClient, ComfyError, ComfyStream
 from studio.config import Settings
 from studio.db import create_db_engine
 from studio.events import EVENT_TYPES, EventBus
 from studio.events.hub import SocketHub
 from studio.events.store import ActivityStore
+from studio.jobs.engine import JobEngine
+from studio.jobs.inputs import InputStore
+from studio.jobs.service import JobService
 from studio.paths import DataDir
 from studio.preferences.service import PreferencesService
 from studio.system.bridge import ComfyBridge
 from studio.system.service import SystemService
 from studio.system.telemetry import TelemetrySampler
+from studio.workflows.library import WorkflowLibrary
 
 
 @dataclass
@@ -48,6 +52,10 @@ class Services:
     users: UserDirectory
     guard: Guard
     preferences: PreferencesService
+    library: WorkflowLibrary
+    inputs: InputStore
+    jobs: JobService
+    job_engine: JobEngine
     started_at: float = field(default_factory=time.time)
 
     def apply_preferences(self, values: dict[str, Any]) -> None:
@@ -91,8 +99,21 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     users = UserDirectory(engine, bus)
     guard = Guard(settings.trusted_proxies)
     preferences = PreferencesService(engine, bus, settings)
+    library = WorkflowLibrary(engine, data_dir.workflows)
+    inputs = InputStore(data_dir.inputs)
+
+    def object_info() -> dict[str, Any] | None:
+        try:
+            return comfy.object_info()
+        except ComfyError:
+            return None  # validated again by ComfyUI itself when the job is submitted
+
+    jobs = JobService(engine, bus, library, data_dir, object_info, inputs.exists)
+    job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
+                           max_in_flight=lambda: settings.comfyui_max_in_flight,
+                           requeue_lost=settings.studio_requeue_lost_jobs)
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
-                     users, guard, preferences)
+                     users, guard, preferences, library, inputs, jobs, job_engine)
     preferences.on_change(built.apply_preferences)
     return built
 

@@ -41,7 +41,7 @@ def page(browser: Browser) -> Iterator[Page]:
     opened.on("pageerror", lambda err: errors.append(str(err)))
     yield opened
     context.close()
-    assert errors == [], errors
+    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def sign_in(page: Page, port: int, services: Services) -> None:

@@ -24,3 +24,5 @@ class ActivityEvent(SQLModel, table=True):
     type: str = Field(max_length=64, index=True)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # For events about one person's things: only they and admins see them in the activity list.
+    user_id: int | None = Field(default=None, index=True)

@@ -36,15 +36,17 @@ class RecentQuery(BaseModel):
 @bp.get("/api/events")
 def recent_events() -> Response:
     query = parse_query(RecentQuery)
+    identity = current_identity()
     items = services().activity.recent(limit=query.limit, before_id=query.before, type_prefix=query.type,
-                                       include_admin=current_identity().is_admin)
+                                       include_admin=identity.is_admin, user_id=identity.user_id)
     return jsonify({"items": items})
 
 
 @sock.route("/ws", bp=bp)
 def live(ws) -> None:  # type: ignore[no-untyped-def]
     hub = services().hub
-    client = hub.connect(is_admin=current_identity().is_admin)
+    identity = current_identity()
+    client = hub.connect(is_admin=identity.is_admin, user_id=identity.user_id)
     try:
         hello = {"type": "events/hello", "payload": {"version": __version__, "seq": hub.last_seq}}
         ws.send(json.dumps(hello))

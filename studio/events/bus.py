@@ -39,6 +39,8 @@ class Event:
     # Events with the same non-empty key replace each other in a slow client's queue.
     coalesce_key: str | None = None
     admin_only: bool = False
+    # Set for events about one person's things (their jobs): only they and admins receive them.
+    user_id: int | None = None
 
     def to_message(self) -> dict[str, Any]:
         return {"type": self.type, "payload": self.payload, "seq": self.seq, "ts": self.ts}
@@ -72,13 +74,16 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, type_: str, payload: dict[str, Any] | None = None, *, key: str | None = None) -> Event:
+    def publish(
+        self, type_: str, payload: dict[str, Any] | None = None, *, key: str | None = None, user_id: int | None = None
+    ) -> Event:
         spec = self.specs.get(type_)
         if spec is None:
             raise ValueError(f"unknown event type {type_!r}: add it to studio/events/types.py and docs")
         coalesce_key = f"{type_}:{key or ''}" if spec.coalesce else None
         with self._lock:
-            event = Event(type_, dict(payload or {}), next(self._seq), time.time(), coalesce_key, spec.admin_only)
+            event = Event(type_, dict(payload or {}), next(self._seq), time.time(), coalesce_key, spec.admin_only,
+                          user_id)
             subscribers = list(self._subscribers.values())
         for subscriber in subscribers:
             try:

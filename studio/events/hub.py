@@ -18,9 +18,10 @@ RESET_MESSAGE = json.dumps({"type": "events/reset", "payload": {"reason": "clien
 
 
 class ClientQueue:
-    def __init__(self, maxsize: int, *, is_admin: bool = False) -> None:
+    def __init__(self, maxsize: int, *, is_admin: bool = False, user_id: int | None = None) -> None:
         self.maxsize = maxsize
         self.is_admin = is_admin
+        self.user_id = user_id
         self._events: deque[str] = deque()
         self._latest: OrderedDict[str, str] = OrderedDict()
         self._reset_pending = False
@@ -29,7 +30,7 @@ class ClientQueue:
         self.dropped = 0
 
     def put(self, event: Event) -> None:
-        if event.admin_only and not self.is_admin:
+        if not self.is_admin and (event.admin_only or (event.user_id is not None and event.user_id != self.user_id)):
             return
         message = event.wire
         with self._cond:
@@ -89,8 +90,8 @@ class SocketHub:
         for client in clients:
             client.put(event)
 
-    def connect(self, *, is_admin: bool = False) -> ClientQueue:
-        client = ClientQueue(self.queue_size, is_admin=is_admin)
+    def connect(self, *, is_admin: bool = False, user_id: int | None = None) -> ClientQueue:
+        client = ClientQueue(self.queue_size, is_admin=is_admin, user_id=user_id)
         with self._lock:
             self._clients.add(client)
         return client

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
@@ -42,13 +42,17 @@ class ActivityStore:
         if event.type not in self.persisted_types:
             return
         try:
-            self.record(event.type, event.payload, created_at=datetime.fromtimestamp(event.ts, UTC))
+            self.record(event.type, event.payload, created_at=datetime.fromtimestamp(event.ts, UTC),
+                        user_id=event.user_id)
         except SQLAlchemyError:
             log.exception("could not record %s in the activity log", event.type)
 
-    def record(self, type_: str, payload: dict[str, Any], *, created_at: datetime | None = None) -> int:
+    def record(
+        self, type_: str, payload: dict[str, Any], *, created_at: datetime | None = None, user_id: int | None = None
+    ) -> int:
         def write(session: Session) -> int:
-            row = ActivityEvent(type=type_, payload=payload, created_at=created_at or datetime.now(UTC))
+            row = ActivityEvent(type=type_, payload=payload, created_at=created_at or datetime.now(UTC),
+                                user_id=user_id)
             session.add(row)
             session.flush()
             assert row.id is not None
@@ -79,7 +83,13 @@ class ActivityStore:
         return write_with_retry(self.engine, work)
 
     def recent(
-        self, *, limit: int, before_id: int | None = None, type_prefix: str | None = None, include_admin: bool = True
+        self,
+        *,
+        limit: int,
+        before_id: int | None = None,
+        type_prefix: str | None = None,
+        include_admin: bool = True,
+        user_id: int | None = None,
     ) -> list[dict]:
         with session_scope(self.engine) as session:
             query = select(ActivityEvent).order_by(col(ActivityEvent.id).desc()).limit(limit)
@@ -87,6 +97,7 @@ class ActivityStore:
                 query = query.where(col(ActivityEvent.id) < before_id)
             if not include_admin:
                 query = query.where(col(ActivityEvent.type).not_in(self.admin_types))
+                query = query.where(or_(col(ActivityEvent.user_id).is_(None), col(ActivityEvent.user_id) == user_id))
             if type_prefix:
                 query = query.where(col(ActivityEvent.type).startswith(type_prefix))
             rows = session.execute(query).scalars().all()

@@ -74,7 +74,7 @@ export function mount(main) {
       const input = /** @type {HTMLInputElement} */ (form.querySelector(`[name="${field.key}"]`));
       const value = field.type === 'number' && input.value !== '' ? Number(input.value) : input.value;
       // Only what the person changed is saved: untouched fields keep following the configuration.
-      if (field.secret ? value !== '' : value !== (loaded[field.key].value ?? '')) changes[field.key] = value;
+      if (field.secret ? value !== '' : value !== (loaded[field.key]?.value ?? '')) changes[field.key] = value;
     }
     if (Object.keys(changes).length === 0) {
       toast('Nothing changed.', 'info');

@@ -1,0 +1,152 @@
+"""``/api/jobs``, ``/api/queue`` and ``/api/inputs``: follow, steer and keep what was made."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, jsonify, request, send_file
+from pydantic import BaseModel, ConfigDict, Field
+
+from studio.auth.guard import allow_run_scope, current_identity
+from studio.errors import BadRequest, NotFound
+from studio.jobs.models import JobStatus
+from studio.services import services
+from studio.web import EmptyBody, parse_json, parse_query
+
+bp = Blueprint("jobs", __name__, url_prefix="/api")
+
+
+class JobQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str | None = Field(None, max_length=200)
+    workflow: str | None = Field(None, max_length=128)
+    q: str | None = Field(None, max_length=200)
+    since: datetime | None = None
+    until: datetime | None = None
+    before: str | None = Field(None, max_length=36)
+    limit: int = Field(50, ge=1, le=200)
+
+
+@bp.get("/jobs")
+@allow_run_scope
+def list_jobs() -> Response:
+    query = parse_query(JobQuery)
+    try:
+        statuses = [JobStatus(s) for s in query.status.split(",")] if query.status else None
+    except ValueError as err:
+        raise BadRequest("Unknown status.", fields={"status": str(err)}) from err
+    return jsonify(services().jobs.list(actor=current_identity(), statuses=statuses, workflow_id=query.workflow,
+                                        text=query.q, since=query.since, until=query.until, before=query.before,
+                                        limit=query.limit))
+
+
+@bp.get("/jobs/<job_id>")
+@allow_run_scope
+def get_job(job_id: str) -> Response:
+    studio = services()
+    view = studio.jobs.get(job_id, actor=current_identity())
+    live = studio.job_engine.progress(job_id)
+    if live is not None:
+        view["progress"] = live
+    return jsonify(view)
+
+
+@bp.get("/jobs/<job_id>/preview")
+@allow_run_scope
+def job_preview(job_id: str) -> Response:
+    studio = services()
+    studio.jobs.owned(job_id, actor=current_identity())
+    found = studio.job_engine.preview(job_id)
+    if found is None:
+        raise NotFound("No preview yet.", code="no_preview")
+    mime, data = found
+    response = Response(data, mimetype=mime)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/jobs/<job_id>/outputs/<int:output_id>")
+@allow_run_scope
+def job_output(job_id: str, output_id: int) -> Response:
+    studio = services()
+    output = studio.jobs.output(job_id, output_id, actor=current_identity())
+    root = (studio.data_dir.outputs / "studio" / job_id).resolve()
+    path = (studio.data_dir.outputs / output.path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotFound("The file is gone.", code="output_missing")
+    response = send_file(path, conditional=True, download_name=output.filename, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@allow_run_scope
+def cancel_job(job_id: str) -> Response:
+    parse_json(EmptyBody)
+    studio = services()
+    actor = current_identity()
+    studio.job_engine.cancel(studio.jobs.owned(job_id, actor=actor))
+    return jsonify(studio.jobs.get(job_id, actor=actor))
+
+
+@bp.post("/jobs/<job_id>/front")
+def move_to_front(job_id: str) -> Response:
+    parse_json(EmptyBody)
+    return jsonify(services().jobs.move_to_front(job_id, actor=current_identity()))
+
+
+@bp.post("/jobs/<job_id>/retry")
+@allow_run_scope
+def retry_job(job_id: str) -> Response:
+    parse_json(EmptyBody)
+    response = jsonify(services().jobs.retry(job_id, actor=current_identity()))
+    response.status_code = 201
+    return response
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Response:
+    services().jobs.delete(job_id, actor=current_identity())
+    return jsonify({"ok": True})
+
+
+@bp.get("/queue")
+@allow_run_scope
+def queue_state() -> Response:
+    return jsonify(services().jobs.queue_state(actor=current_identity()))
+
+
+@bp.post("/queue/pause")
+def pause() -> Response:
+    parse_json(EmptyBody)
+    return jsonify(services().jobs.set_paused(True, actor=current_identity()))
+
+
+@bp.post("/queue/resume")
+def resume() -> Response:
+    parse_json(EmptyBody)
+    return jsonify(services().jobs.set_paused(False, actor=current_identity()))
+
+
+@bp.post("/queue/cancel-waiting")
+def cancel_waiting() -> Response:
+    parse_json(EmptyBody)
+    return jsonify({"cancelled": services().jobs.cancel_pending(actor=current_identity())})
+
+
+@bp.post("/inputs")
+@allow_run_scope
+def upload_input() -> Response:
+    upload = request.files.get("image")
+    if upload is None:
+        raise BadRequest("Send the image as multipart field 'image'.", fields={"image": "missing"})
+    stored = services().inputs.save(upload.read())
+    response = jsonify(stored)
+    response.status_code = 201 if stored["created"] else 200
+    return response
+
+
+@bp.get("/inputs")
+@allow_run_scope
+def recent_inputs() -> Response:
+    return jsonify({"items": services().inputs.recent()})

@@ -1,0 +1,404 @@
+"""The part of the job system that talks to ComfyUI.
+
+One thread (``job-engine``) does every state change that needs ComfyUI: it submits queued jobs
+while fewer than N are in flight, finalizes finished ones from ``/history``, and reconciles
+in-flight jobs with ``/queue`` and ``/history`` at start, after every reconnect, and while a job
+was submitted over an older socket (whose messages will never reach the new one). The socket
+listener only records live progress and previews, and hands "finished" over to that thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from studio.comfy import ComfyClient, ComfyError, ComfyMessage, ComfyRejected, ComfyStream, ComfyUnavailable
+from studio.comfy.messages import PreviewImage, ProgressText
+from studio.comfy.stream import ConnectionState, StateChange
+from studio.db import write_with_retry
+from studio.errors import ServiceUnavailable
+from studio.events import EventBus
+from studio.jobs import outputs
+from studio.jobs.inputs import InputStore
+from studio.jobs.models import IN_FLIGHT, Job, JobOutput, JobStatus
+from studio.jobs.service import JobService
+from studio.paths import DataDir
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+LOST_REASON = "ComfyUI no longer has this job: it restarted, or its queue or history was cleared."
+
+
+@dataclass
+class LiveJob:
+    """What the socket says about one running job; kept in memory, never written per step."""
+
+    job_id: str
+    owner_id: int | None
+    prompt: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+    cached: set[str] = field(default_factory=set)
+    done: set[str] = field(default_factory=set)
+    node: str | None = None
+    step: int = 0
+    total: int = 0
+    step_started: float = 0.0
+
+    def view(self) -> dict[str, Any]:
+        runnable = max(len(self.prompt) - len(self.cached), 1)
+        node_share = (self.step / self.total) if self.total else 0.0
+        percent = min(99.0, 100.0 * (len(self.done) + node_share) / runnable)
+        node = self.prompt.get(self.node or "", {})
+        eta = None
+        if self.total and self.step:
+            per_step = (time.monotonic() - self.step_started) / self.step
+            eta = round(per_step * (self.total - self.step), 1)
+        return {
+            "node": self.node,
+            "node_title": (node.get("_meta") or {}).get("title") or node.get("class_type"),
+            "node_type": node.get("class_type"),
+            "step": self.step,
+            "total": self.total,
+            "percent": round(percent, 1),
+            "eta_s": eta,
+            "elapsed_s": round(time.monotonic() - self.started, 1),
+        }
+
+
+class JobEngine:
+    def __init__(
+        self,
+        service: JobService,
+        comfy: ComfyClient,
+        stream: ComfyStream,
+        bus: EventBus,
+        data_dir: DataDir,
+        inputs: InputStore,
+        *,
+        max_in_flight: Callable[[], int],
+        requeue_lost: bool = False,
+    ) -> None:
+        self.service = service
+        self.comfy = comfy
+        self.stream = stream
+        self.bus = bus
+        self.data_dir = data_dir
+        self.inputs = inputs
+        self.max_in_flight = max_in_flight
+        self.requeue_lost = requeue_lost
+        self.live: dict[str, LiveJob] = {}
+        self.previews: dict[str, tuple[str, bytes, int]] = {}
+        self._finished: queue.Queue[str] = queue.Queue()
+        self._reconcile = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._served: dict[int | None, float] = {}
+        self._lock = threading.Lock()
+        stream.on_state(self._on_state)
+        stream.on_message(self._on_message)
+        stream.on_binary(self._on_binary)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._reconcile.set()
+        self._thread = threading.Thread(target=self._loop, name="job-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.service.wakeup.set()
+        if self._thread:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.service.wakeup.wait(TICK_S)
+            self.service.wakeup.clear()
+            try:
+                self.step()
+            except Exception:  # noqa: BLE001 - the engine must outlive any one bad job or answer
+                log.exception("job engine step failed")
+
+    def step(self) -> None:
+        """One round of work; the loop calls it every tick and whenever something changed."""
+        while True:
+            try:
+                job_id = self._finished.get_nowait()
+            except queue.Empty:
+                break
+            self._finalize(job_id)
+        if not self.stream.connected:
+            return
+        if self._reconcile.is_set() or self._has_detached():
+            self._reconcile.clear()
+            self.reconcile()
+        self._dispatch()
+
+    # -- socket listeners (stream thread: record and hand over, never block) --------------------
+
+    def _on_state(self, change: StateChange) -> None:
+        if change.state is ConnectionState.CONNECTED:
+            self._reconcile.set()
+            self.service.wakeup.set()
+
+    def _on_message(self, message: ComfyMessage) -> None:
+        job_id = message.prompt_id
+        live = self.live.get(job_id or "")
+        if live is None or job_id is None:
+            return
+        kind, data = message.type, message.data
+        if kind == "execution_start":
+            live.started = time.monotonic()
+            self.service.mark(job_id, JobStatus.RUNNING, only_from=(JobStatus.QUEUED, JobStatus.SUBMITTED),
+                              started_at=datetime.now(UTC))
+        elif kind == "execution_cached":
+            live.cached = {str(n) for n in data.get("nodes", [])}
+        elif kind == "executing" and data.get("node") is not None:
+            if live.node is not None:
+                live.done.add(live.node)
+            live.node, live.step, live.total = str(data["node"]), 0, 0
+            self._publish_progress(live)
+        elif kind == "progress":
+            if live.step == 0:
+                live.step_started = time.monotonic()
+            live.step, live.total = int(data.get("value", 0)), int(data.get("max", 0))
+            self._publish_progress(live)
+        elif kind == "executed":
+            self.bus.publish("jobs/output", {"id": job_id, "node": data.get("node"), "output": data.get("output")},
+                             user_id=live.owner_id)
+        elif kind == "executing" and data.get("node") is None:
+            self._finished.put(job_id)
+            self.service.wakeup.set()
+
+    def _on_binary(self, frame: PreviewImage | ProgressText) -> None:
+        if not isinstance(frame, PreviewImage) or frame.prompt_id is None:
+            return
+        live = self.live.get(frame.prompt_id)
+        if live is None:
+            return
+        with self._lock:
+            seq = self.previews.get(frame.prompt_id, ("", b"", 0))[2] + 1
+            self.previews[frame.prompt_id] = (frame.mime_type, frame.image, seq)
+        self.bus.publish("jobs/preview", {"id": frame.prompt_id, "seq": seq, "node": frame.node_id},
+                         key=frame.prompt_id, user_id=live.owner_id)
+
+    def _publish_progress(self, live: LiveJob) -> None:
+        self.bus.publish("jobs/progress", {"id": live.job_id, **live.view()}, key=live.job_id,
+                         user_id=live.owner_id)
+
+    def preview(self, job_id: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            found = self.previews.get(job_id)
+        return (found[0], found[1]) if found else None
+
+    def progress(self, job_id: str) -> dict[str, Any] | None:
+        live = self.live.get(job_id)
+        return live.view() if live else None
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def _in_flight(self) -> list[Job]:
+        with Session(self.service.engine) as session:
+            return list(session.exec(select(Job).where(col(Job.status).in_(IN_FLIGHT))))
+
+    def _next_job(self) -> Job | None:
+        """Jobs moved to the front first; otherwise the owner served longest ago, oldest job first."""
+        with Session(self.service.engine) as session:
+            queued = select(Job).where(Job.status == JobStatus.QUEUED)
+            front = session.exec(queued.where(Job.priority > 0).order_by(col(Job.position)).limit(1)).first()
+            if front is not None:
+                return front
+            owners = list(session.exec(select(Job.owner_id).where(Job.status == JobStatus.QUEUED).distinct()))
+            if not owners:
+                return None
+            owner = min(owners, key=lambda o: self._served.get(o, 0.0))
+            return session.exec(queued.where(Job.owner_id == owner).order_by(col(Job.position)).limit(1)).first()
+
+    def _dispatch(self) -> None:
+        if self.service.paused:
+            return
+        slots = self.max_in_flight() - len(self._in_flight())
+        while slots > 0 and not self._stop.is_set():
+            job = self._next_job()
+            if job is None or not self._submit(job):
+                return
+            slots -= 1
+
+    def _submit(self, job: Job) -> bool:
+        """Sends one job to ComfyUI; False when ComfyUI cannot take it now (the job stays queued)."""
+        client_id = self.stream.client_id
+        if client_id is None:
+            return False
+        self.live[job.id] = LiveJob(job.id, job.owner_id, job.prompt)
+        try:
+            self._upload_inputs(job)
+            accepted = self.comfy.queue_prompt(job.prompt, client_id=client_id, prompt_id=job.id)
+        except ComfyUnavailable as err:
+            self.live.pop(job.id, None)
+            log.info("ComfyUI unavailable, job %s stays queued: %s", job.id, err)
+            return False
+        except ComfyRejected as err:
+            self.live.pop(job.id, None)
+            problems = err.problems()
+            self.service.mark(job.id, JobStatus.FAILED, error={
+                "message": "ComfyUI refused the workflow: " + "; ".join(
+                    f"{p['class_type'] or 'node'} {p['node_id'] or ''}"
+                    f"{' input ' + p['input'] if p['input'] else ''}: {p['message']}" for p in problems),
+                "problems": problems,
+            })
+            return True
+        except (ComfyError, MissingInput) as err:
+            self.live.pop(job.id, None)
+            self.service.mark(job.id, JobStatus.FAILED, error={"message": str(err)})
+            return True
+        self._served[job.owner_id] = time.monotonic()
+        self.service.mark(job.id, JobStatus.SUBMITTED, only_from=(JobStatus.QUEUED,),
+                          submitted_at=datetime.now(UTC), comfy_client_id=client_id,
+                          error={"message": "Some outputs were dropped by ComfyUI", "node_errors": accepted.node_errors}
+                          if accepted.node_errors else None)
+        return True
+
+    def _upload_inputs(self, job: Job) -> None:
+        for node in job.prompt.values():
+            if node.get("class_type") not in ("LoadImage", "LoadImageMask"):
+                continue
+            name = node.get("inputs", {}).get("image")
+            if not isinstance(name, str) or not name.startswith("studio/"):
+                continue
+            path = self.inputs.path_of(name)
+            if path is None:
+                raise MissingInput(f"The input image {name} is no longer in Studio's input folder.")
+            self.comfy.upload_image(path.read_bytes(), path.name, subfolder="studio", overwrite=True)
+
+    # -- finishing ------------------------------------------------------------------------------
+
+    def _finalize(self, job_id: str) -> None:
+        try:
+            entry = self.comfy.history(job_id)
+        except ComfyError as err:
+            log.info("cannot read history of %s yet: %s", job_id, err)
+            self._reconcile.set()
+            return
+        if entry is None:
+            self._reconcile.set()
+            return
+        self._finish_from_history(job_id, entry)
+
+    def _finish_from_history(self, job_id: str, entry: dict[str, Any]) -> None:
+        status = entry.get("status") or {}
+        messages = status.get("messages") or []
+        last_event, last_data = (messages[-1][0], messages[-1][1]) if messages else ("", {})
+        stored = self._store_outputs(job_id, entry)
+        if status.get("status_str") == "success":
+            self.service.mark(job_id, JobStatus.COMPLETED, progress={"percent": 100.0})
+        elif last_event == "execution_interrupted":
+            self.service.mark(job_id, JobStatus.INTERRUPTED, error={
+                "message": f"Interrupted at {last_data.get('node_type')} (node {last_data.get('node_id')}).",
+                "node_id": last_data.get("node_id"), "node_type": last_data.get("node_type")})
+        else:
+            error: dict[str, Any] = next((data for event, data in messages if event == "execution_error"), {})
+            self.service.mark(job_id, JobStatus.FAILED, error={
+                "message": f"{error.get('node_type', 'A node')} (node {error.get('node_id', '?')}) failed: "
+                           f"{str(error.get('exception_message', 'unknown error')).strip()}",
+                "node_id": error.get("node_id"), "node_type": error.get("node_type"),
+                "exception_type": error.get("exception_type")})
+        self.live.pop(job_id, None)
+        with self._lock:
+            self.previews.pop(job_id, None)
+        log.info("job %s finished (%d outputs)", job_id, stored)
+
+    def _store_outputs(self, job_id: str, entry: dict[str, Any]) -> int:
+        rows = []
+        for node_id, item in outputs.files_in_history(entry):
+            try:
+                path = outputs.fetch(self.comfy, self.data_dir.outputs, item)
+            except (ComfyError, OSError, ValueError) as err:
+                log.warning("output %s of job %s not stored: %s", item.get("filename"), job_id, err)
+                continue
+            facts = outputs.describe(path)
+            rows.append(JobOutput(job_id=job_id, node_id=node_id, filename=path.name,
+                                  path=str(path.relative_to(self.data_dir.outputs.resolve())), **facts))
+
+        def work(session: Session) -> None:
+            known = {o.path for o in session.exec(select(JobOutput).where(JobOutput.job_id == job_id))}
+            for row in rows:
+                if row.path not in known:
+                    session.add(row)
+
+        write_with_retry(self.service.engine, work)
+        return len(rows)
+
+    # -- reconciling ----------------------------------------------------------------------------
+
+    def _has_detached(self) -> bool:
+        current = self.stream.client_id
+        return any(job.comfy_client_id != current for job in self._in_flight())
+
+    def reconcile(self) -> None:
+        """Brings every in-flight job in line with what ComfyUI really has."""
+        jobs = self._in_flight()
+        if not jobs:
+            return
+        try:
+            state = self.comfy.get_queue()
+        except ComfyError as err:
+            log.info("cannot reconcile yet: %s", err)
+            self._reconcile.set()
+            return
+        running = {item.prompt_id for item in state.running}
+        pending = {item.prompt_id for item in state.pending}
+        for job in jobs:
+            try:
+                entry = self.comfy.history(job.id)
+            except ComfyError:
+                self._reconcile.set()
+                return
+            if entry is not None:
+                self._finish_from_history(job.id, entry)
+            elif job.id in running or job.id in pending:
+                self.live.setdefault(job.id, LiveJob(job.id, job.owner_id, job.prompt))
+                if job.id in running:
+                    self.service.mark(job.id, JobStatus.RUNNING, only_from=(JobStatus.SUBMITTED,),
+                                      started_at=datetime.now(UTC))
+            elif self.requeue_lost:
+                self.live.pop(job.id, None)
+                self.service.mark(job.id, JobStatus.QUEUED, only_from=IN_FLIGHT, comfy_client_id=None,
+                                  error={"message": LOST_REASON + " It was queued again."})
+            else:
+                self.live.pop(job.id, None)
+                self.service.mark(job.id, JobStatus.FAILED, error={"message": LOST_REASON})
+
+    # -- cancelling -----------------------------------------------------------------------------
+
+    def cancel(self, job: Job) -> None:
+        """Waiting here: cancelled. Waiting in ComfyUI: removed there. Running: interrupted."""
+        if job.status is JobStatus.QUEUED and self.service.mark(
+                job.id, JobStatus.CANCELLED, only_from=(JobStatus.QUEUED,)) is not None:
+            return
+        try:
+            if job.status in (JobStatus.QUEUED, JobStatus.SUBMITTED):
+                self.comfy.delete_from_queue([job.id])
+                state = self.comfy.get_queue()
+                if state.position(job.id) is None:
+                    if self.comfy.history(job.id) is None:
+                        self.live.pop(job.id, None)
+                        self.service.mark(job.id, JobStatus.CANCELLED, only_from=IN_FLIGHT)
+                    return
+            self.comfy.interrupt(job.id)
+        except ComfyUnavailable as err:
+            raise ServiceUnavailable(f"ComfyUI cannot be reached to stop the job: {err}",
+                                     code="comfy_unavailable") from err
+
+
+class MissingInput(Exception):
+    pass

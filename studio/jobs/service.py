@@ -1,0 +1,301 @@
+"""What people do with jobs: queue them, look at them, reorder, cancel, retry, delete.
+
+Every change is a database write first and an event second, so a crash between the two loses
+nothing a refetch cannot show. The engine (``studio.jobs.engine``) is what talks to ComfyUI.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from studio.auth.service import Identity
+from studio.db import write_with_retry
+from studio.errors import Conflict, NotFound
+from studio.events import EventBus
+from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
+from studio.jobs.views import job_view
+from studio.paths import DataDir
+from studio.preferences.models import StoredSetting
+from studio.workflows import params as workflow_params
+from studio.workflows.library import WorkflowLibrary
+
+MAX_BATCH = 100
+PAUSED_KEY = "queue_paused"
+
+
+def prompt_text_of(workflow_inputs: list[Any], values: dict[str, Any]) -> str:
+    """The text people search History for: every text input, joined."""
+    return "\n".join(str(values[s.id]) for s in workflow_inputs if s.type == "text" and values.get(s.id))[:20000]
+
+
+class JobService:
+    def __init__(
+        self,
+        engine: Engine,
+        bus: EventBus,
+        library: WorkflowLibrary,
+        data_dir: DataDir,
+        object_info: Callable[[], dict[str, Any] | None],
+        image_exists: Callable[[str], bool],
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.library = library
+        self.data_dir = data_dir
+        self.object_info = object_info
+        self.image_exists = image_exists
+        # Woken whenever there may be work for the dispatcher (a new job, a resume, a cancel).
+        self.wakeup = threading.Event()
+
+    # -- queueing -------------------------------------------------------------------------------
+
+    def submit(self, workflow_id: str, raw: dict[str, Any], *, owner: Identity, count: int = 1) -> list[dict]:
+        workflow = self.library.get(workflow_id)
+        values = workflow_params.validate(workflow, raw, self.object_info(), self.image_exists)
+        count = max(1, min(count, MAX_BATCH))
+
+        def work(session: Session) -> list[Job]:
+            last = session.exec(select(func.max(Job.position))).one() or 0.0
+            jobs = []
+            for index in range(count):
+                job_id = str(uuid.uuid4())
+                resolved = workflow_params.resolve(workflow.manifest, values)
+                job = Job(
+                    id=job_id,
+                    workflow_id=workflow.id,
+                    workflow_name=workflow.manifest.name,
+                    owner_id=owner.user_id,
+                    params=resolved,
+                    prompt=workflow_params.build_prompt(workflow, resolved, job_id=job_id),
+                    prompt_text=prompt_text_of(workflow.manifest.inputs, resolved),
+                    position=last + 1 + index,
+                )
+                session.add(job)
+                jobs.append(job)
+            return jobs
+
+        jobs = write_with_retry(self.engine, work)
+        for job in jobs:
+            self.publish(job)
+        self.wakeup.set()
+        return [job_view(job) for job in jobs]
+
+    def retry(self, job_id: str, *, actor: Identity) -> dict:
+        original = self._job(job_id, actor)
+        workflow = self.library.get(original.workflow_id)
+        new_id = str(uuid.uuid4())
+
+        def work(session: Session) -> Job:
+            last = session.exec(select(func.max(Job.position))).one() or 0.0
+            job = Job(
+                id=new_id,
+                workflow_id=original.workflow_id,
+                workflow_name=original.workflow_name,
+                owner_id=actor.user_id,
+                params=dict(original.params),
+                prompt=workflow_params.build_prompt(workflow, original.params, job_id=new_id),
+                prompt_text=original.prompt_text,
+                position=last + 1,
+                retry_of=original.id,
+            )
+            session.add(job)
+            return job
+
+        job = write_with_retry(self.engine, work)
+        self.publish(job)
+        self.wakeup.set()
+        return job_view(job)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _job(self, job_id: str, actor: Identity) -> Job:
+        with Session(self.engine) as session:
+            job = session.get(Job, job_id)
+        if job is None or (job.owner_id != actor.user_id and not actor.is_admin):
+            raise NotFound("No such job.", code="job_not_found")
+        return job
+
+    def get(self, job_id: str, *, actor: Identity) -> dict:
+        job = self._job(job_id, actor)
+        with Session(self.engine) as session:
+            outputs = session.exec(select(JobOutput).where(JobOutput.job_id == job_id).order_by(col(JobOutput.id)))
+            return job_view(job, outputs=list(outputs), full=True)
+
+    def output(self, job_id: str, output_id: int, *, actor: Identity) -> JobOutput:
+        self._job(job_id, actor)
+        with Session(self.engine) as session:
+            output = session.get(JobOutput, output_id)
+        if output is None or output.job_id != job_id:
+            raise NotFound("No such output.")
+        return output
+
+    def list(
+        self,
+        *,
+        actor: Identity,
+        statuses: list[JobStatus] | None = None,
+        workflow_id: str | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> dict:
+        """Newest first; ``before`` is the last id of the previous page (keyset pagination)."""
+        query = select(Job)
+        if not actor.is_admin:
+            query = query.where(Job.owner_id == actor.user_id)
+        if statuses:
+            query = query.where(col(Job.status).in_(statuses))
+        if workflow_id:
+            query = query.where(Job.workflow_id == workflow_id)
+        if text:
+            query = query.where(col(Job.prompt_text).ilike(f"%{text}%"))
+        if since:
+            query = query.where(col(Job.created_at) >= since)
+        if until:
+            query = query.where(col(Job.created_at) < until)
+        with Session(self.engine) as session:
+            if before:
+                anchor = session.get(Job, before)
+                if anchor is not None:
+                    query = query.where(or_(col(Job.created_at) < anchor.created_at,
+                                            (col(Job.created_at) == anchor.created_at) & (col(Job.id) < anchor.id)))
+            rows = session.exec(query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1))
+            jobs = list(rows)
+        page = jobs[:limit]
+        return {"items": [job_view(job) for job in page],
+                "next": page[-1].id if len(jobs) > limit and page else None}
+
+    def queue_state(self, *, actor: Identity) -> dict:
+        with Session(self.engine) as session:
+            query = select(Job).where(col(Job.status).in_([JobStatus.QUEUED, *IN_FLIGHT]))
+            if not actor.is_admin:
+                query = query.where(Job.owner_id == actor.user_id)
+            jobs = list(session.exec(query.order_by(col(Job.priority).desc(), col(Job.position))))
+        running = [job_view(j) for j in jobs if j.status in IN_FLIGHT]
+        waiting = [job_view(j) for j in jobs if j.status is JobStatus.QUEUED]
+        return {"paused": self.paused, "running": running, "queued": waiting}
+
+    # -- changing -------------------------------------------------------------------------------
+
+    def move_to_front(self, job_id: str, *, actor: Identity) -> dict:
+        self._job(job_id, actor)
+
+        def work(session: Session) -> Job:
+            job = session.get(Job, job_id)
+            if job is None or job.status is not JobStatus.QUEUED:
+                raise Conflict("Only a waiting job can be moved.", code="job_not_queued")
+            first = session.exec(select(func.min(Job.position))).one() or 0.0
+            job.position = first - 1
+            job.priority = 1
+            session.add(job)
+            return job
+
+        job = write_with_retry(self.engine, work)
+        self.publish(job)
+        self.wakeup.set()
+        return job_view(job)
+
+    def owned(self, job_id: str, *, actor: Identity) -> Job:
+        """The job, if ``actor`` may act on it (its owner or an admin); 404 otherwise."""
+        return self._job(job_id, actor)
+
+    def mark(
+        self, job_id: str, status: JobStatus, *, only_from: tuple[JobStatus, ...] | None = None, **changes: Any
+    ) -> Job | None:
+        """Moves a job to ``status`` unless it already finished (or is not in ``only_from``).
+
+        Returns the job when it changed. The guard matters: ComfyUI's messages about a job can
+        arrive before the dispatcher has recorded that it submitted it.
+        """
+
+        def work(session: Session) -> Job | None:
+            job = session.get(Job, job_id)
+            if job is None or job.status in FINISHED or (only_from and job.status not in only_from):
+                return None
+            job.status = status
+            for key, value in changes.items():
+                setattr(job, key, value)
+            if status in FINISHED:
+                job.finished_at = datetime.now(UTC)
+            session.add(job)
+            return job
+
+        job = write_with_retry(self.engine, work)
+        if job is not None:
+            self.publish(job)
+            if status in FINISHED:
+                self.bus.publish("jobs/finished", {"id": job.id, "status": job.status.value,
+                                                   "workflow": job.workflow_name, "error": job.error},
+                                 user_id=job.owner_id)
+                self.wakeup.set()
+        return job
+
+    def cancel_pending(self, *, actor: Identity) -> int:
+        """Cancels every waiting job (yours, or everyone's for an admin); the running ones go on."""
+
+        def work(session: Session) -> list[Job]:
+            query = select(Job).where(Job.status == JobStatus.QUEUED)
+            if not actor.is_admin:
+                query = query.where(Job.owner_id == actor.user_id)
+            jobs = list(session.exec(query))
+            for job in jobs:
+                job.status = JobStatus.CANCELLED
+                job.finished_at = datetime.now(UTC)
+                session.add(job)
+            return jobs
+
+        jobs = write_with_retry(self.engine, work)
+        for job in jobs:
+            self.publish(job)
+        return len(jobs)
+
+    def delete(self, job_id: str, *, actor: Identity) -> None:
+        job = self._job(job_id, actor)
+        if job.status not in FINISHED:
+            raise Conflict("Cancel the job before deleting it.", code="job_active")
+
+        def work(session: Session) -> None:
+            for output in session.exec(select(JobOutput).where(JobOutput.job_id == job_id)):
+                session.delete(output)
+            found = session.get(Job, job_id)
+            if found is not None:
+                session.delete(found)
+
+        write_with_retry(self.engine, work)
+        folder = (self.data_dir.outputs / "studio" / job_id).resolve()
+        if folder.is_relative_to((self.data_dir.outputs / "studio").resolve()) and folder.is_dir():
+            shutil.rmtree(folder)
+        self.bus.publish("jobs/update", {"id": job_id, "deleted": True}, user_id=job.owner_id)
+
+    # -- pause ----------------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        with Session(self.engine) as session:
+            row = session.get(StoredSetting, PAUSED_KEY)
+        return bool(row and row.value)
+
+    def set_paused(self, paused: bool, *, actor: Identity) -> dict:
+        def work(session: Session) -> None:
+            row = session.get(StoredSetting, PAUSED_KEY) or StoredSetting(key=PAUSED_KEY, value=None)
+            row.value, row.updated_by, row.updated_at = paused, actor.username, datetime.now(UTC)
+            session.add(row)
+
+        write_with_retry(self.engine, work)
+        self.bus.publish("queue/state", {"paused": paused, "actor": actor.username})
+        self.wakeup.set()
+        return {"paused": paused}
+
+    def publish(self, job: Job) -> None:
+        self.bus.publish("jobs/update", job_view(job), user_id=job.owner_id)

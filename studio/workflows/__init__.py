@@ -1,0 +1,1 @@
+"""Workflows as forms: the manifest format, the library on disk, parameters, readiness."""

@@ -1,0 +1,210 @@
+"""Form values → a validated, fully resolved parameter set → the API prompt ComfyUI runs.
+
+Validation names each bad field in words. Resolution draws random seeds (``-1``) at submit time so
+the job records the seed it really used. Building substitutes ``node_id``/``field`` targets and
+``{{var}}`` placeholders, then points every saving node at ``studio/<job id>/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from studio.errors import BadRequest, Unprocessable
+from studio.workflows.library import Workflow
+from studio.workflows.manifest import PICKER_FOLDERS, InputSpec, Manifest
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# Seeds stay below 2^53 so they survive a round trip through JavaScript numbers unchanged.
+SEED_LIMIT = 2**53
+MAX_TEXT = 20_000
+MISSING = object()
+
+# Saving nodes and the name their files get inside the job's folder.
+OUTPUT_PREFIXES = {
+    "SaveImage": "image",
+    "VHS_VideoCombine": "video",
+    "SaveAnimatedWEBP": "animation",
+    "SaveAnimatedPNG": "animation",
+    "SaveAudio": "audio",
+    "SaveVideo": "video",
+}
+
+
+def _number(spec: InputSpec, value: Any, kind: type) -> tuple[Any, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None, f"must be a number, not {type(value).__name__}"
+    try:
+        number = kind(float(value)) if kind is int else float(value)
+    except (TypeError, ValueError):
+        return None, "must be a number"
+    if kind is int and float(value) != int(float(value)):
+        return None, "must be a whole number"
+    if spec.min is not None and number < spec.min:
+        return None, f"must be at least {spec.min:g}"
+    if spec.max is not None and number > spec.max:
+        return None, f"must be at most {spec.max:g}"
+    return number, None
+
+
+def choices_for(spec: InputSpec, prompt: dict[str, Any], object_info: dict[str, Any] | None) -> list[Any] | None:
+    """The values a select or picker accepts: its options, or what ComfyUI lists for that node field."""
+    if spec.options:
+        return [option.value for option in spec.options]
+    if spec.type in PICKER_FOLDERS and object_info and spec.node_id and spec.field:
+        class_type = prompt.get(spec.node_id, {}).get("class_type")
+        info = object_info.get(class_type or "", {}).get("input", {})
+        for section in ("required", "optional"):
+            field_spec = info.get(section, {}).get(spec.field)
+            if field_spec and isinstance(field_spec[0], list):
+                return list(field_spec[0])
+    return None
+
+
+def convert(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any, str | None]:
+    kind = spec.type
+    if kind == "text":
+        if not isinstance(value, str):
+            return None, "must be text"
+        return (value, None) if len(value) <= MAX_TEXT else (None, f"is longer than {MAX_TEXT} characters")
+    if kind == "int":
+        return _number(spec, value, int)
+    if kind == "float":
+        return _number(spec, value, float)
+    if kind == "seed":
+        if value in (-1, "-1"):
+            return -1, None
+        number, problem = _number(spec, value, int)
+        if problem:
+            return None, problem
+        return (number, None) if 0 <= number < SEED_LIMIT else (None, "must be -1 (random) or 0 … 2^53-1")
+    if kind == "boolean":
+        return (value, None) if isinstance(value, bool) else (None, "must be true or false")
+    if kind in ("select", "checkpoint_picker", "vae_picker"):
+        if choices is not None and value not in choices:
+            if kind == "select":
+                return None, "is not one of the choices"
+            return None, f"{value!r} is not installed in ComfyUI"
+        return value, None
+    if kind == "image":
+        if not isinstance(value, str) or not value or ".." in value or value.startswith("/"):
+            return None, "must name an uploaded image"
+        return value, None
+    if kind == "resolution_picker":
+        if not isinstance(value, dict):
+            return None, "must be {w, h}"
+        width, height = value.get("w"), value.get("h")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 64 <= v <= 16384 for v in (width, height)):
+            return None, "width and height must be whole numbers from 64 to 16384"
+        return {"w": width, "h": height}, None
+    return value, None  # lora pickers and scene lists are passed through as given
+
+
+def validate(
+    workflow: Workflow,
+    raw: dict[str, Any],
+    object_info: dict[str, Any] | None = None,
+    image_exists: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
+    """Returns every input's value (defaults filled in) or raises a 400 naming each bad field."""
+    manifest = workflow.manifest
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for unknown in sorted(set(raw) - {spec.id for spec in manifest.inputs}):
+        errors[unknown] = "is not a parameter of this workflow"
+    for spec in manifest.inputs:
+        given = raw.get(spec.id, MISSING)
+        if given is MISSING or given is None or (given == "" and spec.type in ("text", "image")):
+            default = manifest.defaults.get(spec.id, spec.default)
+            if spec.required and (default is None or default == ""):
+                errors[spec.id] = "is required"
+                continue
+            given = default
+            if given is None:
+                continue
+        value, problem = convert(spec, given, choices_for(spec, workflow.prompt, object_info))
+        if not problem and spec.type == "image" and image_exists is not None and not image_exists(value):
+            problem = "was not uploaded (upload the image first)"
+        if problem:
+            errors[spec.id] = f"{spec.name} {problem}"
+        else:
+            values[spec.id] = value
+    if errors:
+        raise BadRequest("Some values need fixing: " + "; ".join(errors.values()), fields=errors)
+    return values
+
+
+def resolve(manifest: Manifest, values: dict[str, Any]) -> dict[str, Any]:
+    """Draws random seeds: what is returned is exactly what runs, and is recorded on the job."""
+    resolved = dict(values)
+    for spec in manifest.inputs:
+        if spec.type == "seed" and resolved.get(spec.id) == -1:
+            resolved[spec.id] = secrets.randbelow(SEED_LIMIT)
+    return resolved
+
+
+def variables(manifest: Manifest, values: dict[str, Any]) -> dict[str, Any]:
+    found = dict(values)
+    for spec in manifest.inputs:
+        if spec.type == "resolution_picker" and isinstance(values.get(spec.id), dict):
+            found.setdefault("width", values[spec.id]["w"])
+            found.setdefault("height", values[spec.id]["h"])
+    return found
+
+
+def _substitute(value: Any, names: dict[str, Any], missing: set[str]) -> Any:
+    if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value.strip())
+        if whole:
+            name = whole.group(1)
+            if name not in names:
+                missing.add(name)
+                return value
+            return names[name]  # typed: an int stays an int
+
+        def text(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                missing.add(match.group(1))
+                return match.group(0)
+            return str(names[match.group(1)])
+
+        return PLACEHOLDER.sub(text, value)
+    if isinstance(value, dict):
+        return {key: _substitute(item, names, missing) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, names, missing) for item in value]
+    return value
+
+
+def build_prompt(workflow: Workflow, values: dict[str, Any], *, job_id: str) -> dict[str, Any]:
+    manifest = workflow.manifest
+    prompt = copy.deepcopy(workflow.prompt)
+    for spec in manifest.inputs:
+        if spec.node_id and spec.field and spec.id in values:
+            prompt[spec.node_id].setdefault("inputs", {})[spec.field] = values[spec.id]
+    missing: set[str] = set()
+    names = variables(manifest, values)
+    for node in prompt.values():
+        node["inputs"] = _substitute(node.get("inputs", {}), names, missing)
+    if missing:
+        raise Unprocessable(
+            f"The workflow uses {{{{{sorted(missing)[0]}}}}} but no input gives it a value.",
+            code="workflow_placeholder", details={"placeholders": sorted(missing)},
+        )
+    patch_outputs(prompt, job_id)
+    return prompt
+
+
+def patch_outputs(prompt: dict[str, Any], job_id: str) -> None:
+    """Every saving node writes into ``studio/<job id>/`` of ComfyUI's output folder."""
+    for node in prompt.values():
+        name = OUTPUT_PREFIXES.get(node.get("class_type", ""))
+        if name is None:
+            continue
+        inputs = node.setdefault("inputs", {})
+        inputs["filename_prefix"] = f"studio/{job_id}/{name}"
+        if node["class_type"] == "VHS_VideoCombine":
+            inputs["save_output"] = True
