@@ -262,10 +262,10 @@ class JobEngine:
             self.service.mark(job.id, JobStatus.FAILED, error={"message": str(err)})
             return True
         self._served[job.owner_id] = time.monotonic()
+        dropped = "; ".join(f"{node.get('class_type')} {node_id}" for node_id, node in accepted.node_errors.items())
         self.service.mark(job.id, JobStatus.SUBMITTED, only_from=(JobStatus.QUEUED,),
                           submitted_at=datetime.now(UTC), comfy_client_id=client_id,
-                          error={"message": "Some outputs were dropped by ComfyUI", "node_errors": accepted.node_errors}
-                          if accepted.node_errors else None)
+                          note=f"ComfyUI skipped outputs that failed validation: {dropped}" if dropped else None)
         return True
 
     def _upload_inputs(self, job: Job) -> None:
@@ -373,7 +373,7 @@ class JobEngine:
             elif self.requeue_lost:
                 self.live.pop(job.id, None)
                 self.service.mark(job.id, JobStatus.QUEUED, only_from=IN_FLIGHT, comfy_client_id=None,
-                                  error={"message": LOST_REASON + " It was queued again."})
+                                  note=LOST_REASON + " It was queued again.")
             else:
                 self.live.pop(job.id, None)
                 self.service.mark(job.id, JobStatus.FAILED, error={"message": LOST_REASON})

@@ -43,6 +43,8 @@ class Job(SQLModel, table=True):
     comfy_client_id: str | None = Field(default=None, max_length=64)
     progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Every state change with its time and, where there is one, the reason: the Job page's timeline.
+    timeline: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     submitted_at: datetime | None = None
     started_at: datetime | None = None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -211,7 +211,13 @@ class JobService:
         return self._job(job_id, actor)
 
     def mark(
-        self, job_id: str, status: JobStatus, *, only_from: tuple[JobStatus, ...] | None = None, **changes: Any
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        only_from: tuple[JobStatus, ...] | None = None,
+        note: str | None = None,
+        **changes: Any,
     ) -> Job | None:
         """Moves a job to ``status`` unless it already finished (or is not in ``only_from``).
 
@@ -219,16 +225,24 @@ class JobService:
         arrive before the dispatcher has recorded that it submitted it.
         """
 
+        allowed = [s for s in (only_from or tuple(JobStatus)) if s not in FINISHED]
+        values = dict(changes, status=status)
+        if status in FINISHED:
+            values["finished_at"] = datetime.now(UTC)
+
         def work(session: Session) -> Job | None:
-            job = session.get(Job, job_id)
-            if job is None or job.status in FINISHED or (only_from and job.status not in only_from):
+            # One conditional UPDATE: two threads marking the same job cannot overwrite each other.
+            result = session.execute(
+                update(Job).where(col(Job.id) == job_id, col(Job.status).in_(allowed)).values(**values)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
                 return None
-            job.status = status
-            for key, value in changes.items():
-                setattr(job, key, value)
-            if status in FINISHED:
-                job.finished_at = datetime.now(UTC)
-            session.add(job)
+            session.expire_all()
+            job = session.get(Job, job_id)
+            if job is not None:
+                entry = {"at": datetime.now(UTC).isoformat(), "status": status.value}
+                job.timeline = [*job.timeline, {**entry, "note": note} if note else entry]
+                session.add(job)
             return job
 
         job = write_with_retry(self.engine, work)

@@ -38,6 +38,7 @@ def job_view(job: Job, *, outputs: list[JobOutput] | None = None, full: bool = F
         "progress": job.progress,
         "error": job.error,
         "retry_of": job.retry_of,
+        "timeline": job.timeline,
         "created_at": _iso(job.created_at),
         "submitted_at": _iso(job.submitted_at),
         "started_at": _iso(job.started_at),

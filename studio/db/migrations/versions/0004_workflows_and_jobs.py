@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-27 03:21:33.375995
+Create Date: 2026-11-27 03:29:50.011628
 """
 
 from collections.abc import Sequence
@@ -45,6 +45,7 @@ def upgrade() -> None:
     sa.Column('comfy_client_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('progress', sa.JSON(), nullable=False),
     sa.Column('error', sa.JSON(), nullable=True),
+    sa.Column('timeline', sa.JSON(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('submitted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
