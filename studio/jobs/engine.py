@@ -24,11 +24,11 @@ from studio.comfy import ComfyClient, ComfyError, ComfyMessage, ComfyRejected, C
 from studio.comfy.messages import PreviewImage, ProgressText
 from studio.comfy.stream import ConnectionState, StateChange
 from studio.db import write_with_retry
-from studio.errors import ServiceUnavailable
+from studio.errors import Conflict, ServiceUnavailable
 from studio.events import EventBus
 from studio.jobs import outputs
 from studio.jobs.inputs import InputStore
-from studio.jobs.models import IN_FLIGHT, Job, JobOutput, JobStatus
+from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.service import JobService
 from studio.paths import DataDir
 
@@ -235,17 +235,26 @@ class JobEngine:
             slots -= 1
 
     def _submit(self, job: Job) -> bool:
-        """Sends one job to ComfyUI; False when ComfyUI cannot take it now (the job stays queued)."""
+        """Sends one job to ComfyUI; False when ComfyUI cannot take it now (the job stays queued).
+
+        The job is marked submitted *before* the POST, so ComfyUI's first messages about it always
+        find it submitted; if the POST then fails for want of ComfyUI, it goes back to the queue.
+        """
         client_id = self.stream.client_id
         if client_id is None:
             return False
+        marked = self.service.mark(job.id, JobStatus.SUBMITTED, only_from=(JobStatus.QUEUED,),
+                                   submitted_at=datetime.now(UTC), comfy_client_id=client_id)
+        if marked is None:
+            return True  # cancelled meanwhile: look for the next one
         self.live[job.id] = LiveJob(job.id, job.owner_id, job.prompt)
         try:
             self._upload_inputs(job)
             accepted = self.comfy.queue_prompt(job.prompt, client_id=client_id, prompt_id=job.id)
         except ComfyUnavailable as err:
             self.live.pop(job.id, None)
-            log.info("ComfyUI unavailable, job %s stays queued: %s", job.id, err)
+            self.service.mark(job.id, JobStatus.QUEUED, only_from=(JobStatus.SUBMITTED,), comfy_client_id=None,
+                              submitted_at=None, note=f"ComfyUI could not take it: {err}")
             return False
         except ComfyRejected as err:
             self.live.pop(job.id, None)
@@ -262,10 +271,9 @@ class JobEngine:
             self.service.mark(job.id, JobStatus.FAILED, error={"message": str(err)})
             return True
         self._served[job.owner_id] = time.monotonic()
-        dropped = "; ".join(f"{node.get('class_type')} {node_id}" for node_id, node in accepted.node_errors.items())
-        self.service.mark(job.id, JobStatus.SUBMITTED, only_from=(JobStatus.QUEUED,),
-                          submitted_at=datetime.now(UTC), comfy_client_id=client_id,
-                          note=f"ComfyUI skipped outputs that failed validation: {dropped}" if dropped else None)
+        if accepted.node_errors:
+            dropped = "; ".join(f"{node.get('class_type')} {node_id}" for node_id, node in accepted.node_errors.items())
+            log.warning("job %s: ComfyUI skipped outputs that failed validation: %s", job.id, dropped)
         return True
 
     def _upload_inputs(self, job: Job) -> None:
@@ -382,6 +390,8 @@ class JobEngine:
 
     def cancel(self, job: Job) -> None:
         """Waiting here: cancelled. Waiting in ComfyUI: removed there. Running: interrupted."""
+        if job.status in FINISHED:
+            raise Conflict(f"The job is already {job.status.value}.", code="job_finished")
         if job.status is JobStatus.QUEUED and self.service.mark(
                 job.id, JobStatus.CANCELLED, only_from=(JobStatus.QUEUED,)) is not None:
             return
