@@ -19,7 +19,7 @@ WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 # Each page of the app; the shell page's router picks the module for the path.
 PAGES = (
     "run", "queue", "history", "workflows", "models", "loras", "downloads", "presets", "gallery", "civitai",
-    "llm", "settings", "account", "users",
+    "llm", "settings", "account", "users", "job",
 )
 
 CONTENT_SECURITY_POLICY = (

@@ -2,6 +2,8 @@
 and the outputs a person keeps."""
 
 import io
+import json
+import zipfile
 
 from flask.testing import FlaskClient
 from PIL import Image
@@ -104,3 +106,24 @@ def test_the_library_lists_readiness_by_name(client: FlaskClient, comfy_server: 
     refused = client.post("/api/workflows/sd15-txt2img/run", json={"params": SAMPLER_PARAMS})
     assert refused.status_code == 422
     assert "v1-5-pruned-emaonly.safetensors is missing" in refused.get_json()["error"]["message"]
+
+
+def test_a_job_exports_as_a_zip_with_its_parameters_inputs_and_outputs(
+    client: FlaskClient, runtime: Runtime, services: Services
+) -> None:
+    image = upload_image(client, (40, 30))
+    [job] = run(client, "image-resize", {"image": image, "width": 20, "height": 15})
+    done = wait_status(client, job["id"])
+    with client.get(f"/api/jobs/{job['id']}/export") as answer:
+        assert answer.status_code == 200
+        assert answer.headers["Content-Disposition"] == f'attachment; filename="job-{job["id"]}.zip"'
+        data = answer.get_data()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = sorted(archive.namelist())
+        saved = json.loads(archive.read("job.json"))
+        output_name = f"outputs/{done['outputs'][0]['filename']}"
+        assert archive.read(output_name) == (services.data_dir.outputs / "studio" / job["id"]
+                                             / done["outputs"][0]["filename"]).read_bytes()
+    assert names == sorted(["job.json", f"inputs/{image.split('/')[1]}", output_name])
+    assert saved["params"] == {"image": image, "width": 20, "height": 15, "method": "lanczos"}
+    assert saved["prompt"]["2"]["inputs"]["width"] == 20

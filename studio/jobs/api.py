@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, Response, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import allow_run_scope, current_identity
 from studio.errors import BadRequest, NotFound
+from studio.jobs.export import stream_zip
 from studio.jobs.models import JobStatus
 from studio.services import services
 from studio.web import EmptyBody, parse_json, parse_query
@@ -76,6 +77,26 @@ def job_output(job_id: str, output_id: int) -> Response:
         raise NotFound("The file is gone.", code="output_missing")
     response = send_file(path, conditional=True, download_name=output.filename, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/jobs/<job_id>/export")
+@allow_run_scope
+def export_job(job_id: str) -> Response:
+    studio = services()
+    view = studio.jobs.get(job_id, actor=current_identity())
+    files = []
+    for name in {str(v) for v in view["params"].values() if isinstance(v, str)}:
+        path = studio.inputs.path_of(name)
+        if path is not None:
+            files.append((f"inputs/{path.name}", path))
+    root = (studio.data_dir.outputs / "studio" / job_id).resolve()
+    for output in view.get("outputs", []):
+        path = (root / output["filename"]).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            files.append((f"outputs/{output['filename']}", path))
+    response = Response(stream_with_context(stream_zip(view, files)), mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="job-{job_id}.zip"'
     return response
 
 

@@ -78,6 +78,8 @@ class JobService:
                     prompt=workflow_params.build_prompt(workflow, resolved, job_id=job_id),
                     prompt_text=prompt_text_of(workflow.manifest.inputs, resolved),
                     position=last + 1 + index,
+                    timeline=[{"at": datetime.now(UTC).isoformat(), "status": "queued",
+                               "note": f"by {owner.username}" + (f", {index + 1} of {count}" if count > 1 else "")}],
                 )
                 session.add(job)
                 jobs.append(job)
@@ -106,6 +108,8 @@ class JobService:
                 prompt_text=original.prompt_text,
                 position=last + 1,
                 retry_of=original.id,
+                timeline=[{"at": datetime.now(UTC).isoformat(), "status": "queued",
+                           "note": f"retry of {original.id} by {actor.username}"}],
             )
             session.add(job)
             return job
@@ -172,8 +176,14 @@ class JobService:
                                             (col(Job.created_at) == anchor.created_at) & (col(Job.id) < anchor.id)))
             rows = session.exec(query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1))
             jobs = list(rows)
-        page = jobs[:limit]
-        return {"items": [job_view(job) for job in page],
+            page = jobs[:limit]
+            files: dict[str, list[JobOutput]] = {job.id: [] for job in page}
+            if page:
+                found = session.exec(select(JobOutput).where(col(JobOutput.job_id).in_(list(files)))
+                                     .order_by(col(JobOutput.id)))
+                for output in found:
+                    files[output.job_id].append(output)
+        return {"items": [job_view(job, outputs=files[job.id]) for job in page],
                 "next": page[-1].id if len(jobs) > limit and page else None}
 
     def queue_state(self, *, actor: Identity) -> dict:

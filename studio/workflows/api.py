@@ -13,6 +13,8 @@ from studio.errors import Unprocessable
 from studio.services import Services, services
 from studio.web import parse_json
 from studio.workflows.library import Workflow
+from studio.workflows.manifest import PICKER_FOLDERS
+from studio.workflows.params import choices_for
 from studio.workflows.readiness import readiness
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/workflows")
@@ -49,10 +51,22 @@ def list_workflows() -> Response:
 
 
 @bp.get("/<workflow_id>")
+@allow_run_scope
 def get_workflow(workflow_id: str) -> Response:
+    """The form: the manifest, plus what each picker may choose from on this ComfyUI."""
     studio = services()
     workflow = studio.library.get(workflow_id)
-    return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json")})
+    try:
+        object_info: dict[str, Any] | None = studio.comfy.object_info()
+    except ComfyError:
+        object_info = None
+    choices = {}
+    for spec in workflow.manifest.inputs:
+        found = choices_for(spec, workflow.prompt, object_info) if spec.type in PICKER_FOLDERS else None
+        if found is not None:
+            choices[spec.id] = found
+    return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json"),
+                    "choices": choices})
 
 
 @bp.post("/<workflow_id>/run")

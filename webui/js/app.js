@@ -7,10 +7,10 @@ import { live } from './lib/live.js';
 /** Navigation for every page; `ready: false` pages come with later work. */
 const PAGES = [
   { path: '/', title: 'Home', module: './pages/home.js', ready: true },
-  { path: '/run', title: 'Run' },
-  { path: '/queue', title: 'Queue' },
-  { path: '/history', title: 'History' },
-  { path: '/workflows', title: 'Workflows' },
+  { path: '/run', title: 'Run', module: './pages/run.js' },
+  { path: '/queue', title: 'Queue', module: './pages/queue.js' },
+  { path: '/history', title: 'History', module: './pages/history.js' },
+  { path: '/workflows', title: 'Workflows', module: './pages/workflows.js' },
   { path: '/models', title: 'Models' },
   { path: '/loras', title: 'LoRAs' },
   { path: '/downloads', title: 'Downloads' },
@@ -21,6 +21,7 @@ const PAGES = [
   { path: '/settings', title: 'Settings', module: './pages/settings.js', admin: true },
   { path: '/users', title: 'Users', module: './pages/users.js', admin: true },
   { path: '/account', title: 'Account', module: './pages/account.js' },
+  { path: '/job', title: 'Job', module: './pages/job.js', hidden: true },
 ];
 
 /** @type {{user: {id: number, username: string, role: string}, csrf_token: string} | null} */
@@ -31,7 +32,7 @@ let unmountPage = null;
 
 function renderNav() {
   const nav = /** @type {HTMLElement} */ (document.getElementById('sidenav'));
-  const visible = PAGES.filter((page) => !page.admin || me?.user.role === 'admin');
+  const visible = PAGES.filter((page) => !page.hidden && (!page.admin || me?.user.role === 'admin'));
   replace(nav, h('ul', null, visible.map((page) => h('li', null,
     h('a', { href: page.path, 'data-link': true, 'aria-current': page.path === location.pathname ? 'page' : null },
       page.title)))));
@@ -84,6 +85,8 @@ function describe(event) {
       return `${p.username} created API token "${p.name}" (${p.scope})`;
     case 'auth/token_revoked':
       return `${p.username} revoked API token "${p.name}"`;
+    case 'jobs/finished':
+      return `${p.workflow}: ${p.status}${p.error?.message ? ` (${p.error.message})` : ''}`;
     case 'settings/changed':
       return `${p.actor} changed settings: ${(p.changed || []).join(', ')}`;
     case 'auth/user_changed':
@@ -147,7 +150,9 @@ async function start() {
     const link = target.closest('a[data-link]');
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
-    history.pushState(null, '', link.getAttribute('href'));
+    const href = link.getAttribute('href') || '/';
+    if (href.startsWith('/api/')) return;
+    history.pushState(null, '', href);
     route();
   });
   window.addEventListener('popstate', route);
@@ -164,7 +169,7 @@ async function start() {
   live.addEventListener('resync', () => { loadComfyState(); loadActivity(); });
   live.on('comfy/connection', (payload) => showComfyState(Boolean(payload.connected)));
   live.on('any', (event) => {
-    if (['comfy/connection', 'system/started', 'system/notice', 'settings/changed'].includes(event.type)
+    if (['comfy/connection', 'system/started', 'system/notice', 'settings/changed', 'jobs/finished'].includes(event.type)
       || event.type.startsWith('auth/')) {
       addActivity({ type: event.type, payload: event.payload, ts: event.ts });
     }

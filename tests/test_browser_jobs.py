@@ -1,0 +1,71 @@
+"""The main journey in a real browser: fill a form, watch it render live, keep and retry it."""
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from studio.runtime import Runtime
+from studio.services import Services
+from tests.servers.comfyui import ComfyUITestServer
+from tests.test_browser import browser, page, shoot, sign_in  # noqa: F401 - shared fixtures
+
+FIXTURE_IMAGE = Path(__file__).parent / "fixtures" / "photo.png"
+
+
+def test_run_a_workflow_watch_it_live_and_retry_it_from_history(
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer  # noqa: F811
+) -> None:
+    comfy_server.step_delay_s = 0.25
+    sign_in(page, runtime.port, services)
+    page.get_by_role("link", name="Run").click()
+    page.select_option("#workflow-picker", "sd15-txt2img")
+    expect(page.locator("#param-positive_prompt")).to_be_visible()
+    page.click("#run-button")
+    expect(page.locator("[data-field=positive_prompt] .field-error")).to_have_text("is required")
+    expect(page.locator("[data-field=checkpoint] .field-error")).to_contain_text("not installed")
+
+    page.fill("#param-positive_prompt", "a lighthouse on a cliff at dusk")
+    page.select_option("#param-checkpoint", label="random_sd15.safetensors")
+    page.click("summary")
+    page.fill("#param-steps", "8")
+    page.click("#run-button")
+
+    card = page.locator("#session-jobs .job-card").first
+    expect(card.locator(".badge")).to_have_text("running", timeout=10_000)
+    expect(card.locator("img.preview")).to_be_visible(timeout=10_000)
+    expect(card.locator(".job-progress")).to_contain_text("Sampler · step")
+    shoot(page, "run-live")
+    expect(card.locator(".badge")).to_have_text("completed", timeout=15_000)
+    expect(card.locator("img.output")).to_be_visible()
+    shoot(page, "run-done")
+
+    page.get_by_role("link", name="History").click()
+    first = page.locator("#history-list .job-card").first
+    expect(first.locator(".badge")).to_have_text("completed")
+    first.locator("[data-action=retry]").click()
+    expect(page.locator("#history-list .job-card")).to_have_count(2, timeout=10_000)
+    expect(page.locator("#history-list .job-card").first.locator(".badge")).to_have_text("completed", timeout=15_000)
+    shoot(page, "history")
+
+    page.locator("#history-list .job-card").first.get_by_role("link", name="Open").click()
+    expect(page.locator("#job-params")).to_contain_text("a lighthouse on a cliff at dusk")
+    expect(page.locator(".timeline li")).to_have_count(4)  # submitted, running, completed… and queued
+    shoot(page, "job")
+
+
+def test_upload_an_image_and_resize_it(page: Page, runtime: Runtime, services: Services, tmp_path: Path) -> None:  # noqa: F811
+    from PIL import Image
+
+    picture = tmp_path / "photo.png"
+    Image.new("RGB", (120, 80), (20, 120, 220)).save(picture)
+    sign_in(page, runtime.port, services)
+    page.goto(f"http://127.0.0.1:{runtime.port}/run?workflow=image-resize")
+    page.set_input_files("#param-image", str(picture))
+    expect(page.locator(".image-input img.thumb")).to_be_visible()
+    page.fill("#param-width", "60")
+    page.fill("#param-height", "40")
+    page.click("#run-button")
+    card = page.locator("#session-jobs .job-card").first
+    expect(card.locator(".badge")).to_have_text("completed", timeout=10_000)
+    size = card.locator("img.output").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [60, 40]

@@ -1,0 +1,59 @@
+// @ts-check
+import { api } from '../lib/api.js';
+import { h, replace } from '../lib/dom.js';
+import { followJobs, jobCard, message } from '../lib/jobs.js';
+import { live } from '../lib/live.js';
+import { toast } from '../lib/toast.js';
+
+/** @param {HTMLElement} main */
+export function mount(main) {
+  const running = h('div', { id: 'queue-running', class: 'job-list' });
+  const waiting = h('ol', { id: 'queue-waiting', class: 'job-list waiting' });
+  const pauseButton = h('button', { class: 'button', id: 'pause' }, 'Pause');
+  let paused = false;
+
+  async function load() {
+    try {
+      const state = await api.get('/api/queue');
+      paused = state.paused;
+      pauseButton.textContent = paused ? 'Resume' : 'Pause';
+      replace(running, state.running.length ? state.running.map((/** @type {any} */ j) => jobCard(j, { compact: true, onChange: load }))
+        : h('p', { class: 'muted' }, 'Nothing is running.'));
+      replace(waiting, state.queued.length ? state.queued.map((/** @type {any} */ j, /** @type {number} */ i) => h('li', { 'data-job': j.id },
+        h('span', { class: 'muted' }, `${i + 1}.`), h('strong', null, j.workflow_name),
+        h('span', { class: 'muted small' }, j.params?.positive_prompt ? ` — ${String(j.params.positive_prompt).slice(0, 80)}` : ''),
+        h('span', { class: 'row' },
+          i > 0 ? h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/front`) }, 'To front') : null,
+          h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/cancel`) }, 'Cancel'))))
+        : h('p', { class: 'muted' }, 'No job is waiting.'));
+    } catch (err) {
+      replace(running, h('p', { class: 'error-line' }, message(err)));
+    }
+  }
+
+  /** @param {string} path */
+  async function act(path) {
+    try {
+      await api.post(path);
+      load();
+    } catch (err) {
+      toast(message(err), 'error');
+    }
+  }
+
+  pauseButton.addEventListener('click', () => act(paused ? '/api/queue/resume' : '/api/queue/pause'));
+  const stops = [
+    followJobs(running, (job) => ['submitted', 'running'].includes(job.status), { compact: true, onChange: load }),
+    live.on('jobs/update', () => load()),
+    live.on('queue/state', () => load()),
+  ];
+  const onResync = () => load();
+  live.addEventListener('resync', onResync);
+  replace(main, h('h1', null, 'Queue'),
+    h('div', { class: 'row queue-bar' }, pauseButton,
+      h('button', { class: 'link-button', onclick: () => act('/api/queue/cancel-waiting') }, 'Cancel everything waiting')),
+    h('section', { class: 'card' }, h('h2', null, 'Running'), running),
+    h('section', { class: 'card' }, h('h2', null, 'Waiting'), waiting));
+  load();
+  return () => { stops.forEach((stop) => stop()); live.removeEventListener('resync', onResync); };
+}

@@ -1,0 +1,179 @@
+// @ts-check
+import { api, ApiError } from '../lib/api.js';
+import { h, replace } from '../lib/dom.js';
+import { followJobs, jobCard, message, renderJobs } from '../lib/jobs.js';
+import { toast } from '../lib/toast.js';
+
+/**
+ * One form control for a manifest input. Every control carries `name` = the input id; image
+ * inputs upload on selection and keep the stored name in a hidden field.
+ * @param {any} spec @param {any} value @param {string[] | undefined} choices
+ */
+function control(spec, value, choices) {
+  const id = `param-${spec.id}`;
+  const common = { id, name: spec.id, 'data-type': spec.type };
+  switch (spec.type) {
+    case 'text':
+      return h('textarea', { ...common, rows: spec.id.includes('negative') ? 2 : 4 }, value ?? '');
+    case 'int': case 'float':
+      return h('input', { ...common, type: 'number', value: value ?? '', min: spec.min, max: spec.max,
+        step: spec.step ?? (spec.type === 'int' ? 1 : 'any') });
+    case 'seed': {
+      const input = h('input', { ...common, type: 'number', value: value ?? -1, min: -1, step: 1 });
+      return h('div', { class: 'row' }, input, h('button', { type: 'button', class: 'link-button',
+        onclick: () => { /** @type {HTMLInputElement} */ (input).value = '-1'; } }, 'Random'));
+    }
+    case 'boolean':
+      return h('input', { ...common, type: 'checkbox', checked: Boolean(value) });
+    case 'select': case 'checkpoint_picker': case 'vae_picker': {
+      const options = spec.options ? spec.options.map((/** @type {any} */ o) => [o.value, o.label])
+        : (choices || []).map((c) => [c, c]);
+      if (value !== undefined && value !== null && !options.some(([v]) => v === value)) options.unshift([value, `${value} (not installed)`]);
+      return h('select', common, options.map(([v, label]) => h('option', { value: JSON.stringify(v), selected: v === value }, label)));
+    }
+    case 'resolution_picker': {
+      const presets = Object.values(spec.presets || {}).flat();
+      const current = value || spec.default || { w: 512, h: 512 };
+      const width = h('input', { type: 'number', name: `${spec.id}.w`, value: current.w, min: 64, max: 16384, step: 8 });
+      const height = h('input', { type: 'number', name: `${spec.id}.h`, value: current.h, min: 64, max: 16384, step: 8 });
+      const pick = h('select', { onchange: (/** @type {Event} */ e) => {
+        const chosen = presets[Number(/** @type {HTMLSelectElement} */ (e.target).value)];
+        if (chosen) { /** @type {HTMLInputElement} */ (width).value = chosen.w; /** @type {HTMLInputElement} */ (height).value = chosen.h; }
+      } }, h('option', { value: '' }, 'Custom'), presets.map((p, i) => h('option', { value: i }, p.label)));
+      return h('div', { class: 'row', id, 'data-type': spec.type }, pick, width, h('span', null, '×'), height);
+    }
+    case 'image': {
+      const hidden = h('input', { type: 'hidden', name: spec.id, value: value ?? '' });
+      const thumb = h('img', { class: 'thumb', alt: '', hidden: !value, src: value ? '' : undefined });
+      const file = h('input', { id, type: 'file', accept: 'image/png,image/jpeg,image/webp', onchange: async (/** @type {Event} */ e) => {
+        const chosen = /** @type {HTMLInputElement} */ (e.target).files?.[0];
+        if (!chosen) return;
+        const body = new FormData();
+        body.append('image', chosen);
+        try {
+          const stored = await upload(body);
+          /** @type {HTMLInputElement} */ (hidden).value = stored.name;
+          /** @type {HTMLImageElement} */ (thumb).src = URL.createObjectURL(chosen);
+          thumb.hidden = false;
+        } catch (err) {
+          toast(message(err), 'error');
+        }
+      } });
+      return h('div', { class: 'image-input' }, file, hidden, thumb);
+    }
+    default:
+      return h('textarea', { ...common, rows: 3 }, JSON.stringify(value ?? spec.default ?? null));
+  }
+}
+
+/** Uploads go through fetch directly: api.js speaks JSON only. @param {FormData} body */
+async function upload(body) {
+  const me = await api.get('/api/auth/me');
+  const response = await fetch('/api/inputs', { method: 'POST', body, headers: { 'X-CSRF-Token': me.csrf_token } });
+  const data = await response.json();
+  if (!response.ok) throw new ApiError(response.status, data.error.code, data.error.message, data.error.details);
+  return data;
+}
+
+/** @param {HTMLFormElement} form @param {any[]} inputs */
+function collect(form, inputs) {
+  /** @type {Record<string, any>} */
+  const params = {};
+  for (const spec of inputs) {
+    if (spec.type === 'resolution_picker') {
+      const w = /** @type {HTMLInputElement} */ (form.elements.namedItem(`${spec.id}.w`)).value;
+      const hh = /** @type {HTMLInputElement} */ (form.elements.namedItem(`${spec.id}.h`)).value;
+      params[spec.id] = { w: Number(w), h: Number(hh) };
+      continue;
+    }
+    const field = /** @type {HTMLInputElement | null} */ (form.elements.namedItem(spec.id));
+    if (!field) continue;
+    if (spec.type === 'boolean') params[spec.id] = field.checked;
+    else if (['int', 'float', 'seed'].includes(spec.type)) params[spec.id] = field.value === '' ? null : Number(field.value);
+    else if (field.tagName === 'SELECT') params[spec.id] = JSON.parse(field.value);
+    else if (['lora_picker', 'lora_picker_dynamic', 'scene_list'].includes(spec.type)) params[spec.id] = JSON.parse(field.value || 'null');
+    else params[spec.id] = field.value;
+  }
+  return params;
+}
+
+/** @param {HTMLElement} main */
+export function mount(main) {
+  const query = new URLSearchParams(location.search);
+  const picker = h('select', { id: 'workflow-picker', 'aria-label': 'Workflow' });
+  const formBox = h('div');
+  const mine = h('div', { id: 'session-jobs', class: 'job-list' });
+  // Jobs started here, and their retries, stay in view and follow along live.
+  const stops = [followJobs(mine, (job) => Boolean(mine.querySelector(`[data-job="${job.id}"]`))
+    || Boolean(job.retry_of && mine.querySelector(`[data-job="${job.retry_of}"]`)))];
+
+  /** @param {string} workflowId @param {Record<string, any>} [prefill] */
+  async function load(workflowId, prefill = {}) {
+    try {
+      const wf = await api.get(`/api/workflows/${workflowId}`);
+      const inputs = wf.manifest.inputs.filter((/** @type {any} */ s) => !s.hidden);
+      const field = (/** @type {any} */ spec) => h('div', { class: 'field', 'data-field': spec.id },
+        spec.type === 'resolution_picker' ? h('span', { class: 'label' }, spec.name) : h('label', { for: `param-${spec.id}` }, spec.name),
+        control(spec, prefill[spec.id] ?? wf.manifest.defaults?.[spec.id] ?? spec.default, wf.choices?.[spec.id]),
+        spec.description ? h('p', { class: 'muted small' }, spec.description) : null,
+        h('p', { class: 'error-line field-error' }));
+      const errorLine = h('p', { class: 'error-line', role: 'alert' });
+      const count = h('input', { id: 'run-count', type: 'number', min: 1, max: 100, value: 1 });
+      const form = /** @type {HTMLFormElement} */ (h('form', { id: 'run-form', class: 'stack', novalidate: true },
+        inputs.filter((/** @type {any} */ s) => !s.advanced).map(field),
+        inputs.some((/** @type {any} */ s) => s.advanced)
+          ? h('details', null, h('summary', null, 'Advanced'), inputs.filter((/** @type {any} */ s) => s.advanced).map(field)) : null,
+        wf.readiness.ready === false ? h('p', { class: 'error-line' }, `Not ready: ${wf.readiness.problems.join('; ')}.`) : null,
+        errorLine,
+        h('div', { class: 'row run-bar' }, h('label', { for: 'run-count' }, 'Generate'), count,
+          h('button', { class: 'button', type: 'submit', id: 'run-button' }, 'Run'))));
+      form.addEventListener('submit', async (event) => {
+        event.preventDefault();
+        form.querySelectorAll('.field-error').forEach((el) => { el.textContent = ''; });
+        errorLine.textContent = '';
+        try {
+          const params = collect(form, inputs);
+          const answer = await api.post(`/api/workflows/${workflowId}/run`, { params, count: Number(/** @type {HTMLInputElement} */ (count).value) || 1 });
+          mine.querySelector('.empty-line')?.remove();
+          for (const job of answer.items) mine.prepend(jobCard(job, { onChange: () => {} }));
+        } catch (err) {
+          if (err instanceof ApiError) {
+            for (const [key, text] of Object.entries(err.fields)) {
+              const slot = form.querySelector(`[data-field="${key}"] .field-error`);
+              if (slot) slot.textContent = String(text);
+            }
+          }
+          errorLine.textContent = message(err);
+        }
+      });
+      replace(formBox, h('p', { class: 'muted' }, wf.description), form);
+    } catch (err) {
+      replace(formBox, h('p', { class: 'error-line' }, message(err)));
+    }
+  }
+
+  (async () => {
+    try {
+      const { items } = await api.get('/api/workflows');
+      replace(picker, items.map((/** @type {any} */ w) => h('option', { value: w.id }, w.name)));
+      let prefill = {};
+      let chosen = query.get('workflow') || items[0]?.id;
+      if (query.get('from')) {
+        const job = await api.get(`/api/jobs/${query.get('from')}`);
+        chosen = job.workflow_id;
+        prefill = job.params;
+      }
+      /** @type {HTMLSelectElement} */ (picker).value = chosen;
+      picker.addEventListener('change', () => load(/** @type {HTMLSelectElement} */ (picker).value));
+      if (chosen) load(chosen, prefill);
+    } catch (err) {
+      replace(formBox, h('p', { class: 'error-line' }, message(err)));
+    }
+  })();
+
+  renderJobs(mine, []);
+  replace(main, h('h1', null, 'Run'), h('div', { class: 'run-layout' },
+    h('section', { class: 'card' }, h('div', { class: 'row' }, h('label', { for: 'workflow-picker' }, 'Workflow'), picker), formBox),
+    h('section', { class: 'card' }, h('h2', null, 'Your jobs from this page'), mine)));
+  return () => stops.forEach((stop) => stop());
+}
