@@ -32,6 +32,7 @@ from studio.preferences.service import PreferencesService
 from studio.system.bridge import ComfyBridge
 from studio.system.service import SystemService
 from studio.system.telemetry import TelemetrySampler
+from studio.workflows.importer import WorkflowImporter
 from studio.workflows.library import WorkflowLibrary
 
 
@@ -53,6 +54,7 @@ class Services:
     guard: Guard
     preferences: PreferencesService
     library: WorkflowLibrary
+    importer: WorkflowImporter
     inputs: InputStore
     jobs: JobService
     job_engine: JobEngine
@@ -100,6 +102,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     guard = Guard(settings.trusted_proxies)
     preferences = PreferencesService(engine, bus, settings)
     library = WorkflowLibrary(engine, data_dir.workflows)
+    importer = WorkflowImporter(library, data_dir.workflows)
     inputs = InputStore(data_dir.inputs)
 
     def object_info() -> dict[str, Any] | None:
@@ -113,7 +116,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
                            max_in_flight=lambda: settings.comfyui_max_in_flight,
                            requeue_lost=settings.studio_requeue_lost_jobs)
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
-                     users, guard, preferences, library, inputs, jobs, job_engine)
+                     users, guard, preferences, library, importer, inputs, jobs, job_engine)
     preferences.on_change(built.apply_preferences)
     return built
 

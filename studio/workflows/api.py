@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from studio.auth.guard import allow_run_scope, current_identity
+from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.comfy import ComfyError
-from studio.errors import Unprocessable
+from studio.errors import BadRequest, ServiceUnavailable, Unprocessable
 from studio.services import Services, services
 from studio.web import parse_json
 from studio.workflows.library import Workflow
@@ -67,6 +67,42 @@ def get_workflow(workflow_id: str) -> Response:
             choices[spec.id] = found
     return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json"),
                     "choices": choices})
+
+
+class MappingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[dict[str, Any]] = Field(max_length=500)
+
+
+@bp.post("/import")
+def import_workflow() -> Response:
+    """Admin: a workflow JSON (API or UI format) or a PNG/WebP saved by ComfyUI, as multipart 'file'."""
+    require_admin()
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("Send the workflow as multipart field 'file'.", fields={"file": "missing"})
+    studio = services()
+    try:
+        object_info = studio.comfy.object_info()
+    except ComfyError as err:
+        raise ServiceUnavailable(f"ComfyUI is needed to read the workflow: {err}", code="comfy_unavailable") from err
+    manifest = studio.importer.import_file(
+        upload.read(), name=request.form.get("name") or None, workflow_id=request.form.get("id") or None,
+        replace=request.form.get("replace") in ("1", "true", "on"), object_info=object_info)
+    response = jsonify(_summary(studio, studio.library.get(manifest.id)))
+    response.status_code = 201
+    return response
+
+
+@bp.put("/<workflow_id>/mapping")
+def save_mapping(workflow_id: str) -> Response:
+    """Admin: the mapping editor's result (names, order, hidden, advanced, defaults, limits)."""
+    require_admin()
+    body = parse_json(MappingRequest)
+    studio = services()
+    studio.importer.save_mapping(workflow_id, body.inputs)
+    workflow = studio.library.get(workflow_id)
+    return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json")})
 
 
 @bp.post("/<workflow_id>/run")
