@@ -171,9 +171,11 @@ def test_account_and_users_pages(page: Page, runtime: Runtime, services: Service
 
 def test_settings_page_validates_and_masks_secrets(page: Page, runtime: Runtime, services: Services) -> None:
     sign_in(page, runtime.port, services)
+    expect(page.locator("#user-name")).to_be_visible()
     page.get_by_role("link", name="Settings").click()
+    expect(page).to_have_url(f"http://127.0.0.1:{runtime.port}/settings")
     url = page.locator("#setting-comfyui_url")
-    expect(url).to_have_value(services.comfy.base_url)
+    expect(url).to_have_value(services.comfy.base_url, timeout=10_000)
     url.fill("ftp://wrong")
     page.click("#settings-form button[type=submit]")
     expect(page.locator("[data-key=comfyui_url] .field-error")).to_contain_text("http://")

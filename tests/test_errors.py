@@ -63,9 +63,9 @@ def test_every_route_refuses_methods_it_does_not_take(app: Flask, client: FlaskC
 
 def test_every_json_route_names_bad_input(app: Flask, client: FlaskClient) -> None:
     # /api/auth/setup is closed (409) once set up (test_auth_guard checks its input before that);
-    # /api/inputs takes a multipart upload (test_jobs checks it).
+    # /api/inputs and /api/workflows take multipart uploads (test_jobs, test_workflow_import check them).
     writes = [(concrete_path(r), method) for r in app.url_map.iter_rules()
-              if r.rule.startswith("/api/") and r.rule not in ("/api/auth/setup", "/api/inputs")
+              if r.rule.startswith("/api/") and r.rule not in ("/api/auth/setup", "/api/inputs", "/api/workflows")
               for method in ("POST", "PATCH", "PUT") if method in (r.methods or ())]
     assert len(writes) > 8
     for path, method in writes:

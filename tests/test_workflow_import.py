@@ -32,7 +32,7 @@ def png_with(ui: dict | None = None, prompt: dict | None = None) -> bytes:
 
 
 def upload(client: FlaskClient, data: bytes, filename: str, **form: str):  # type: ignore[no-untyped-def]
-    return client.post("/api/workflows/import", data={"file": (io.BytesIO(data), filename), **form},
+    return client.post("/api/workflows", data={"file": (io.BytesIO(data), filename), **form},
                        content_type="multipart/form-data")
 
 

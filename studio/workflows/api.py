@@ -74,7 +74,7 @@ class MappingRequest(BaseModel):
     inputs: list[dict[str, Any]] = Field(max_length=500)
 
 
-@bp.post("/import")
+@bp.post("")
 def import_workflow() -> Response:
     """Admin: a workflow JSON (API or UI format) or a PNG/WebP saved by ComfyUI, as multipart 'file'."""
     require_admin()

@@ -38,14 +38,19 @@ function renderNav() {
       page.title)))));
 }
 
+let routing = 0;
+
 async function route() {
   const page = PAGES.find((p) => p.path === location.pathname) || PAGES[0];
+  const ticket = ++routing;
   renderNav();
   document.title = `${page.title} · ComfyUI Studio`;
+  const module = page.module ? await import(page.module) : await import('./pages/upcoming.js');
+  // A later navigation may have started while this page's module loaded: it wins.
+  if (ticket !== routing) return;
   if (unmountPage) unmountPage();
   unmountPage = null;
   const main = /** @type {HTMLElement} */ (document.getElementById('page'));
-  const module = page.module ? await import(page.module) : await import('./pages/upcoming.js');
   unmountPage = module.mount(main, { title: page.title, me }) || null;
   document.body.classList.remove('nav-open');
 }
