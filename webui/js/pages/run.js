@@ -107,10 +107,14 @@ export function mount(main) {
   const stops = [followJobs(mine, (job) => Boolean(mine.querySelector(`[data-job="${job.id}"]`))
     || Boolean(job.retry_of && mine.querySelector(`[data-job="${job.retry_of}"]`)))];
 
+  let loading = 0;
+
   /** @param {string} workflowId @param {Record<string, any>} [prefill] */
   async function load(workflowId, prefill = {}) {
+    const ticket = ++loading;
     try {
       const wf = await api.get(`/api/workflows/${workflowId}`);
+      if (ticket !== loading) return; // another workflow was picked meanwhile
       const inputs = wf.manifest.inputs.filter((/** @type {any} */ s) => !s.hidden);
       const field = (/** @type {any} */ spec) => h('div', { class: 'field', 'data-field': spec.id },
         spec.type === 'resolution_picker' ? h('span', { class: 'label' }, spec.name) : h('label', { for: `param-${spec.id}` }, spec.name),
