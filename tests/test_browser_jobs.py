@@ -8,8 +8,8 @@ from studio.runtime import Runtime
 from studio.services import Services
 from tests.servers.comfyui import ComfyUITestServer
 from tests.test_browser import browser, page, shoot, sign_in  # noqa: F401 - shared fixtures
-
-FIXTURE_IMAGE = Path(__file__).parent / "fixtures" / "photo.png"
+from tests.test_workflow_import import png_with
+from tests.ui_workflows import SAMPLER_API, sampler_ui
 
 
 def test_run_a_workflow_watch_it_live_and_retry_it_from_history(
@@ -69,3 +69,44 @@ def test_upload_an_image_and_resize_it(page: Page, runtime: Runtime, services: S
     expect(card.locator(".badge")).to_have_text("completed", timeout=10_000)
     size = card.locator("img.output").evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert size == [60, 40]
+
+
+def test_import_a_png_then_run_the_detected_form_and_retry_it(
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer, tmp_path: Path  # noqa: F811
+) -> None:
+    comfy_server.step_delay_s = 0.25
+    picture = tmp_path / "castle.png"
+    picture.write_bytes(png_with(ui=sampler_ui(), prompt=SAMPLER_API))
+    sign_in(page, runtime.port, services)
+    page.get_by_role("link", name="Workflows").click()
+    page.set_input_files("#import-file", str(picture))
+    page.fill("#import-name", "Castle in the clouds")
+    page.click("#import-form button[type=submit]")
+
+    editor = page.locator("#mapping-editor")
+    expect(editor).to_contain_text("Form of “Castle in the clouds”")
+    expect(editor.locator("tr[data-param=positive_prompt] .map-default")).to_have_value("a castle in the clouds")
+    editor.locator("tr[data-param=positive_prompt] .map-name").fill("Describe the castle")
+    editor.locator("tr[data-param=denoise] .map-hidden").check()
+    shoot(page, "mapping-editor")
+    page.click("#save-mapping")
+    expect(page.locator(".toast", has_text="Form saved.")).to_be_visible()
+
+    editor.get_by_role("link", name="Try it in Run").click()
+    expect(page.locator("[data-field=positive_prompt] label")).to_have_text("Describe the castle")
+    expect(page.locator("[data-field=denoise]")).to_have_count(0)
+    page.fill("#param-positive_prompt", "a castle at night, stars")
+    page.fill("#param-steps", "6")
+    page.click("#run-button")
+    card = page.locator("#session-jobs .job-card").first
+    expect(card.locator("img.preview")).to_be_visible(timeout=10_000)
+    expect(card.locator(".badge")).to_have_text("completed", timeout=15_000)
+    expect(card.locator("img.output")).to_be_visible()
+
+    page.get_by_role("link", name="History").click()
+    page.fill("input[name=q]", "stars")
+    expect(page.locator("#history-list .job-card")).to_have_count(1)
+    page.locator("#history-list .job-card").first.locator("[data-action=retry]").click()
+    expect(page.locator("#history-list .job-card")).to_have_count(2, timeout=10_000)
+    expect(page.locator("#history-list .job-card .badge").first).to_have_text("completed", timeout=15_000)
+    shoot(page, "history-after-import")
