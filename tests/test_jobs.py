@@ -127,3 +127,14 @@ def test_a_job_exports_as_a_zip_with_its_parameters_inputs_and_outputs(
     assert names == sorted(["job.json", f"inputs/{image.split('/')[1]}", output_name])
     assert saved["params"] == {"image": image, "width": 20, "height": 15, "method": "lanczos"}
     assert saved["prompt"]["2"]["inputs"]["width"] == 20
+
+
+def test_image_to_image_and_inpainting_run_on_an_uploaded_picture(client: FlaskClient, runtime: Runtime) -> None:
+    image = upload_image(client, (64, 64))
+    for workflow in ("sd15-img2img", "sd15-inpaint"):
+        [job] = run(client, workflow, {"image": image, "positive_prompt": "a watercolor",
+                                       "checkpoint": "random_sd15.safetensors", "steps": 2})
+        done = wait_status(client, job["id"])
+        assert done["status"] == "completed", (workflow, done["error"])
+        assert (done["outputs"][0]["width"], done["outputs"][0]["height"]) == (64, 64)
+        assert done["prompt"]["1"]["inputs"]["image"] == image

@@ -222,3 +222,16 @@ def vae_decode(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], No
 def placeholder_outputs(info: dict[str, Any]) -> tuple[Any, ...]:
     """For nodes without an implementation: one opaque value per output, so graphs still run."""
     return tuple(f"placeholder:{kind}:{secrets.token_hex(2)}" for kind in info.get("output", []))
+
+
+@node("VAEEncode")
+def vae_encode(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], None]:
+    images = i["pixels"]
+    width, height = images[0].size
+    seed = sum(images[0].convert("RGB").resize((4, 4)).tobytes())
+    return (Latent(width, height, len(images), seed),), None
+
+
+@node("VAEEncodeForInpaint")
+def vae_encode_for_inpaint(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], None]:
+    return vae_encode(ctx, {"pixels": i["pixels"]})
