@@ -26,7 +26,13 @@ FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatu
 
 class Job(SQLModel, table=True):
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_status_position", "status", "position"),)
+    __table_args__ = (
+        Index("ix_job_status_position", "status", "position"),
+        # History pages: newest first, within a status, a workflow or one person's jobs.
+        Index("ix_job_status_created", "status", "created_at"),
+        Index("ix_job_workflow_created", "workflow_id", "created_at"),
+        Index("ix_job_owner_created", "owner_id", "created_at"),
+    )
 
     # A UUID, also ComfyUI's prompt_id, so the job can be found in /queue and /history after a crash.
     id: str = Field(primary_key=True, max_length=36)

@@ -35,6 +35,7 @@ class Workflow:
     folder: Path
     digest: str
     bundled: bool
+    blocks_dir: Path | None = None
 
     @property
     def id(self) -> str:
@@ -75,8 +76,8 @@ def load_folder(folder: Path, *, bundled: bool) -> Workflow:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"manifest.yaml: {where}: {first['msg']}") from err
-    if manifest.type != "static":
-        raise ValueError("dynamic (block) workflows are not supported yet")
+    if manifest.type == "dynamic":
+        return _load_dynamic(folder, manifest, raw, bundled=bundled)
     workflow_path = (folder / manifest.workflow_file).resolve()
     if not workflow_path.is_relative_to(folder.resolve()) or not workflow_path.is_file():
         raise ValueError(f"{manifest.workflow_file} is missing")
@@ -92,6 +93,25 @@ def load_folder(folder: Path, *, bundled: bool) -> Workflow:
             raise ValueError(f"input {spec.id!r} points at node {spec.node_id}, which the workflow does not have")
     digest = hashlib.sha256(raw + b"\0" + workflow_bytes).hexdigest()
     return Workflow(manifest, prompt, folder, digest, bundled)
+
+
+def _load_dynamic(folder: Path, manifest: Manifest, raw: bytes, *, bundled: bool) -> Workflow:
+    from studio.errors import StudioError
+    from studio.workflows.blocks import assemble
+    from studio.workflows.params import defaults_of, variables
+
+    if not manifest.pipeline:
+        raise ValueError("a dynamic workflow needs a pipeline")
+    blocks = (folder / (manifest.blocks_dir or "blocks")).resolve()
+    if not blocks.is_relative_to(folder.resolve()) or not blocks.is_dir():
+        raise ValueError(f"blocks folder {manifest.blocks_dir!r} is missing")
+    digest = hashlib.sha256(raw + b"".join(p.read_bytes() for p in sorted(blocks.glob("*.json")))).hexdigest()
+    try:  # assembled once with the defaults: readiness and pickers look at this prompt
+        sample = assemble(manifest.pipeline, blocks, {**variables(manifest, defaults_of(manifest)),
+                                                      "output_prefix": "studio/preview"})
+    except StudioError as err:
+        raise ValueError(err.message) from err
+    return Workflow(manifest, sample, folder, digest, bundled, blocks)
 
 
 class WorkflowLibrary:

@@ -68,6 +68,9 @@ class Manifest(BaseModel):
     author: str | None = None
     base_model: str | None = None
     workflow_file: str = "workflow.json"
+    # Dynamic workflows: JSON blocks assembled per run by ``pipeline`` (see studio.workflows.blocks).
+    blocks_dir: str | None = None
+    pipeline: list[dict[str, Any]] | None = None
     inputs: list[InputSpec] = Field(default_factory=list)
     outputs: list[OutputSpec] = Field(default_factory=list)
     required_models: list[str] = Field(default_factory=list)

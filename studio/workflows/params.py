@@ -23,6 +23,9 @@ SEED_LIMIT = 2**53
 MAX_TEXT = 20_000
 MISSING = object()
 
+FOLDER_LOADERS = {"checkpoints": ("CheckpointLoaderSimple", "ckpt_name"), "vae": ("VAELoader", "vae_name"),
+                  "loras": ("LoraLoader", "lora_name")}
+
 # Saving nodes and the name their files get inside the job's folder.
 OUTPUT_PREFIXES = {
     "SaveImage": "image",
@@ -54,11 +57,14 @@ def choices_for(spec: InputSpec, prompt: dict[str, Any], object_info: dict[str, 
     """The values a select or picker accepts: its options, or what ComfyUI lists for that node field."""
     if spec.options:
         return [option.value for option in spec.options]
-    if spec.type in PICKER_FOLDERS and object_info and spec.node_id and spec.field:
-        class_type = prompt.get(spec.node_id, {}).get("class_type")
+    if spec.type in PICKER_FOLDERS and object_info:
+        if spec.node_id and spec.field:
+            class_type, field = prompt.get(spec.node_id, {}).get("class_type"), spec.field
+        else:  # dynamic workflows: ask the usual loader of that folder
+            class_type, field = FOLDER_LOADERS.get(PICKER_FOLDERS[spec.type], ("", ""))
         info = object_info.get(class_type or "", {}).get("input", {})
         for section in ("required", "optional"):
-            field_spec = info.get(section, {}).get(spec.field)
+            field_spec = info.get(section, {}).get(field)
             if field_spec and isinstance(field_spec[0], list):
                 return list(field_spec[0])
     return None
@@ -179,8 +185,25 @@ def _substitute(value: Any, names: dict[str, Any], missing: set[str]) -> Any:
     return value
 
 
+def defaults_of(manifest: Manifest) -> dict[str, Any]:
+    found = {}
+    for spec in manifest.inputs:
+        value = manifest.defaults.get(spec.id, spec.default)
+        if value is not None:
+            found[spec.id] = value
+    return found
+
+
 def build_prompt(workflow: Workflow, values: dict[str, Any], *, job_id: str) -> dict[str, Any]:
     manifest = workflow.manifest
+    if workflow.blocks_dir is not None and manifest.pipeline:
+        from studio.workflows.blocks import assemble
+
+        names = {**variables(manifest, values), "output_prefix": f"studio/{job_id}/image",
+                 "output_dir": f"studio/{job_id}"}
+        prompt = assemble(manifest.pipeline, workflow.blocks_dir, names)
+        patch_outputs(prompt, job_id)
+        return prompt
     prompt = copy.deepcopy(workflow.prompt)
     for spec in manifest.inputs:
         if spec.node_id and spec.field and spec.id in values:

@@ -106,23 +106,32 @@ class ComfyUITestServer:
         return self
 
     def _serve(self, ready: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
+        # Local references: a restart replaces self._loop while this thread may still be closing.
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
         self._outbox = asyncio.Queue()
         app = web.Application(middlewares=[self._origin_check], client_max_size=FEATURES["max_upload_size"])
         self._add_routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        self._loop.run_until_complete(site.start())
+        # A killed ComfyUI does not wait for its clients' keep-alive connections.
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.05)
+        self._runner = runner
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        loop.run_until_complete(site.start())
         if not self.port:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        sender = self._loop.create_task(self._send_loop())
+        sender = loop.create_task(self._send_loop())
         ready.set()
-        self._loop.run_forever()
+        loop.run_forever()
         sender.cancel()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+        server = runner.server
+        for connection in list(server.connections if server is not None else []):
+            transport = connection.transport
+            if transport is not None:
+                transport.abort()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
 
     def stop(self) -> None:
         """Like killing the process: sockets are dropped, the port refuses connections."""
@@ -132,6 +141,8 @@ class ComfyUITestServer:
             asyncio.run_coroutine_threadsafe(self._abort_sockets(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+            if self._thread.is_alive():
+                raise RuntimeError("the ComfyUI test server did not stop")
         self.sockets = {}
         self.socket_flags = {}
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-27 03:29:50.011628
+Create Date: 2026-11-27 03:55:27.978978
 """
 
 from collections.abc import Sequence
@@ -55,9 +55,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_job_created_at'), ['created_at'], unique=False)
+        batch_op.create_index('ix_job_owner_created', ['owner_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_job_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_job_status'), ['status'], unique=False)
+        batch_op.create_index('ix_job_status_created', ['status', 'created_at'], unique=False)
         batch_op.create_index('ix_job_status_position', ['status', 'position'], unique=False)
+        batch_op.create_index('ix_job_workflow_created', ['workflow_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_job_workflow_id'), ['workflow_id'], unique=False)
 
     op.create_table('job_output',
@@ -96,9 +99,12 @@ def downgrade() -> None:
     op.drop_table('job_output')
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_job_workflow_id'))
+        batch_op.drop_index('ix_job_workflow_created')
         batch_op.drop_index('ix_job_status_position')
+        batch_op.drop_index('ix_job_status_created')
         batch_op.drop_index(batch_op.f('ix_job_status'))
         batch_op.drop_index(batch_op.f('ix_job_owner_id'))
+        batch_op.drop_index('ix_job_owner_created')
         batch_op.drop_index(batch_op.f('ix_job_created_at'))
 
     op.drop_table('job')
