@@ -138,3 +138,26 @@ def test_image_to_image_and_inpainting_run_on_an_uploaded_picture(client: FlaskC
         assert done["status"] == "completed", (workflow, done["error"])
         assert (done["outputs"][0]["width"], done["outputs"][0]["height"]) == (64, 64)
         assert done["prompt"]["1"]["inputs"]["image"] == image
+
+
+def test_earlier_inputs_are_listed_and_served(client: FlaskClient) -> None:
+    name = upload_image(client, (10, 10))
+    assert name in [item["name"] for item in client.get("/api/inputs").get_json()["items"]]
+    with client.get(f"/api/inputs/{name.split('/')[1]}") as answer:
+        assert answer.status_code == 200
+        assert answer.mimetype == "image/png"
+    assert client.get("/api/inputs/..%2F..%2Fdb%2Fstudio.db").status_code == 404
+    assert client.get("/api/inputs/nothing.png").status_code == 404
+
+
+def test_people_only_list_the_inputs_their_own_jobs_used(app, client: FlaskClient, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    admins = upload_image(client, (12, 12), (1, 2, 3))
+    client.post("/api/users", json={"username": "jay", "password": "jay's long password"})
+    jay = app.test_client()
+    jay.environ_base["HTTP_X_CSRF_TOKEN"] = jay.post(
+        "/api/auth/login", json={"username": "jay", "password": "jay's long password"}).get_json()["csrf_token"]
+    assert jay.get("/api/inputs").get_json()["items"] == []
+    his = upload_image(jay, (14, 14), (4, 5, 6))
+    run(jay, "image-resize", {"image": his})
+    assert [i["name"] for i in jay.get("/api/inputs").get_json()["items"]] == [his]
+    assert admins not in [i["name"] for i in jay.get("/api/inputs").get_json()["items"]]

@@ -170,4 +170,21 @@ def upload_input() -> Response:
 @bp.get("/inputs")
 @allow_run_scope
 def recent_inputs() -> Response:
-    return jsonify({"items": services().inputs.recent()})
+    """Images the caller's own recent jobs used (an admin sees every stored input)."""
+    studio = services()
+    actor = current_identity()
+    if actor.is_admin:
+        return jsonify({"items": studio.inputs.recent()})
+    return jsonify({"items": studio.jobs.inputs_used(actor=actor, exists=studio.inputs.exists)})
+
+
+@bp.get("/inputs/<name>")
+@allow_run_scope
+def input_image(name: str) -> Response:
+    """An earlier input, for thumbnails; names are content hashes, so anyone signed in may see them."""
+    path = services().inputs.path_of(f"studio/{name}")
+    if path is None:
+        raise NotFound("No such input.")
+    response = send_file(path, max_age=3600)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

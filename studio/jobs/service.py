@@ -6,6 +6,7 @@ nothing a refetch cannot show. The engine (``studio.jobs.engine``) is what talks
 
 from __future__ import annotations
 
+import builtins
 import shutil
 import threading
 import uuid
@@ -185,6 +186,19 @@ class JobService:
                     files[output.job_id].append(output)
         return {"items": [job_view(job, outputs=files[job.id]) for job in page],
                 "next": page[-1].id if len(jobs) > limit and page else None}
+
+    def inputs_used(
+        self, *, actor: Identity, exists: Callable[[str], bool], limit: int = 50
+    ) -> builtins.list[dict]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(Job.params).where(Job.owner_id == actor.user_id)
+                                .order_by(col(Job.created_at).desc()).limit(500))
+            names: builtins.list[str] = []
+            for params in rows:
+                for value in params.values():
+                    if isinstance(value, str) and value.startswith("studio/") and value not in names and exists(value):
+                        names.append(value)
+        return [{"name": name} for name in names[:limit]]
 
     def queue_state(self, *, actor: Identity) -> dict:
         with Session(self.engine) as session:

@@ -44,22 +44,32 @@ function control(spec, value, choices) {
     }
     case 'image': {
       const hidden = h('input', { type: 'hidden', name: spec.id, value: value ?? '' });
-      const thumb = h('img', { class: 'thumb', alt: '', hidden: !value, src: value ? '' : undefined });
+      const thumb = /** @type {HTMLImageElement} */ (h('img', { class: 'thumb', alt: '', hidden: true }));
+      /** @param {string} name @param {string} [src] */
+      const show = (name, src) => {
+        /** @type {HTMLInputElement} */ (hidden).value = name;
+        thumb.src = src || `/api/inputs/${name.split('/').pop()}`;
+        thumb.hidden = !name;
+      };
+      if (value) show(value);
       const file = h('input', { id, type: 'file', accept: 'image/png,image/jpeg,image/webp', onchange: async (/** @type {Event} */ e) => {
         const chosen = /** @type {HTMLInputElement} */ (e.target).files?.[0];
         if (!chosen) return;
         const body = new FormData();
         body.append('image', chosen);
         try {
-          const stored = await upload(body);
-          /** @type {HTMLInputElement} */ (hidden).value = stored.name;
-          /** @type {HTMLImageElement} */ (thumb).src = URL.createObjectURL(chosen);
-          thumb.hidden = false;
+          show((await upload(body)).name, URL.createObjectURL(chosen));
         } catch (err) {
           toast(message(err), 'error');
         }
       } });
-      return h('div', { class: 'image-input' }, file, hidden, thumb);
+      const earlier = h('select', { class: 'earlier', 'aria-label': 'Or pick an earlier image', onchange: (/** @type {Event} */ e) => {
+        const name = /** @type {HTMLSelectElement} */ (e.target).value;
+        if (name) show(name);
+      } }, h('option', { value: '' }, 'or pick an earlier image…'));
+      api.get('/api/inputs').then(({ items }) => earlier.append(...items.map((/** @type {any} */ item) =>
+        h('option', { value: item.name }, item.name.split('/').pop())))).catch(() => {});
+      return h('div', { class: 'image-input' }, h('div', { class: 'row' }, file, earlier), hidden, thumb);
     }
     default:
       return h('textarea', { ...common, rows: 3 }, JSON.stringify(value ?? spec.default ?? null));
