@@ -92,6 +92,9 @@ def test_navigation_and_a_phone_sized_screen(browser: Browser, runtime: Runtime,
     expect(page.locator("#comfy-indicator")).to_have_attribute("data-state", "connected", timeout=10_000)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"page is {overflow}px wider than the phone"
+    sign_out = page.locator("#logout").bounding_box()
+    assert sign_out is not None
+    assert sign_out["x"] + sign_out["width"] <= 390, "the top bar runs off the screen"
     shoot(page, "home-phone")
 
     page.click("#nav-toggle")
