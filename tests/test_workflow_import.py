@@ -15,7 +15,7 @@ from studio.workflows.detect import detect
 from studio.workflows.uiformat import convert
 from tests.jobs_helpers import run, wait_status
 from tests.servers.comfyui import load_object_info
-from tests.ui_workflows import SAMPLER_API, node, sampler_ui
+from tests.ui_workflows import SAMPLER_API, node, sampler_ui, subgraph_ui
 
 OBJECT_INFO = load_object_info()
 
@@ -38,6 +38,18 @@ def upload(client: FlaskClient, data: bytes, filename: str, **form: str):  # typ
 
 def test_ui_format_converts_like_the_editor_would() -> None:
     assert convert(sampler_ui(), OBJECT_INFO) == SAMPLER_API
+
+
+def test_subgraphs_are_flattened_with_comfyui_style_ids() -> None:
+    prompt = convert(subgraph_ui(), OBJECT_INFO)
+    assert sorted(prompt) == ["20:3", "20:30:8", "4", "5", "6", "7", "9"]
+    sampler = prompt["20:3"]["inputs"]
+    assert (sampler["model"], sampler["positive"], sampler["latent_image"]) == (["4", 0], ["6", 0], ["5", 0])
+    assert (sampler["seed"], sampler["steps"]) == (7, 5)
+    assert prompt["20:30:8"]["inputs"] == {"samples": ["20:3", 0], "vae": ["4", 2]}
+    assert prompt["9"]["inputs"]["images"] == ["20:30:8", 0]
+    detected = {p["id"]: p for p in detect(prompt, OBJECT_INFO)}
+    assert detected["seed"]["node_id"] == "20:3"
 
 
 def test_load_image_skips_its_upload_widget_value() -> None:

@@ -69,3 +69,49 @@ SAMPLER_API = {
     "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "imported", "images": ["8", 0]},
           "_meta": {"title": "Result"}},
 }
+
+
+def slot(name: str, kind: str, link: int | None) -> dict[str, Any]:
+    return {"name": name, "type": kind, "link": link}
+
+
+def subgraph_ui() -> dict[str, Any]:
+    """The sampler graph with KSampler → VAEDecode wrapped in a subgraph (instance node 20), whose
+    decode step is itself a nested subgraph (instance 30 inside it)."""
+    outer = sampler_ui()
+    keep = {4, 5, 6, 7, 9}
+    outer["nodes"] = [n for n in outer["nodes"] if n["id"] in keep]
+    outer["nodes"].append({
+        "id": 20, "type": "sub-sampler", "mode": 0, "widgets_values": [],
+        "inputs": [slot("model", "MODEL", 1), slot("positive", "CONDITIONING", 6),
+                   slot("negative", "CONDITIONING", 7), slot("latent", "LATENT", 5), slot("vae", "VAE", 4)],
+        "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [11]}]})
+    outer["nodes"][[n["id"] for n in outer["nodes"]].index(9)]["inputs"][0]["link"] = 11
+    outer["links"] = [[1, 4, 0, 20, 0, "MODEL"], [2, 4, 1, 6, 0, "CLIP"], [3, 4, 1, 7, 0, "CLIP"],
+                      [4, 4, 2, 20, 4, "VAE"], [5, 5, 0, 20, 3, "LATENT"], [6, 6, 0, 20, 1, "CONDITIONING"],
+                      [7, 7, 0, 20, 2, "CONDITIONING"], [11, 20, 0, 9, 0, "IMAGE"]]
+    sampler = {
+        "id": "sub-sampler", "name": "Sampler block", "nodes": [
+            node(3, "KSampler", [7, "fixed", 5, 6.5, "euler", "normal", 1.0],
+                 [("model", "MODEL", 101), ("positive", "CONDITIONING", 102), ("negative", "CONDITIONING", 103),
+                  ("latent_image", "LATENT", 104)], [("LATENT", [105])]),
+            {"id": 30, "type": "sub-decode", "mode": 0, "widgets_values": [],
+             "inputs": [slot("samples", "LATENT", 105), slot("vae", "VAE", 106)],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [107]}]}],
+        "links": [
+            {"id": 101, "origin_id": -10, "origin_slot": 0, "target_id": 3, "target_slot": 0, "type": "MODEL"},
+            {"id": 102, "origin_id": -10, "origin_slot": 1, "target_id": 3, "target_slot": 1, "type": "CONDITIONING"},
+            {"id": 103, "origin_id": -10, "origin_slot": 2, "target_id": 3, "target_slot": 2, "type": "CONDITIONING"},
+            {"id": 104, "origin_id": -10, "origin_slot": 3, "target_id": 3, "target_slot": 3, "type": "LATENT"},
+            {"id": 105, "origin_id": 3, "origin_slot": 0, "target_id": 30, "target_slot": 0, "type": "LATENT"},
+            {"id": 106, "origin_id": -10, "origin_slot": 4, "target_id": 30, "target_slot": 1, "type": "VAE"},
+            {"id": 107, "origin_id": 30, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}]}
+    decode = {
+        "id": "sub-decode", "name": "Decode", "nodes": [
+            node(8, "VAEDecode", [], [("samples", "LATENT", 201), ("vae", "VAE", 202)], [("IMAGE", [203])])],
+        "links": [
+            {"id": 201, "origin_id": -10, "origin_slot": 0, "target_id": 8, "target_slot": 0, "type": "LATENT"},
+            {"id": 202, "origin_id": -10, "origin_slot": 1, "target_id": 8, "target_slot": 1, "type": "VAE"},
+            {"id": 203, "origin_id": 8, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}]}
+    outer["definitions"] = {"subgraphs": [sampler, decode]}
+    return outer

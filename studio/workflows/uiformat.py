@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.errors import Unprocessable
+from studio.workflows.subgraphs import flatten, link_rows
 
 MUTED, BYPASSED = 2, 4
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode", "PrimitiveString", "Label (rgthree)"}
@@ -21,22 +22,21 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 @dataclass(frozen=True)
 class Link:
-    origin: int
+    origin: str
     slot: int
-    target: int
+    target: str
     target_slot: int
     type: str
 
 
-def _links(workflow: dict[str, Any]) -> dict[int, Link]:
-    links: dict[int, Link] = {}
-    for raw in workflow.get("links") or []:
-        if isinstance(raw, list) and len(raw) >= 6:
-            links[int(raw[0])] = Link(int(raw[1]), int(raw[2]), int(raw[3]), int(raw[4]), str(raw[5]))
-        elif isinstance(raw, dict):
-            links[int(raw["id"])] = Link(int(raw["origin_id"]), int(raw["origin_slot"]), int(raw["target_id"]),
-                                         int(raw["target_slot"]), str(raw.get("type", "*")))
-    return links
+def _links(workflow: dict[str, Any]) -> dict[str, Link]:
+    return {link_id: Link(row[1], row[2], row[3], row[4], str(row[5]))
+            for link_id, row in link_rows(workflow.get("links") or []).items()}
+
+
+def _order(node_id: str) -> tuple[int, ...]:
+    """Numeric order for ids like ``12`` and ``5:3`` (subgraph members)."""
+    return tuple(int(part) if part.lstrip("-").isdigit() else 0 for part in node_id.split(":"))
 
 
 def is_widget(spec: list[Any]) -> bool:
@@ -57,11 +57,8 @@ def widget_names(info: dict[str, Any]) -> list[tuple[str, list[Any]]]:
 
 
 def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
-    if workflow.get("definitions", {}).get("subgraphs"):
-        raise Unprocessable("This workflow uses subgraphs, which Studio cannot convert yet: "
-                            "export it from ComfyUI with 'Export (API)' and import that file.",
-                            code="subgraphs_unsupported")
-    nodes = {int(node["id"]): node for node in workflow.get("nodes") or []}
+    workflow = flatten(workflow)
+    nodes = {str(node["id"]): node for node in workflow.get("nodes") or []}
     links = _links(workflow)
     unknown = sorted({n["type"] for n in nodes.values()
                       if n["type"] not in object_info and n["type"] not in FRONTEND_ONLY
@@ -70,11 +67,11 @@ def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, 
         raise Unprocessable(f"ComfyUI does not know these nodes: {', '.join(unknown)}. Install them first.",
                             code="unknown_nodes", details={"nodes": unknown})
 
-    def source(link_id: int | None, wanted_type: str | None = None, depth: int = 0) -> tuple[int, int] | None:
+    def source(link_id: Any, wanted_type: str | None = None, depth: int = 0) -> tuple[str, int] | None:
         """Where a link really comes from, through reroutes and bypassed nodes; None if nowhere."""
-        if link_id is None or link_id not in links or depth > 64:
+        if link_id is None or str(link_id) not in links or depth > 64:
             return None
-        link = links[link_id]
+        link = links[str(link_id)]
         origin = nodes.get(link.origin)
         if origin is None or origin.get("mode", 0) == MUTED:
             return None
@@ -89,10 +86,10 @@ def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, 
             return None
         return link.origin, link.slot
 
-    def primitive_value(link_id: int | None) -> tuple[bool, Any]:
-        if link_id is None or link_id not in links:
+    def primitive_value(link_id: Any) -> tuple[bool, Any]:
+        if link_id is None or str(link_id) not in links:
             return False, None
-        origin = nodes.get(links[link_id].origin)
+        origin = nodes.get(links[str(link_id)].origin)
         if origin is not None and origin["type"] in ("PrimitiveNode", "PrimitiveString"):
             values = origin.get("widgets_values") or [None]
             return True, values[0] if isinstance(values, list) else next(iter(values.values()), None)
@@ -101,7 +98,7 @@ def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, 
         return False, None
 
     prompt: dict[str, Any] = {}
-    for node_id, node in sorted(nodes.items()):
+    for node_id, node in sorted(nodes.items(), key=lambda item: _order(item[0])):
         if node["type"] in FRONTEND_ONLY or node.get("mode", 0) in (MUTED, BYPASSED):
             continue
         info = object_info[node["type"]]
@@ -134,7 +131,7 @@ def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, 
             if found is None:
                 inputs.pop(name, None)
             else:
-                inputs[name] = [str(found[0]), found[1]]
+                inputs[name] = [found[0], found[1]]
         title = node.get("title") or info.get("display_name") or node["type"]
-        prompt[str(node_id)] = {"class_type": node["type"], "inputs": inputs, "_meta": {"title": title}}
+        prompt[node_id] = {"class_type": node["type"], "inputs": inputs, "_meta": {"title": title}}
     return prompt
