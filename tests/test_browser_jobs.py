@@ -1,9 +1,12 @@
 """The main journey in a real browser: fill a form, watch it render live, keep and retry it."""
 
+import json
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
+from sqlmodel import Session
 
+from studio.jobs.models import Job
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.servers.comfyui import ComfyUITestServer
@@ -110,3 +113,33 @@ def test_import_a_png_then_run_the_detected_form_and_retry_it(
     expect(page.locator("#history-list .job-card")).to_have_count(2, timeout=10_000)
     expect(page.locator("#history-list .job-card .badge").first).to_have_text("completed", timeout=15_000)
     shoot(page, "history-after-import")
+
+
+def test_a_block_workflow_with_a_lora_from_the_form(
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer  # noqa: F811
+) -> None:
+    from tests.test_workflow_blocks import BLOCKS, MANIFEST
+
+    folder = services.data_dir.workflows / "t2i-dynamic"
+    (folder / "blocks").mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(MANIFEST)
+    for name, block in BLOCKS.items():
+        (folder / "blocks" / name).write_text(json.dumps(block))
+    comfy_server.models["loras"] = ["detail.safetensors", "ink.safetensors"]
+    services.comfy.invalidate_object_info()
+    sign_in(page, runtime.port, services)
+    page.goto(f"http://127.0.0.1:{runtime.port}/run?workflow=t2i-dynamic")
+    page.fill("#param-positive_prompt", "a harbour at dawn")
+    page.get_by_role("button", name="Add a LoRA").click()
+    page.select_option(".lora-row .lora-file", "ink.safetensors")
+    page.fill(".lora-row .lora-strength", "0.6")
+    shoot(page, "run-loras")
+    page.click("#run-button")
+    card = page.locator("#session-jobs .job-card").first
+    expect(card.locator(".badge")).to_have_text("completed", timeout=15_000)
+    job_id = str(card.get_attribute("data-job"))
+    with Session(services.engine) as session:
+        job = session.get(Job, job_id)
+    assert job is not None
+    assert job.params["loras"] == [{"file": "ink.safetensors", "strength": 0.6}]
+    assert any(node["class_type"] == "LoraLoader" for node in job.prompt.values())

@@ -127,3 +127,18 @@ def test_a_broken_pipeline_is_reported_not_loaded(client: FlaskClient, dynamic: 
     assert "t2i-dynamic" not in [w["id"] for w in listing["items"]]
     problem = next(p for p in listing["problems"] if p["folder"].endswith("t2i-dynamic"))
     assert "'nowhere'" in problem["message"]
+
+
+def test_lora_lists_are_checked_against_what_is_installed(
+    client: FlaskClient, comfy_server: ComfyUITestServer, dynamic: Path
+) -> None:
+    comfy_server.models["loras"] = ["detail.safetensors"]
+    client.application.extensions["studio"].comfy.invalidate_object_info()
+    assert client.get("/api/workflows/t2i-dynamic").get_json()["choices"]["loras"] == ["detail.safetensors"]
+    for loras, problem in (([{"file": "missing.safetensors", "strength": 1}], "not installed"),
+                           ([{"file": "detail.safetensors", "strength": 99}], "from -10 to 10"),
+                           ("detail.safetensors", "list")):
+        answer = client.post("/api/workflows/t2i-dynamic/run",
+                             json={"params": {"positive_prompt": "x", "loras": loras}})
+        assert answer.status_code == 400
+        assert problem in answer.get_json()["error"]["details"]["fields"]["loras"]

@@ -106,7 +106,29 @@ def convert(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any
         if not all(isinstance(v, int) and not isinstance(v, bool) and 64 <= v <= 16384 for v in (width, height)):
             return None, "width and height must be whole numbers from 64 to 16384"
         return {"w": width, "h": height}, None
-    return value, None  # lora pickers and scene lists are passed through as given
+    if kind == "lora_picker_dynamic":
+        return _loras(spec, value, choices)
+    return value, None  # paired LoRA pickers and scene lists are passed through as given
+
+
+def _loras(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any, str | None]:
+    """``[{file, strength}]``: each file installed, each strength sane, no more than ``max_loras``."""
+    if not isinstance(value, list):
+        return None, "must be a list of {file, strength}"
+    limit = int((spec.model_extra or {}).get("max_loras", 8))
+    if len(value) > limit:
+        return None, f"takes at most {limit} LoRAs"
+    cleaned = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("file"), str):
+            return None, "must be a list of {file, strength}"
+        if choices is not None and item["file"] not in choices:
+            return None, f"{item['file']!r} is not installed in ComfyUI"
+        strength = item.get("strength", 1.0)
+        if isinstance(strength, bool) or not isinstance(strength, int | float) or not -10 <= strength <= 10:
+            return None, "strengths must be numbers from -10 to 10"
+        cleaned.append({"file": item["file"], "strength": float(strength)})
+    return cleaned, None
 
 
 def validate(
@@ -132,6 +154,8 @@ def validate(
             if given is None:
                 continue
         value, problem = convert(spec, given, choices_for(spec, workflow.prompt, object_info))
+        if not problem and spec.type == "lora_picker_dynamic" and value == [] and spec.required:
+            problem = "needs at least one LoRA"
         if not problem and spec.type == "image" and image_exists is not None and not image_exists(value):
             problem = "was not uploaded (upload the image first)"
         if problem:

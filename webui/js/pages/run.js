@@ -29,6 +29,7 @@ function control(spec, value, choices) {
       const options = spec.options ? spec.options.map((/** @type {any} */ o) => [o.value, o.label])
         : (choices || []).map((c) => [c, c]);
       if (value !== undefined && value !== null && !options.some(([v]) => v === value)) options.unshift([value, `${value} (not installed)`]);
+      if (!spec.required && spec.type !== 'select') options.unshift([null, '— none —']);
       return h('select', common, options.map(([v, label]) => h('option', { value: JSON.stringify(v), selected: v === value }, label)));
     }
     case 'resolution_picker': {
@@ -71,6 +72,22 @@ function control(spec, value, choices) {
         h('option', { value: item.name }, item.name.split('/').pop())))).catch(() => {});
       return h('div', { class: 'image-input' }, h('div', { class: 'row' }, file, earlier), hidden, thumb);
     }
+    case 'lora_picker_dynamic': {
+      const list = h('div', { class: 'lora-list', id, 'data-type': spec.type, 'data-name': spec.id });
+      const max = spec.max_loras ?? 8;
+      /** @param {{file?: string, strength?: number}} item */
+      const addRow = (item) => {
+        if (list.children.length >= max) return;
+        const row = h('div', { class: 'row lora-row' },
+          h('select', { class: 'lora-file', 'aria-label': 'LoRA' }, (choices || []).map((c) => h('option', { value: c, selected: c === item.file }, c))),
+          h('input', { class: 'lora-strength', type: 'number', step: 0.05, min: -10, max: 10, value: item.strength ?? 1, 'aria-label': 'Strength' }),
+          h('button', { type: 'button', class: 'link-button', 'aria-label': 'Remove', onclick: () => row.remove() }, '×'));
+        list.append(row);
+      };
+      (Array.isArray(value) ? value : []).forEach(addRow);
+      return h('div', null, list, h('button', { type: 'button', class: 'link-button', disabled: !(choices || []).length,
+        onclick: () => addRow({}) }, (choices || []).length ? 'Add a LoRA' : 'No LoRAs installed'));
+    }
     default:
       return h('textarea', { ...common, rows: 3 }, JSON.stringify(value ?? spec.default ?? null));
   }
@@ -90,6 +107,13 @@ function collect(form, inputs) {
   /** @type {Record<string, any>} */
   const params = {};
   for (const spec of inputs) {
+    if (spec.type === 'lora_picker_dynamic') {
+      params[spec.id] = [...form.querySelectorAll(`[data-name="${spec.id}"] .lora-row`)].map((row) => ({
+        file: /** @type {HTMLSelectElement} */ (row.querySelector('.lora-file')).value,
+        strength: Number(/** @type {HTMLInputElement} */ (row.querySelector('.lora-strength')).value),
+      }));
+      continue;
+    }
     if (spec.type === 'resolution_picker') {
       const w = /** @type {HTMLInputElement} */ (form.elements.namedItem(`${spec.id}.w`)).value;
       const hh = /** @type {HTMLInputElement} */ (form.elements.namedItem(`${spec.id}.h`)).value;
@@ -100,8 +124,8 @@ function collect(form, inputs) {
     if (!field) continue;
     if (spec.type === 'boolean') params[spec.id] = field.checked;
     else if (['int', 'float', 'seed'].includes(spec.type)) params[spec.id] = field.value === '' ? null : Number(field.value);
-    else if (field.tagName === 'SELECT') params[spec.id] = JSON.parse(field.value);
-    else if (['lora_picker', 'lora_picker_dynamic', 'scene_list'].includes(spec.type)) params[spec.id] = JSON.parse(field.value || 'null');
+    else if (field.tagName === 'SELECT') params[spec.id] = field.value ? JSON.parse(field.value) : null;
+    else if (['lora_picker', 'scene_list'].includes(spec.type)) params[spec.id] = JSON.parse(field.value || 'null');
     else params[spec.id] = field.value;
   }
   return params;
