@@ -122,6 +122,18 @@ def signed_in_admin(app: Flask) -> FlaskClient:
     return signed_in
 
 
+def signed_in_user(app: Flask, admin: FlaskClient, username: str) -> FlaskClient:
+    """A new account with the ``user`` role, created by ``admin``, signed in and sending its CSRF token."""
+    password = f"{username}'s long password"
+    made = admin.post("/api/users", json={"username": username, "password": password})
+    assert made.status_code == 201, made.get_json()
+    person = app.test_client()
+    answer = person.post("/api/auth/login", json={"username": username, "password": password})
+    assert answer.status_code == 200, answer.get_json()
+    person.environ_base["HTTP_X_CSRF_TOKEN"] = answer.get_json()["csrf_token"]
+    return person
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return signed_in_admin(app)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from studio.runtime import Runtime
 from studio.services import Services
-from tests.conftest import wait_until
+from tests.conftest import signed_in_user, wait_until
 from tests.jobs_helpers import SAMPLER_PARAMS, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
@@ -152,10 +152,7 @@ def test_earlier_inputs_are_listed_and_served(client: FlaskClient) -> None:
 
 def test_people_only_list_the_inputs_their_own_jobs_used(app, client: FlaskClient, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
     admins = upload_image(client, (12, 12), (1, 2, 3))
-    client.post("/api/users", json={"username": "jay", "password": "jay's long password"})
-    jay = app.test_client()
-    jay.environ_base["HTTP_X_CSRF_TOKEN"] = jay.post(
-        "/api/auth/login", json={"username": "jay", "password": "jay's long password"}).get_json()["csrf_token"]
+    jay = signed_in_user(app, client, "jay")
     assert jay.get("/api/inputs").get_json()["items"] == []
     his = upload_image(jay, (14, 14), (4, 5, 6))
     run(jay, "image-resize", {"image": his})

@@ -8,7 +8,7 @@ from studio.config import Settings
 from studio.db import upgrade
 from studio.runtime import Runtime
 from studio.services import Services, build_services
-from tests.conftest import signed_in_admin
+from tests.conftest import signed_in_admin, signed_in_user
 from tests.jobs_helpers import SAMPLER_PARAMS, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
@@ -97,10 +97,7 @@ def test_history_filters_and_pages(client: FlaskClient, runtime: Runtime) -> Non
 def test_people_only_see_their_own_jobs(app: Flask, client: FlaskClient, runtime: Runtime) -> None:
     client.post("/api/queue/pause")
     [mine] = run(client, "image-resize", {"image": upload_image(client)})
-    client.post("/api/users", json={"username": "gina", "password": "gina's long password"})
-    gina = app.test_client()
-    answer = gina.post("/api/auth/login", json={"username": "gina", "password": "gina's long password"})
-    gina.environ_base["HTTP_X_CSRF_TOKEN"] = answer.get_json()["csrf_token"]
+    gina = signed_in_user(app, client, "gina")
     assert gina.get(f"/api/jobs/{mine['id']}").status_code == 404
     assert gina.post(f"/api/jobs/{mine['id']}/cancel").status_code == 404
     assert gina.get("/api/jobs").get_json()["items"] == []
@@ -118,10 +115,7 @@ def test_round_robin_between_people(settings: Settings, comfy_server: ComfyUITes
     try:
         admin = signed_in_admin(app)
         admin.post("/api/queue/pause")
-        admin.post("/api/users", json={"username": "hal", "password": "hal's long password"})
-        hal = app.test_client()
-        answer = hal.post("/api/auth/login", json={"username": "hal", "password": "hal's long password"})
-        hal.environ_base["HTTP_X_CSRF_TOKEN"] = answer.get_json()["csrf_token"]
+        hal = signed_in_user(app, admin, "hal")
         mine = run(admin, "image-resize", {"image": upload_image(admin)}, count=3)
         his = run(hal, "image-resize", {"image": upload_image(hal)}, count=2)
         admin.post("/api/queue/resume")

@@ -10,7 +10,7 @@ from studio.comfy.stream import ConnectionState
 from studio.logs import RedactSecrets
 from studio.runtime import Runtime
 from studio.services import Services
-from tests.conftest import canary, signed_in_admin, wait_until
+from tests.conftest import canary, signed_in_admin, signed_in_user, wait_until
 from tests.servers.comfyui import ComfyUITestServer
 
 CIVITAI_KEY = canary("civitai-0123456789abcdef0123456789")
@@ -44,10 +44,7 @@ def test_bad_values_are_refused_with_the_field_named_and_nothing_saved(client: F
 
 
 def test_only_admins_see_or_change_settings(app: Flask, client: FlaskClient) -> None:
-    client.post("/api/users", json={"username": "frank", "password": "frank's long password"})
-    frank = app.test_client()
-    answer = frank.post("/api/auth/login", json={"username": "frank", "password": "frank's long password"})
-    frank.environ_base["HTTP_X_CSRF_TOKEN"] = answer.get_json()["csrf_token"]
+    frank = signed_in_user(app, client, "frank")
     assert frank.get("/api/settings").status_code == 403
     assert frank.put("/api/settings", json={"download_concurrency": 3}).status_code == 403
 

@@ -13,6 +13,7 @@ from PIL import Image, PngImagePlugin
 from studio.runtime import Runtime
 from studio.workflows.detect import detect
 from studio.workflows.uiformat import convert
+from tests.conftest import signed_in_user
 from tests.jobs_helpers import run, wait_status
 from tests.servers.comfyui import load_object_info
 from tests.ui_workflows import SAMPLER_API, node, sampler_ui, subgraph_ui
@@ -165,8 +166,5 @@ def test_unknown_nodes_in_a_ui_workflow_are_named(client: FlaskClient) -> None:
 
 
 def test_only_admins_import(app: Flask, client: FlaskClient) -> None:
-    client.post("/api/users", json={"username": "ivy", "password": "ivy's long password"})
-    ivy = app.test_client()
-    token = ivy.post("/api/auth/login", json={"username": "ivy", "password": "ivy's long password"}).get_json()
-    ivy.environ_base["HTTP_X_CSRF_TOKEN"] = token["csrf_token"]
+    ivy = signed_in_user(app, client, "ivy")
     assert upload(ivy, json.dumps(SAMPLER_API).encode(), "x.json").status_code == 403
