@@ -143,3 +143,28 @@ def test_a_block_workflow_with_a_lora_from_the_form(
     assert job is not None
     assert job.params["loras"] == [{"file": "ink.safetensors", "strength": 0.6}]
     assert any(node["class_type"] == "LoraLoader" for node in job.prompt.values())
+
+
+def test_a_scene_list_from_the_form(page: Page, runtime: Runtime, services: Services) -> None:  # noqa: F811
+    from tests.test_workflow_blocks import BLOCKS, SCENE_BLOCK, SCENES_MANIFEST
+
+    folder = services.data_dir.workflows / "scenes"
+    (folder / "blocks").mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(SCENES_MANIFEST)
+    for name in ("setup.json", "output.json"):
+        (folder / "blocks" / name).write_text(json.dumps(BLOCKS[name]))
+    (folder / "blocks" / "scene.json").write_text(json.dumps(SCENE_BLOCK))
+    sign_in(page, runtime.port, services)
+    page.goto(f"http://127.0.0.1:{runtime.port}/run?workflow=scenes")
+    page.locator(".scene-prompt").first.fill("a door opens")
+    page.get_by_role("button", name="Add a scene").click()
+    page.locator(".scene-prompt").nth(1).fill("light floods in")
+    page.locator(".scene-duration").nth(1).fill("2")
+    shoot(page, "run-scenes")
+    page.click("#run-button")
+    card = page.locator("#session-jobs .job-card").first
+    expect(card.locator(".badge")).to_have_text("completed", timeout=15_000)
+    with Session(services.engine) as session:
+        job = session.get(Job, str(card.get_attribute("data-job")))
+    assert job is not None
+    assert [(s["prompt"], s["frames"]) for s in job.params["scenes"]] == [("a door opens", 81), ("light floods in", 33)]

@@ -142,3 +142,57 @@ def test_lora_lists_are_checked_against_what_is_installed(
                              json={"params": {"positive_prompt": "x", "loras": loras}})
         assert answer.status_code == 400
         assert problem in answer.get_json()["error"]["details"]["fields"]["loras"]
+
+
+SCENES_MANIFEST = """
+id: scenes
+name: Scenes
+type: dynamic
+blocks_dir: blocks
+pipeline:
+  - {block: setup, file: setup.json}
+  - {block: scene, file: scene.json, repeat: scenes}
+  - {block: output, file: output.json}
+inputs:
+  - {id: positive_prompt, name: Style, type: text, default: "film still"}
+  - {id: checkpoint, name: Checkpoint, type: checkpoint_picker, default: random_sd15.safetensors}
+  - {id: scenes, name: Scenes, type: scene_list, required: true, default: []}
+outputs: [{id: image, type: image}]
+"""
+
+SCENE_BLOCK = {"nodes": {
+    "text": {"class_type": "CLIPTextEncode", "inputs": {"text": "{{positive_prompt}}, {{scene_prompt}}",
+                                                         "clip": ["clip", 0]}},
+    "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "sampler": {"class_type": "KSampler", "inputs": {
+        "seed": "{{seed}}", "steps": 1, "cfg": 7, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+        "model": ["model", 0], "positive": ["text", 0], "negative": ["negative", 0], "latent_image": ["latent", 0]}},
+    "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["vae", 0]}}},
+    "imports": ["model", "clip", "negative", "vae"], "exports": {"image": {"node": "decode"}}}
+
+
+def test_a_scene_list_runs_one_pass_per_scene_and_records_each_seed(
+    client: FlaskClient, runtime: Runtime, services: Services
+) -> None:
+    folder = services.data_dir.workflows / "scenes"
+    (folder / "blocks").mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(SCENES_MANIFEST)
+    for name in ("setup.json", "output.json"):
+        (folder / "blocks" / name).write_text(json.dumps(BLOCKS[name]))
+    (folder / "blocks" / "scene.json").write_text(json.dumps(SCENE_BLOCK))
+
+    refused = client.post("/api/workflows/scenes/run", json={"params": {"scenes": [{"prompt": "", "duration": 5}]}})
+    assert refused.get_json()["error"]["details"]["fields"]["scenes"] == "Scenes scene 1 needs a prompt"
+    [job] = run(client, "scenes", {"scenes": [{"prompt": "a door opens", "duration": 3, "seed": 7},
+                                              {"prompt": "light floods in", "duration": 2.5, "seed": -1}]})
+    params = job["params"]
+    assert params["scene_1"] == 7
+    assert 0 <= params["scene_2"] < 2**53
+    assert [s["frames"] for s in params["scenes"]] == [49, 41]
+    done = wait_status(client, job["id"])
+    assert done["status"] == "completed"
+    texts = sorted(n["inputs"]["text"] for n in done["prompt"].values() if n["class_type"] == "CLIPTextEncode"
+                   and "film still, " in n["inputs"]["text"])
+    assert texts == ["film still, a door opens", "film still, light floods in"]
+    seeds = sorted(n["inputs"]["seed"] for n in done["prompt"].values() if n["class_type"] == "KSampler")
+    assert seeds == sorted([7, params["scene_2"]])

@@ -137,13 +137,21 @@ def assemble(pipeline: list[dict[str, Any]], blocks_dir: Path, variables: dict[s
             if file_name is None:
                 continue
         repeat = stage.get("repeat", 1)
-        times = int(repeat) if str(repeat).isdigit() else int(variables.get(str(repeat), 1) or 1)
-        for iteration in range(max(1, times)):
-            local = {**variables, "_iteration": iteration, "batch_num": iteration + 1}
+        items = variables.get(str(repeat)) if not str(repeat).isdigit() else None
+        if isinstance(items, list):  # a scene list: one pass per scene, its fields as scene_* variables
+            passes: list[dict[str, Any]] = [{f"scene_{key}": item for key, item in scene.items()}
+                                            | {"scene_index": index + 1} for index, scene in enumerate(items)]
+        else:
+            times = int(repeat) if str(repeat).isdigit() else int(items or 1)
+            passes = [{} for _ in range(max(1, times))]
+        for iteration, extra in enumerate(passes):
+            local = {**variables, **extra, "_iteration": iteration, "batch_num": iteration + 1}
             if stage.get("repeat_variable"):
                 local[stage["repeat_variable"]] = iteration
             seed = variables.get("seed")
-            if isinstance(seed, int) and seed >= 0:
+            if "scene_seed" in extra:
+                local["seed"] = extra["scene_seed"]
+            elif isinstance(seed, int) and seed >= 0:
                 local["seed"] = seed + iteration
             added = assembler.add_block(str(file_name), local)
             if stage.get("lora_injection"):

@@ -106,8 +106,12 @@ def _load_dynamic(folder: Path, manifest: Manifest, raw: bytes, *, bundled: bool
     if not blocks.is_relative_to(folder.resolve()) or not blocks.is_dir():
         raise ValueError(f"blocks folder {manifest.blocks_dir!r} is missing")
     digest = hashlib.sha256(raw + b"".join(p.read_bytes() for p in sorted(blocks.glob("*.json")))).hexdigest()
+    sample_values = defaults_of(manifest)
+    for spec in manifest.inputs:  # one stand-in scene, so scene stages assemble too
+        if spec.type == "scene_list" and not sample_values.get(spec.id):
+            sample_values[spec.id] = [{"prompt": "", "duration": 5, "seed": 0, "frames": 81}]
     try:  # assembled once with the defaults: readiness and pickers look at this prompt
-        sample = assemble(manifest.pipeline, blocks, {**variables(manifest, defaults_of(manifest)),
+        sample = assemble(manifest.pipeline, blocks, {**variables(manifest, sample_values),
                                                       "output_prefix": "studio/preview"})
     except StudioError as err:
         raise ValueError(err.message) from err

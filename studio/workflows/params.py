@@ -108,7 +108,33 @@ def convert(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any
         return {"w": width, "h": height}, None
     if kind == "lora_picker_dynamic":
         return _loras(spec, value, choices)
+    if kind == "scene_list":
+        return _scenes(spec, value)
     return value, None  # paired LoRA pickers and scene lists are passed through as given
+
+
+FRAMES_PER_SECOND = 16
+MAX_SCENES = 32
+
+
+def _scenes(spec: InputSpec, value: Any) -> tuple[Any, str | None]:
+    """``[{prompt, duration, seed}]``: a prompt each, 1-30 seconds each, seed -1 (random) or fixed."""
+    if not isinstance(value, list) or not value:
+        return None, "needs at least one scene"
+    if len(value) > int((spec.model_extra or {}).get("max_scenes", MAX_SCENES)):
+        return None, "has too many scenes"
+    scenes = []
+    for number, scene in enumerate(value, start=1):
+        if not isinstance(scene, dict) or not isinstance(scene.get("prompt"), str) or not scene["prompt"].strip():
+            return None, f"scene {number} needs a prompt"
+        duration = scene.get("duration", 5)
+        if isinstance(duration, bool) or not isinstance(duration, int | float) or not 1 <= duration <= 30:
+            return None, f"scene {number} must last 1 to 30 seconds"
+        seed = scene.get("seed", -1)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not -1 <= seed < SEED_LIMIT:
+            return None, f"scene {number} seed must be -1 (random) or a whole number"
+        scenes.append({"prompt": scene["prompt"], "duration": duration, "seed": seed})
+    return scenes, None
 
 
 def _loras(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any, str | None]:
@@ -173,6 +199,13 @@ def resolve(manifest: Manifest, values: dict[str, Any]) -> dict[str, Any]:
     for spec in manifest.inputs:
         if spec.type == "seed" and resolved.get(spec.id) == -1:
             resolved[spec.id] = secrets.randbelow(SEED_LIMIT)
+        if spec.type == "scene_list" and isinstance(resolved.get(spec.id), list):
+            scenes = []
+            for number, scene in enumerate(resolved[spec.id], start=1):
+                seed = scene["seed"] if scene["seed"] != -1 else secrets.randbelow(SEED_LIMIT)
+                scenes.append({**scene, "seed": seed, "frames": int(scene["duration"] * FRAMES_PER_SECOND) + 1})
+                resolved[f"scene_{number}"] = seed  # the original records each scene's seed this way
+            resolved[spec.id] = scenes
     return resolved
 
 

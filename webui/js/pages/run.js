@@ -88,6 +88,21 @@ function control(spec, value, choices) {
       return h('div', null, list, h('button', { type: 'button', class: 'link-button', disabled: !(choices || []).length,
         onclick: () => addRow({}) }, (choices || []).length ? 'Add a LoRA' : 'No LoRAs installed'));
     }
+    case 'scene_list': {
+      const list = h('ol', { class: 'scene-list', id, 'data-name': spec.id });
+      /** @param {{prompt?: string, duration?: number, seed?: number}} scene */
+      const addScene = (scene) => {
+        const row = h('li', { class: 'scene-row' },
+          h('textarea', { class: 'scene-prompt', rows: 2, 'aria-label': 'Scene prompt', placeholder: 'What happens in this scene' }, scene.prompt ?? ''),
+          h('div', { class: 'row' },
+            h('label', null, 'Seconds', h('input', { class: 'scene-duration', type: 'number', min: 1, max: 30, step: 0.5, value: scene.duration ?? 5 })),
+            h('label', null, 'Seed', h('input', { class: 'scene-seed', type: 'number', min: -1, step: 1, value: scene.seed ?? -1 })),
+            h('button', { type: 'button', class: 'link-button', 'aria-label': 'Remove scene', onclick: () => row.remove() }, '×')));
+        list.append(row);
+      };
+      (Array.isArray(value) && value.length ? value : [{}]).forEach(addScene);
+      return h('div', null, list, h('button', { type: 'button', class: 'link-button', onclick: () => addScene({}) }, 'Add a scene'));
+    }
     default:
       return h('textarea', { ...common, rows: 3 }, JSON.stringify(value ?? spec.default ?? null));
   }
@@ -114,6 +129,14 @@ function collect(form, inputs) {
       }));
       continue;
     }
+    if (spec.type === 'scene_list') {
+      params[spec.id] = [...form.querySelectorAll(`[data-name="${spec.id}"] .scene-row`)].map((row) => ({
+        prompt: /** @type {HTMLTextAreaElement} */ (row.querySelector('.scene-prompt')).value,
+        duration: Number(/** @type {HTMLInputElement} */ (row.querySelector('.scene-duration')).value),
+        seed: Number(/** @type {HTMLInputElement} */ (row.querySelector('.scene-seed')).value),
+      }));
+      continue;
+    }
     if (spec.type === 'resolution_picker') {
       const w = /** @type {HTMLInputElement} */ (form.elements.namedItem(`${spec.id}.w`)).value;
       const hh = /** @type {HTMLInputElement} */ (form.elements.namedItem(`${spec.id}.h`)).value;
@@ -125,7 +148,7 @@ function collect(form, inputs) {
     if (spec.type === 'boolean') params[spec.id] = field.checked;
     else if (['int', 'float', 'seed'].includes(spec.type)) params[spec.id] = field.value === '' ? null : Number(field.value);
     else if (field.tagName === 'SELECT') params[spec.id] = field.value ? JSON.parse(field.value) : null;
-    else if (['lora_picker', 'scene_list'].includes(spec.type)) params[spec.id] = JSON.parse(field.value || 'null');
+    else if (spec.type === 'lora_picker') params[spec.id] = JSON.parse(field.value || 'null');
     else params[spec.id] = field.value;
   }
   return params;
