@@ -1,6 +1,5 @@
 """The main journey in a real browser: fill a form, watch it render live, keep and retry it."""
 
-import json
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -118,13 +117,9 @@ def test_import_a_png_then_run_the_detected_form_and_retry_it(
 def test_a_block_workflow_with_a_lora_from_the_form(
     page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer  # noqa: F811
 ) -> None:
-    from tests.test_workflow_blocks import BLOCKS, MANIFEST
+    from tests.test_workflow_blocks import BLOCKS, MANIFEST, install
 
-    folder = services.data_dir.workflows / "t2i-dynamic"
-    (folder / "blocks").mkdir(parents=True)
-    (folder / "manifest.yaml").write_text(MANIFEST)
-    for name, block in BLOCKS.items():
-        (folder / "blocks" / name).write_text(json.dumps(block))
+    install(services.data_dir.workflows / "t2i-dynamic", MANIFEST, BLOCKS)
     comfy_server.models["loras"] = ["detail.safetensors", "ink.safetensors"]
     services.comfy.invalidate_object_info()
     sign_in(page, runtime.port, services)
@@ -146,14 +141,9 @@ def test_a_block_workflow_with_a_lora_from_the_form(
 
 
 def test_a_scene_list_from_the_form(page: Page, runtime: Runtime, services: Services) -> None:  # noqa: F811
-    from tests.test_workflow_blocks import BLOCKS, SCENE_BLOCK, SCENES_MANIFEST
+    from tests.test_workflow_blocks import SCENES_BLOCKS, SCENES_MANIFEST, install
 
-    folder = services.data_dir.workflows / "scenes"
-    (folder / "blocks").mkdir(parents=True)
-    (folder / "manifest.yaml").write_text(SCENES_MANIFEST)
-    for name in ("setup.json", "output.json"):
-        (folder / "blocks" / name).write_text(json.dumps(BLOCKS[name]))
-    (folder / "blocks" / "scene.json").write_text(json.dumps(SCENE_BLOCK))
+    install(services.data_dir.workflows / "scenes", SCENES_MANIFEST, SCENES_BLOCKS)
     sign_in(page, runtime.port, services)
     page.goto(f"http://127.0.0.1:{runtime.port}/run?workflow=scenes")
     page.locator(".scene-prompt").first.fill("a door opens")

@@ -63,14 +63,18 @@ BLOCKS = {
 }
 
 
-@pytest.fixture
-def dynamic(services: Services) -> Path:
-    folder = services.data_dir.workflows / "t2i-dynamic"
+def install(folder: Path, manifest: str, blocks: dict[str, dict]) -> Path:
+    """Writes a dynamic workflow into ``folder`` (a workflow folder in STUDIO_DIR/workflows)."""
     (folder / "blocks").mkdir(parents=True)
-    (folder / "manifest.yaml").write_text(MANIFEST)
-    for name, block in BLOCKS.items():
+    (folder / "manifest.yaml").write_text(manifest)
+    for name, block in blocks.items():
         (folder / "blocks" / name).write_text(json.dumps(block))
     return folder
+
+
+@pytest.fixture
+def dynamic(services: Services) -> Path:
+    return install(services.data_dir.workflows / "t2i-dynamic", MANIFEST, BLOCKS)
 
 
 def test_conditions_read_like_the_original() -> None:
@@ -169,17 +173,13 @@ SCENE_BLOCK = {"nodes": {
         "model": ["model", 0], "positive": ["text", 0], "negative": ["negative", 0], "latent_image": ["latent", 0]}},
     "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["vae", 0]}}},
     "imports": ["model", "clip", "negative", "vae"], "exports": {"image": {"node": "decode"}}}
+SCENES_BLOCKS = {"setup.json": BLOCKS["setup.json"], "scene.json": SCENE_BLOCK, "output.json": BLOCKS["output.json"]}
 
 
 def test_a_scene_list_runs_one_pass_per_scene_and_records_each_seed(
     client: FlaskClient, runtime: Runtime, services: Services
 ) -> None:
-    folder = services.data_dir.workflows / "scenes"
-    (folder / "blocks").mkdir(parents=True)
-    (folder / "manifest.yaml").write_text(SCENES_MANIFEST)
-    for name in ("setup.json", "output.json"):
-        (folder / "blocks" / name).write_text(json.dumps(BLOCKS[name]))
-    (folder / "blocks" / "scene.json").write_text(json.dumps(SCENE_BLOCK))
+    install(services.data_dir.workflows / "scenes", SCENES_MANIFEST, SCENES_BLOCKS)
 
     refused = client.post("/api/workflows/scenes/run", json={"params": {"scenes": [{"prompt": "", "duration": 5}]}})
     assert refused.get_json()["error"]["details"]["fields"]["scenes"] == "Scenes scene 1 needs a prompt"
