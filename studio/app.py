@@ -27,6 +27,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.auth.api import bp as auth_bp
     from studio.auth.api import users_bp
     from studio.auth.guard import install_guard
+    from studio.downloads.api import bp as downloads_bp
     from studio.events.api import bp as events_bp
     from studio.jobs.api import bp as jobs_bp
     from studio.pages import bp as pages_bp
@@ -42,5 +43,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(preferences_bp)
     app.register_blueprint(workflows_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(downloads_bp)
     app.register_blueprint(pages_bp)
     return app

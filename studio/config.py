@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     comfyui_reconnect_max_s: float = Field(
         10.0, gt=0, description="Longest wait between attempts to reconnect the ComfyUI socket."
     )
+    studio_models_dir: Path | None = Field(
+        None, description="The models folder; default COMFYUI_DIR/models, else STUDIO_DIR/models."
+    )
     comfyui_max_in_flight: int = Field(
         2, ge=1, le=32, description="Jobs handed to ComfyUI at once; the rest wait in Studio's own queue."
     )
@@ -141,6 +144,12 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def models_dir(self) -> Path:
+        if self.studio_models_dir is not None:
+            return self.studio_models_dir
+        return (self.comfyui_dir / "models") if self.comfyui_dir else self.studio_dir / "models"
 
     @property
     def effective_database_url(self) -> str:

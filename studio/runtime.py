@@ -33,6 +33,7 @@ class Runtime:
         self.services.library.refresh(force=True)
         self.services.stream.start()
         self.services.job_engine.start()
+        self.services.downloads.start()
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()
         self._threads.append(telemetry)
@@ -73,6 +74,7 @@ class Runtime:
             self.server.shutdown()
             self.server.server_close()
         self.services.job_engine.stop()
+        self.services.downloads.stop()
         self.services.stream.stop()
         for thread in self._threads:
             thread.join(5)

@@ -21,12 +21,15 @@ from studio.auth.users import UserDirectory
 from studio.comfy import ComfyClient, ComfyError, ComfyStream
 from studio.config import Settings
 from studio.db import create_db_engine
+from studio.downloads.manager import DownloadManager
 from studio.events import EVENT_TYPES, EventBus
 from studio.events.hub import SocketHub
 from studio.events.store import ActivityStore
 from studio.jobs.engine import JobEngine
 from studio.jobs.inputs import InputStore
 from studio.jobs.service import JobService
+from studio.models.catalog import Catalog, load_catalogs
+from studio.models.storage import ModelsRoot
 from studio.paths import DataDir
 from studio.preferences.service import PreferencesService
 from studio.system.bridge import ComfyBridge
@@ -58,7 +61,12 @@ class Services:
     inputs: InputStore
     jobs: JobService
     job_engine: JobEngine
+    models_root: ModelsRoot
+    downloads: DownloadManager
     started_at: float = field(default_factory=time.time)
+
+    def catalogs(self) -> dict[str, Catalog]:
+        return load_catalogs(self.data_dir.catalogs)
 
     def apply_preferences(self, values: dict[str, Any]) -> None:
         """Makes Settings-page values take effect in the running services, without a restart."""
@@ -115,8 +123,21 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
                            max_in_flight=lambda: settings.comfyui_max_in_flight,
                            requeue_lost=settings.studio_requeue_lost_jobs)
+    models_root = ModelsRoot(settings.models_dir)
+
+    def tokens() -> dict[str, str]:
+        """Each secret only for its own hosts; read at every request so page changes apply at once."""
+        found = {}
+        if hf := preferences.get("hf_token"):
+            found.update({"huggingface.co": hf, "hf.co": hf})
+        if civitai := preferences.get("civitai_api_key"):
+            found.update({"civitai.com": civitai, "civitai.red": civitai})
+        return found
+
+    downloads = DownloadManager(engine, bus, models_root, tokens=tokens,
+                                concurrency=lambda: int(preferences.get("download_concurrency")))
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
-                     users, guard, preferences, library, importer, inputs, jobs, job_engine)
+                     users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, downloads)
     preferences.on_change(built.apply_preferences)
     return built
 

@@ -28,6 +28,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("jobs/output", "A running job produced an output file."),
         EventSpec("jobs/finished", "A job completed, failed, was cancelled or interrupted.", persist=True),
         EventSpec("queue/state", "The queue was paused or resumed."),
+        EventSpec("downloads/update", "A download's state, bytes, speed or ETA changed.", coalesce=True),
+        EventSpec("downloads/finished", "A download completed or failed.", persist=True),
         EventSpec("settings/changed", "An admin changed settings (secret values are never included).",
                   persist=True, admin_only=True),
         EventSpec("auth/user_changed", "A user was created, changed, deleted or signed out everywhere.",

@@ -1,0 +1,269 @@
+"""The download queue: rows in the database, pumped by APScheduler into a small pool of workers.
+
+State survives a restart: anything that was downloading goes back to the queue and resumes from
+its ``.part`` file. Failures worth retrying wait with exponential backoff and jitter; the rest fail
+with a sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from studio.db import write_with_retry
+from studio.downloads.models import ACTIVE, Download, DownloadStatus
+from studio.downloads.transfer import FatalTransferError, Progress, Stopped, TransferError, fetch
+from studio.errors import Conflict, NotFound
+from studio.events import EventBus
+from studio.models.storage import PICKLE_SUFFIXES, ModelsRoot
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+SPACE_MARGIN = 256 * 1024 * 1024
+
+
+def view(item: Download, speed: float = 0.0) -> dict[str, Any]:
+    remaining = (item.total_bytes - item.bytes_done) if item.total_bytes else None
+    return {"id": item.id, "name": item.name, "path": item.path, "source": item.source,
+            "status": item.status.value, "bytes_done": item.bytes_done, "total_bytes": item.total_bytes,
+            "speed": round(speed), "eta_s": round(remaining / speed) if remaining and speed > 0 else None,
+            "error": item.error, "attempts": item.attempts, "sha256": item.sha256}
+
+
+class DownloadManager:
+    def __init__(
+        self,
+        engine: Engine,
+        bus: EventBus,
+        root: ModelsRoot,
+        *,
+        concurrency: Callable[[], int],
+        tokens: Callable[[], dict[str, str]],
+        margin: int = SPACE_MARGIN,
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.root = root
+        self.concurrency = concurrency
+        self.tokens = tokens
+        self.margin = margin
+        self.session = requests.Session()
+        self._running: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="download")
+        self._scheduler: BackgroundScheduler | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        def work(session: Session) -> None:  # whatever was in flight when Studio stopped resumes
+            session.execute(update(Download).where(col(Download.status).in_(
+                [DownloadStatus.DOWNLOADING, DownloadStatus.VERIFYING])).values(status=DownloadStatus.QUEUED))
+
+        write_with_retry(self.engine, work)
+        self._scheduler = BackgroundScheduler(daemon=True)
+        self._scheduler.add_job(self.pump, "interval", seconds=1, id="downloads-pump", replace_existing=True,
+                                max_instances=1, coalesce=True)
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        with self._lock:
+            for flag in self._running.values():
+                flag.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- queueing -------------------------------------------------------------------------------
+
+    def enqueue(self, *, url: str, dest: str, file_name: str, name: str | None = None, source: str = "url",
+                expected_sha256: str | None = None, expected_size: int | None = None,
+                requested_by: int | None = None, allow_pickle: bool = False) -> dict[str, Any]:
+        target = self.root.target(dest, file_name)
+        if target.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
+            raise Conflict(f"{file_name} is a pickle file, which can run code when loaded: "
+                           "an admin must confirm it.", code="pickle_needs_confirmation")
+        if target.is_file():
+            raise Conflict(f"{file_name} is already in the models folder.", code="already_installed")
+        relative = self.root.relative(target)
+        item = Download(id=str(uuid.uuid4()), name=name or file_name, path=relative, url=url, source=source,
+                        expected_sha256=expected_sha256, expected_size=expected_size, requested_by=requested_by)
+
+        def work(session: Session) -> Download:
+            waiting = [*ACTIVE, DownloadStatus.PAUSED]
+            busy = session.exec(select(Download).where(Download.path == relative,
+                                                       col(Download.status).in_(waiting))).first()
+            if busy is not None:
+                raise Conflict(f"{file_name} is already in the download queue.", code="already_queued")
+            session.add(item)
+            return item
+
+        write_with_retry(self.engine, work)
+        self._publish(item)
+        threading.Thread(target=self.pump, daemon=True).start()
+        return view(item)
+
+    def list(self) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(Download).order_by(col(Download.created_at).desc()).limit(500))
+            return [view(item) for item in rows]
+
+    def get(self, download_id: str) -> Download:
+        with Session(self.engine) as session:
+            item = session.get(Download, download_id)
+        if item is None:
+            raise NotFound("No such download.")
+        return item
+
+    def _set(self, download_id: str, status: DownloadStatus, allowed: tuple[DownloadStatus, ...],
+             **changes: Any) -> Download | None:
+        def work(session: Session) -> Download | None:
+            result = session.execute(update(Download).where(col(Download.id) == download_id,
+                                                            col(Download.status).in_(allowed))
+                                     .values(status=status, updated_at=datetime.now(UTC), **changes))
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return None
+            session.expire_all()
+            return session.get(Download, download_id)
+
+        item = write_with_retry(self.engine, work)
+        if item is not None:
+            self._publish(item)
+        return item
+
+    def pause(self, download_id: str) -> dict[str, Any]:
+        item = self._set(download_id, DownloadStatus.PAUSED, (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING))
+        self._signal(download_id)
+        return view(item or self.get(download_id))
+
+    def resume(self, download_id: str) -> dict[str, Any]:
+        item = self._set(download_id, DownloadStatus.QUEUED, (DownloadStatus.PAUSED, DownloadStatus.FAILED),
+                         retry_at=None, error=None)
+        threading.Thread(target=self.pump, daemon=True).start()
+        return view(item or self.get(download_id))
+
+    retry = resume
+
+    def cancel(self, download_id: str) -> dict[str, Any]:
+        item = self._set(download_id, DownloadStatus.CANCELLED,
+                         (*ACTIVE, DownloadStatus.PAUSED, DownloadStatus.FAILED), finished_at=datetime.now(UTC))
+        self._signal(download_id)
+        found = item or self.get(download_id)
+        if item is not None and download_id not in self._running:
+            self._discard_part(found)
+        return view(found)
+
+    def set_all_paused(self, paused: bool) -> int:
+        with Session(self.engine) as session:
+            wanted = (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING) if paused else (DownloadStatus.PAUSED,)
+            ids = list(session.exec(select(Download.id).where(col(Download.status).in_(wanted))))
+        for download_id in ids:
+            self.pause(download_id) if paused else self.resume(download_id)
+        return len(ids)
+
+    def _signal(self, download_id: str) -> None:
+        with self._lock:
+            flag = self._running.get(download_id)
+        if flag is not None:
+            flag.set()
+
+    def _discard_part(self, item: Download) -> None:
+        part = self.root.root / (item.path + ".part")
+        part.unlink(missing_ok=True)
+
+    # -- working --------------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Starts queued downloads while fewer than the cap are running."""
+        while True:
+            with self._lock:
+                if len(self._running) >= max(1, self.concurrency()):
+                    return
+            item = self._claim()
+            if item is None:
+                return
+            flag = threading.Event()
+            with self._lock:
+                self._running[item.id] = flag
+            try:
+                self._pool.submit(self._run, item, flag)
+            except RuntimeError:  # shutting down
+                return
+
+    def _claim(self) -> Download | None:
+        now = datetime.now(UTC)
+        with Session(self.engine) as session:
+            candidate = session.exec(select(Download).where(
+                Download.status == DownloadStatus.QUEUED,
+                or_(col(Download.retry_at).is_(None), col(Download.retry_at) <= now))
+                .order_by(col(Download.created_at))).first()
+        if candidate is None:
+            return None
+        return self._set(candidate.id, DownloadStatus.DOWNLOADING, (DownloadStatus.QUEUED,),
+                         attempts=candidate.attempts + 1)
+
+    def _run(self, item: Download, stop: threading.Event) -> None:
+        target = self.root.root / item.path
+
+        def report(progress: Progress) -> None:
+            item.bytes_done, item.total_bytes = progress.bytes_done, progress.total
+            write_with_retry(self.engine, lambda s: s.execute(update(Download).where(col(Download.id) == item.id)
+                             .values(bytes_done=progress.bytes_done, total_bytes=progress.total,
+                                     updated_at=datetime.now(UTC))))
+            self._publish(item, progress.speed)
+
+        try:
+            digest = fetch(self.session, item.url, target, tokens=self.tokens(), expected_sha256=item.expected_sha256,
+                           should_stop=stop.is_set, report=report,
+                           free_bytes=lambda: shutil.disk_usage(self.root.root).free, margin=self.margin)
+        except Stopped:
+            with Session(self.engine) as session:
+                current = session.get(Download, item.id)
+            if current is not None and current.status is DownloadStatus.CANCELLED:
+                self._discard_part(current)
+        except FatalTransferError as err:
+            self._fail(item, str(err))
+        except TransferError as err:
+            if item.attempts >= MAX_ATTEMPTS:
+                self._fail(item, f"Gave up after {item.attempts} attempts: {err}")
+            else:
+                delay = min(300.0, 2.0 ** item.attempts) * random.uniform(0.5, 1.0)
+                log.info("download %s: %s; retrying in %.0fs", item.name, err, delay)
+                self._set(item.id, DownloadStatus.QUEUED, (DownloadStatus.DOWNLOADING,),
+                          retry_at=datetime.now(UTC) + timedelta(seconds=delay), error=str(err))
+        except OSError as err:  # the disk or the folder, not the network (transfer.py sorts those out)
+            self._fail(item, f"Writing the file failed: {err.strerror or type(err).__name__}")
+        else:
+            done = self._set(item.id, DownloadStatus.COMPLETED, (DownloadStatus.DOWNLOADING,), sha256=digest,
+                             error=None, finished_at=datetime.now(UTC), bytes_done=target.stat().st_size,
+                             total_bytes=target.stat().st_size)
+            if done is not None:
+                self.bus.publish("downloads/finished", {"id": done.id, "name": done.name, "status": "completed"})
+        finally:
+            with self._lock:
+                self._running.pop(item.id, None)
+            threading.Thread(target=self.pump, daemon=True).start()
+
+    def _fail(self, item: Download, message: str) -> None:
+        failed = self._set(item.id, DownloadStatus.FAILED, (DownloadStatus.DOWNLOADING,), error=message,
+                           finished_at=datetime.now(UTC))
+        if failed is not None:
+            self.bus.publish("downloads/finished", {"id": failed.id, "name": failed.name, "status": "failed",
+                                                    "error": message})
+
+    def _publish(self, item: Download, speed: float = 0.0) -> None:
+        self.bus.publish("downloads/update", view(item, speed), key=item.id)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from studio.db.models import utcnow
+
+
+class DownloadStatus(StrEnum):
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    PAUSED = "paused"
+    VERIFYING = "verifying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING, DownloadStatus.VERIFYING)
+
+
+class Download(SQLModel, table=True):
+    __tablename__ = "download"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=255)
+    # Where the file goes, relative to the models folder.
+    path: str = Field(max_length=1024, index=True)
+    # Never holds a token: credentials are added per host when the request is made.
+    url: str = Field(max_length=4096)
+    source: str = Field(default="url", max_length=16)
+    expected_size: int | None = None
+    expected_sha256: str | None = Field(default=None, max_length=64)
+    status: DownloadStatus = Field(default=DownloadStatus.QUEUED, max_length=16, index=True)
+    bytes_done: int = 0
+    total_bytes: int | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, max_length=2000)
+    attempts: int = 0
+    retry_at: datetime | None = None
+    requested_by: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

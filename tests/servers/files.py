@@ -1,0 +1,97 @@
+"""A plain HTTP file server for download tests: Range support (or not), throttling, a dropped
+connection, tokens, redirects to another host, and a record of every request's headers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FileServer:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.ignore_range = False
+        self.chunk = 64 * 1024
+        self.delay_per_chunk = 0.0
+        self.drop_after: int | None = None  # close the connection once, after this many bytes
+        self.tokens: dict[str, str] = {}  # path -> required bearer token
+        self.redirects: dict[str, str] = {}  # path -> absolute URL
+        self.requests: list[dict[str, Any]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def start(self) -> FileServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                server.requests.append({"path": self.path, "host": self.headers.get("Host"),
+                                        "range": self.headers.get("Range"),
+                                        "authorization": self.headers.get("Authorization")})
+                if self.path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[self.path])
+                    self.end_headers()
+                    return
+                needed = server.tokens.get(self.path)
+                if needed and self.headers.get("Authorization") != f"Bearer {needed}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                data = server.files.get(self.path)
+                if data is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                start = 0
+                wanted = self.headers.get("Range")
+                if wanted and not server.ignore_range and wanted.startswith("bytes="):
+                    start = int(wanted[6:].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                sent = 0
+                for offset in range(start, len(data), server.chunk):
+                    if server.drop_after is not None and sent >= server.drop_after:
+                        server.drop_after = None
+                        self.connection.close()
+                        return
+                    try:
+                        self.wfile.write(data[offset:offset + server.chunk])
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                    sent += server.chunk
+                    if server.delay_per_chunk:
+                        time.sleep(server.delay_per_chunk)
+
+        return Handler

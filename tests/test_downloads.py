@@ -1,0 +1,231 @@
+"""The download queue against a local HTTP server: resume, hashes, retries, tokens, safety."""
+
+import hashlib
+import os
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from studio.config import Settings
+from studio.db import upgrade
+from studio.downloads.manager import DownloadManager
+from studio.runtime import Runtime
+from studio.services import Services, build_services
+from tests.conftest import canary, wait_until
+from tests.servers.files import FileServer
+
+MODEL = os.urandom(3 * 1024 * 1024 + 123)
+SHA = hashlib.sha256(MODEL).hexdigest()
+
+
+@pytest.fixture
+def files() -> Iterator[FileServer]:
+    server = FileServer().start()
+    server.files["/model.safetensors"] = MODEL
+    yield server
+    server.stop()
+
+
+def start(client: FlaskClient, **body: object) -> dict:
+    answer = client.post("/api/downloads", json=body)
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()
+
+
+def wait_download(client: FlaskClient, download_id: str, statuses: set[str], timeout: float = 20) -> dict:
+    def reached() -> dict | None:
+        item = next(i for i in client.get("/api/downloads").get_json()["items"] if i["id"] == download_id)
+        return item if item["status"] in statuses else None
+
+    found = wait_until(reached, timeout=timeout, interval=0.02)
+    assert isinstance(found, dict)
+    return found
+
+
+def test_a_download_lands_in_the_models_folder_with_its_hash(
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+) -> None:
+    item = start(client, url=files.url("/model.safetensors"), dest="checkpoints/sd15", file="model.safetensors",
+                 sha256=SHA)
+    done = wait_download(client, item["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done["error"]
+    assert done["sha256"] == SHA
+    target = services.models_root.root / "checkpoints" / "sd15" / "model.safetensors"
+    assert target.read_bytes() == MODEL
+    assert not target.with_name("model.safetensors.part").exists()
+    again = client.post("/api/downloads", json={"url": files.url("/model.safetensors"), "dest": "checkpoints/sd15",
+                                                "file": "model.safetensors"})
+    assert again.status_code == 409
+
+
+def test_one_flipped_byte_is_caught_and_quarantined(
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+) -> None:
+    files.files["/bad.safetensors"] = MODEL[:100] + bytes([MODEL[100] ^ 1]) + MODEL[101:]
+    item = start(client, url=files.url("/bad.safetensors"), dest="loras", file="bad.safetensors", sha256=SHA)
+    failed = wait_download(client, item["id"], {"completed", "failed"})
+    assert failed["status"] == "failed"
+    assert "SHA-256" in failed["error"]
+    assert not (services.models_root.root / "loras" / "bad.safetensors").exists()
+    assert (services.models_root.root / "loras" / ".quarantine" / "bad.safetensors").exists()
+
+
+def test_a_dropped_connection_is_retried_and_resumed_with_range(
+    client: FlaskClient, runtime: Runtime, files: FileServer
+) -> None:
+    files.drop_after = 1024 * 1024
+    item = start(client, url=files.url("/model.safetensors"), dest="vae", file="model.safetensors", sha256=SHA)
+    done = wait_download(client, item["id"], {"completed", "failed"}, timeout=30)
+    assert done["status"] == "completed", done["error"]
+    ranges = [r["range"] for r in files.requests if r["path"] == "/model.safetensors"]
+    assert ranges[0] is None
+    assert ranges[-1] is not None
+    assert ranges[-1].startswith("bytes=")
+    assert int(ranges[-1][6:-1]) >= 1024 * 1024 - 64 * 1024
+
+
+def test_a_server_that_ignores_range_starts_over_cleanly(
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+) -> None:
+    files.ignore_range = True
+    part = services.models_root.root / "vae" / "model.safetensors.part"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"stale bytes from another file")
+    item = start(client, url=files.url("/model.safetensors"), dest="vae", file="model.safetensors", sha256=SHA)
+    assert wait_download(client, item["id"], {"completed", "failed"})["status"] == "completed"
+    assert (services.models_root.root / "vae" / "model.safetensors").read_bytes() == MODEL
+
+
+def test_studio_stopped_mid_download_resumes_after_restart(
+    settings: Settings, services: Services, files: FileServer
+) -> None:
+    files.delay_per_chunk = 0.01
+    first = DownloadManager(services.engine, services.bus, services.models_root, concurrency=lambda: 2,
+                            tokens=dict)
+    first.start()
+    item = first.enqueue(url=files.url("/model.safetensors"), dest="unet", file_name="model.safetensors",
+                         expected_sha256=SHA)
+    part = services.models_root.root / "unet" / "model.safetensors.part"
+    wait_until(lambda: part.is_file() and part.stat().st_size > 512 * 1024)
+    first.stop()  # as if the process died: the row still says "downloading"
+    assert first.get(item["id"]).status.value == "downloading"
+    kept = part.stat().st_size
+
+    files.delay_per_chunk = 0.0
+    reborn = build_services(settings)
+    upgrade(reborn.engine)
+    reborn.downloads.start()
+    try:
+        wait_until(lambda: reborn.downloads.get(item["id"]).status.value == "completed", timeout=20)
+    finally:
+        reborn.downloads.stop()
+    assert (services.models_root.root / "unet" / "model.safetensors").read_bytes() == MODEL
+    resumed = [r["range"] for r in files.requests][-1]
+    assert resumed is not None
+    assert int(resumed[6:-1]) >= kept
+
+
+def test_pause_resume_and_cancel(client: FlaskClient, runtime: Runtime, services: Services, files: FileServer) -> None:
+    files.delay_per_chunk = 0.02
+    item = start(client, url=files.url("/model.safetensors"), dest="loras", file="model.safetensors")
+    wait_download(client, item["id"], {"downloading"})
+    assert client.post(f"/api/downloads/{item['id']}/pause").get_json()["status"] == "paused"
+    part = services.models_root.root / "loras" / "model.safetensors.part"
+    wait_until(lambda: part.is_file())
+    files.delay_per_chunk = 0.0
+    client.post(f"/api/downloads/{item['id']}/resume")
+    assert wait_download(client, item["id"], {"completed"})["status"] == "completed"
+
+    files.delay_per_chunk = 0.02
+    files.files["/other.safetensors"] = MODEL
+    other = start(client, url=files.url("/other.safetensors"), dest="loras", file="other.safetensors")
+    wait_download(client, other["id"], {"downloading"})
+    assert client.post(f"/api/downloads/{other['id']}/cancel").get_json()["status"] == "cancelled"
+    other_part = services.models_root.root / "loras" / "other.safetensors.part"
+    wait_until(lambda: not other_part.exists())
+    assert not (services.models_root.root / "loras" / "other.safetensors").exists()
+
+
+def test_tokens_go_only_to_their_own_host(
+    client: FlaskClient, runtime: Runtime, files: FileServer
+) -> None:
+    token = canary("civitai-" + "t" * 30)
+    client.put("/api/settings", json={"civitai_api_key": token})
+    services = client.application.extensions["studio"]
+    services.downloads.tokens = lambda: {"localhost": token}
+    files.tokens["/private.safetensors"] = token
+    files.files["/private.safetensors"] = MODEL
+    files.redirects["/go"] = files.url("/elsewhere.safetensors", host="127.0.0.1")
+    files.files["/elsewhere.safetensors"] = MODEL
+    ok = start(client, url=files.url("/private.safetensors", host="localhost"), dest="loras",
+               file="private.safetensors")
+    assert wait_download(client, ok["id"], {"completed", "failed"})["status"] == "completed"
+    moved = start(client, url=files.url("/go", host="localhost"), dest="loras", file="moved.safetensors")
+    assert wait_download(client, moved["id"], {"completed", "failed"})["status"] == "completed"
+    by_path = {r["path"]: r["authorization"] for r in files.requests}
+    assert by_path["/private.safetensors"] == f"Bearer {token}"
+    assert by_path["/go"] == f"Bearer {token}"
+    assert by_path["/elsewhere.safetensors"] is None  # the redirect went to another host: no token
+    refused = start(client, url=files.url("/private.safetensors", host="127.0.0.1"), dest="loras",
+                    file="refused.safetensors")
+    failed = wait_download(client, refused["id"], {"completed", "failed"})
+    assert failed["status"] == "failed"
+    assert "HTTP 401" in failed["error"]
+    assert token not in str(client.get("/api/downloads").get_json())
+
+
+def test_unsafe_names_and_pickles_are_refused(client: FlaskClient, services: Services, files: FileServer) -> None:
+    for dest, file_name in (("../..", "x.safetensors"), ("checkpoints", "../../x.safetensors"),
+                            ("/etc", "x.safetensors"), ("checkpoints/../../..", "x.safetensors"),
+                            ("a\\..\\..", "x.safetensors"), ("loras", "x\x00.safetensors"), ("loras", "..")):
+        answer = client.post("/api/downloads", json={"url": files.url("/model.safetensors"), "dest": dest,
+                                                     "file": file_name})
+        assert answer.status_code == 400, (dest, file_name)
+    pickle = client.post("/api/downloads", json={"url": files.url("/model.safetensors"), "dest": "checkpoints",
+                                                 "file": "old.ckpt"})
+    assert pickle.status_code == 409
+    assert pickle.get_json()["error"]["code"] == "pickle_needs_confirmation"
+    confirmed = client.post("/api/downloads", json={"url": files.url("/model.safetensors"), "dest": "checkpoints",
+                                                    "file": "old.ckpt", "allow_pickle": True})
+    assert confirmed.status_code == 201
+
+
+def test_not_enough_space_is_refused_up_front(
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+) -> None:
+    services.downloads.margin = 10**18
+    item = start(client, url=files.url("/model.safetensors"), dest="checkpoints", file="huge.safetensors")
+    failed = wait_download(client, item["id"], {"completed", "failed"})
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("Not enough disk space")
+    assert not (services.models_root.root / "checkpoints" / "huge.safetensors").exists()
+
+
+def test_the_models_list_shows_catalog_status_problems_and_unlisted_files(
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+) -> None:
+    (services.data_dir.catalogs / "models.json").write_text(json_catalog(files))
+    (services.models_root.root / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (services.models_root.root / "checkpoints" / "mine.safetensors").write_bytes(b"x" * 10)
+    answer = client.get("/api/models").get_json()
+    models = answer["catalogs"]["models"]
+    assert models["problems"] == ["checkpoints/Broken: file: Field required"]
+    by_file = {e["file"]: e for e in models["entries"]}
+    assert by_file["model.safetensors"]["status"] == "missing"
+    assert [u["path"] for u in answer["unlisted"]] == ["checkpoints/mine.safetensors"]
+    assert answer["disk"]["free"] > 0
+
+    item = start(client, catalog_file="model.safetensors")
+    assert wait_download(client, item["id"], {"completed", "failed"})["status"] == "completed"
+    by_file = {e["file"]: e for e in client.get("/api/models").get_json()["catalogs"]["models"]["entries"]}
+    assert by_file["model.safetensors"]["status"] == "present"
+
+
+def json_catalog(files: FileServer) -> str:
+    import json
+
+    return json.dumps({"version": 3, "date": "2026-11-27 10:00", "categories": [{"id": "checkpoints", "name": "C",
+        "models": [{"name": "Test model", "file": "model.safetensors", "dest": "checkpoints", "source": "url",
+                    "size_gb": 0.003, "url": files.url("/model.safetensors"), "sha256": SHA},
+                   {"name": "Broken", "dest": "checkpoints", "source": "url", "size_gb": 1}]}]})
