@@ -48,6 +48,9 @@ case "${1:-}" in
     ensure_venv
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy"
+    if command -v node >/dev/null 2>&1; then  # the web UI has no build step: at least parse every module
+      find webui -name '*.js' -print0 | xargs -0 -n1 node --experimental-default-type=module --check
+    fi
     ;;
   *)
     echo "usage: ./dev.sh serve|test|lint" >&2

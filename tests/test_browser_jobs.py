@@ -158,3 +158,28 @@ def test_a_scene_list_from_the_form(page: Page, runtime: Runtime, services: Serv
         job = session.get(Job, str(card.get_attribute("data-job")))
     assert job is not None
     assert [(s["prompt"], s["frames"]) for s in job.params["scenes"]] == [("a door opens", 81), ("light floods in", 33)]
+
+
+def test_download_a_catalog_model_and_watch_the_queue(
+    page: Page, runtime: Runtime, services: Services, tmp_path: Path  # noqa: F811
+) -> None:
+    from tests.servers.files import FileServer
+    from tests.test_downloads import MODEL, json_catalog
+
+    files = FileServer().start()
+    try:
+        files.files["/model.safetensors"] = MODEL
+        (services.data_dir.catalogs / "models.json").write_text(json_catalog(files))
+        sign_in(page, runtime.port, services)
+        page.get_by_role("link", name="Models").click()
+        row = page.locator("tr[data-file='model.safetensors']")
+        expect(row).to_contain_text("missing")
+        expect(page.locator("#model-list")).to_contain_text("checkpoints/Broken: file: Field required")
+        row.get_by_role("button", name="Download").click()
+        expect(row).to_contain_text("present", timeout=15_000)
+        shoot(page, "models")
+        page.get_by_role("link", name="Downloads").click()
+        expect(page.locator("#download-list")).to_contain_text("completed")
+        shoot(page, "downloads")
+    finally:
+        files.stop()

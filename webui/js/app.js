@@ -11,9 +11,9 @@ const PAGES = [
   { path: '/queue', title: 'Queue', module: './pages/queue.js' },
   { path: '/history', title: 'History', module: './pages/history.js' },
   { path: '/workflows', title: 'Workflows', module: './pages/workflows.js' },
-  { path: '/models', title: 'Models' },
-  { path: '/loras', title: 'LoRAs' },
-  { path: '/downloads', title: 'Downloads' },
+  { path: '/models', title: 'Models', module: './pages/models.js' },
+  { path: '/loras', title: 'LoRAs', module: './pages/models.js' },
+  { path: '/downloads', title: 'Downloads', module: './pages/downloads.js' },
   { path: '/presets', title: 'Presets' },
   { path: '/gallery', title: 'Gallery' },
   { path: '/civitai', title: 'CivitAI' },
@@ -92,6 +92,8 @@ function describe(event) {
       return `${p.username} revoked API token "${p.name}"`;
     case 'jobs/finished':
       return `${p.workflow}: ${p.status}${p.error?.message ? ` (${p.error.message})` : ''}`;
+    case 'downloads/finished':
+      return `Download ${p.name}: ${p.status}${p.error ? ` (${p.error})` : ''}`;
     case 'settings/changed':
       return `${p.actor} changed settings: ${(p.changed || []).join(', ')}`;
     case 'auth/user_changed':
@@ -174,7 +176,8 @@ async function start() {
   live.addEventListener('resync', () => { loadComfyState(); loadActivity(); });
   live.on('comfy/connection', (payload) => showComfyState(Boolean(payload.connected)));
   live.on('any', (event) => {
-    if (['comfy/connection', 'system/started', 'system/notice', 'settings/changed', 'jobs/finished'].includes(event.type)
+    if (['comfy/connection', 'system/started', 'system/notice', 'settings/changed', 'jobs/finished',
+      'downloads/finished'].includes(event.type)
       || event.type.startsWith('auth/')) {
       addActivity({ type: event.type, payload: event.payload, ts: event.ts });
     }
