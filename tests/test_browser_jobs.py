@@ -69,8 +69,9 @@ def test_upload_an_image_and_resize_it(page: Page, runtime: Runtime, services: S
     page.click("#run-button")
     card = page.locator("#session-jobs .job-card").first
     expect(card.locator(".badge")).to_have_text("completed", timeout=10_000)
-    size = card.locator("img.output").evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert size == [60, 40]
+    output = card.locator("img.output")
+    expect(output).to_have_js_property("naturalWidth", 60)  # waits for the picture to load
+    expect(output).to_have_js_property("naturalHeight", 40)
 
 
 def test_import_a_png_then_run_the_detected_form_and_retry_it(
