@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy.engine import Engine
@@ -129,12 +130,13 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         """Each secret only for its own hosts; read at every request so page changes apply at once."""
         found = {}
         if hf := preferences.get("hf_token"):
-            found.update({"huggingface.co": hf, "hf.co": hf})
+            found.update({"huggingface.co": hf, "hf.co": hf, urlsplit(settings.hf_endpoint).hostname or "": hf})
         if civitai := preferences.get("civitai_api_key"):
             found.update({"civitai.com": civitai, "civitai.red": civitai})
         return found
 
     downloads = DownloadManager(engine, bus, models_root, tokens=tokens,
+                                hf_token=lambda: preferences.get("hf_token"),
                                 concurrency=lambda: int(preferences.get("download_concurrency")))
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
                      users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, downloads)

@@ -229,3 +229,41 @@ def json_catalog(files: FileServer) -> str:
         "models": [{"name": "Test model", "file": "model.safetensors", "dest": "checkpoints", "source": "url",
                     "size_gb": 0.003, "url": files.url("/model.safetensors"), "sha256": SHA},
                    {"name": "Broken", "dest": "checkpoints", "source": "url", "size_gb": 1}]}]})
+
+
+def test_hugging_face_files_resolve_through_huggingface_hub(
+    settings: Settings, services: Services, files: FileServer
+) -> None:
+    token = canary("hf_" + "k" * 34)
+    files.hub_files[("studio/tiny", "unet/model.safetensors")] = MODEL
+    files.hub_private["studio/tiny"] = token
+    files.single_use_signatures = True  # every retry must ask the Hub for a fresh storage URL
+    files.drop_after = 512 * 1024
+    hub = settings.model_copy(update={"hf_endpoint": files.url("", host="localhost")})
+    reborn = build_services(hub, engine=services.engine)
+    reborn.preferences.update({"hf_token": token}, actor="test")
+    reborn.downloads.start()
+    try:
+        from studio.downloads.hub import hub_url
+
+        item = reborn.downloads.enqueue(url=hub_url(hub.hf_endpoint, "studio/tiny", "unet/model.safetensors"),
+                                        dest="diffusion_models", file_name="model.safetensors", source="huggingface")
+        wait_until(lambda: reborn.downloads.get(item["id"]).status.value in ("completed", "failed"), timeout=30)
+        done = reborn.downloads.get(item["id"])
+        assert done.status.value == "completed", done.error
+        assert done.sha256 == SHA  # checked against the Hub's LFS ETag
+        heads = [r for r in files.requests if r.get("method") == "HEAD"]
+        assert len(heads) >= 2  # resolved again after the dropped connection
+        assert all(r["authorization"] == f"Bearer {token}" for r in heads)
+        cdn = [r for r in files.requests if r["path"].startswith("/cdn/")]
+        assert cdn
+        assert all(r["authorization"] is None for r in cdn)  # the token never reached the storage host
+
+        files.hub_private["studio/tiny"] = "another token"
+        refused = reborn.downloads.enqueue(url=hub_url(hub.hf_endpoint, "studio/tiny", "unet/model.safetensors"),
+                                           dest="diffusion_models", file_name="other.safetensors",
+                                           source="huggingface")
+        wait_until(lambda: reborn.downloads.get(refused["id"]).status.value in ("completed", "failed"))
+        assert "token" in (reborn.downloads.get(refused["id"]).error or "")
+    finally:
+        reborn.downloads.stop()

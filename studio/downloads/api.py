@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import current_identity, require_admin
+from studio.downloads.hub import hub_url
 from studio.errors import BadRequest, NotFound
 from studio.services import services
 from studio.web import EmptyBody, parse_json
@@ -19,6 +20,9 @@ class DownloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     catalog_file: str | None = Field(None, max_length=255, description="install a catalog entry by file name")
     url: str | None = Field(None, max_length=4096, pattern=r"^https?://")
+    hf_repo: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
+    hf_file: str | None = Field(None, max_length=500)
+    revision: str = Field("main", max_length=100, pattern=r"^[A-Za-z0-9._/-]+$")
     dest: str = Field("", max_length=255)
     file: str | None = Field(None, max_length=255)
     name: str | None = Field(None, max_length=255)
@@ -26,9 +30,9 @@ class DownloadRequest(BaseModel):
     allow_pickle: bool = False
 
 
-def catalog_url(entry: Any) -> str | None:
+def catalog_url(entry: Any, hf_endpoint: str) -> str | None:
     if entry.source == "huggingface" and entry.hf_repo and entry.hf_file:
-        return f"https://huggingface.co/{entry.hf_repo}/resolve/main/{entry.hf_file}"
+        return hub_url(hf_endpoint, entry.hf_repo, entry.hf_file)
     if entry.source == "civitai" and entry.civitai_version_id:
         return f"https://civitai.com/api/download/models/{entry.civitai_version_id}"
     return str(entry.url) if entry.url else None
@@ -75,7 +79,7 @@ def start_download() -> Response:
         if found is None:
             raise NotFound(f"No catalog entry for {body.catalog_file}.", code="not_in_catalog")
         _, entry = found
-        url = catalog_url(entry)
+        url = catalog_url(entry, studio.settings.hf_endpoint)
         if url is None:
             raise BadRequest(f"The catalog entry {entry.name} says nowhere to download it from.",
                              fields={"catalog_file": "no source"})
@@ -85,11 +89,16 @@ def start_download() -> Response:
                                         requested_by=identity.user_id,
                                         allow_pickle=body.allow_pickle and identity.is_admin)
     else:
-        require_admin()  # any URL: admins only
-        if not body.url or not body.file:
-            raise BadRequest("Give a catalog_file, or a url and a file name.", fields={"url": "missing"})
-        item = studio.downloads.enqueue(url=body.url, dest=body.dest, file_name=body.file, name=body.name,
-                                        expected_sha256=body.sha256, requested_by=identity.user_id,
+        require_admin()  # any URL or repository: admins only
+        url, source = body.url, "url"
+        if body.hf_repo and body.hf_file:
+            url, source = hub_url(studio.settings.hf_endpoint, body.hf_repo, body.hf_file, body.revision), "huggingface"
+        file_name = body.file or (body.hf_file or "").rsplit("/", 1)[-1]
+        if not url or not file_name:
+            raise BadRequest("Give a catalog_file, a url and a file name, or hf_repo and hf_file.",
+                             fields={"url": "missing"})
+        item = studio.downloads.enqueue(url=url, dest=body.dest, file_name=file_name, name=body.name,
+                                        source=source, expected_sha256=body.sha256, requested_by=identity.user_id,
                                         allow_pickle=body.allow_pickle)
     response = jsonify(item)
     response.status_code = 201

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from studio.db import write_with_retry
+from studio.downloads.hub import resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
 from studio.downloads.transfer import FatalTransferError, Progress, Stopped, TransferError, fetch
 from studio.errors import Conflict, NotFound
@@ -53,6 +54,7 @@ class DownloadManager:
         *,
         concurrency: Callable[[], int],
         tokens: Callable[[], dict[str, str]],
+        hf_token: Callable[[], str | None] = lambda: None,
         margin: int = SPACE_MARGIN,
     ) -> None:
         self.engine = engine
@@ -60,6 +62,7 @@ class DownloadManager:
         self.root = root
         self.concurrency = concurrency
         self.tokens = tokens
+        self.hf_token = hf_token
         self.margin = margin
         self.session = requests.Session()
         self._running: dict[str, threading.Event] = {}
@@ -227,7 +230,10 @@ class DownloadManager:
             self._publish(item, progress.speed)
 
         try:
-            digest = fetch(self.session, item.url, target, tokens=self.tokens(), expected_sha256=item.expected_sha256,
+            url, expected = item.url, item.expected_sha256
+            if item.source == "huggingface":  # signed storage URLs expire: resolve again on every attempt
+                url, expected = resolve_hub_file(item.url, self.hf_token(), expected)
+            digest = fetch(self.session, url, target, tokens=self.tokens(), expected_sha256=expected,
                            should_stop=stop.is_set, report=report,
                            free_bytes=lambda: shutil.disk_usage(self.root.root).free, margin=self.margin)
         except Stopped:

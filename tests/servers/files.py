@@ -3,8 +3,10 @@ connection, tokens, redirects to another host, and a record of every request's h
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -19,6 +21,12 @@ class FileServer:
         self.tokens: dict[str, str] = {}  # path -> required bearer token
         self.redirects: dict[str, str] = {}  # path -> absolute URL
         self.requests: list[dict[str, Any]] = []
+        # A Hugging Face Hub: HEAD /{repo}/resolve/{revision}/{file} redirects to a signed storage URL on
+        # another host (127.0.0.1 when the Hub is called as localhost), like the real Hub and its CDN.
+        self.hub_files: dict[tuple[str, str], bytes] = {}
+        self.hub_private: dict[str, str] = {}  # repo -> required token
+        self.single_use_signatures = False
+        self._signatures: dict[str, bytes] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -45,10 +53,53 @@ class FileServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+                server.requests.append({"method": "HEAD", "path": self.path, "host": self.headers.get("Host"),
+                                        "authorization": self.headers.get("Authorization")})
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if len(parts) < 5 or parts[2] != "resolve":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                repo, file_name = f"{parts[0]}/{parts[1]}", "/".join(parts[4:])
+                needed = server.hub_private.get(repo)
+                if needed and self.headers.get("Authorization") != f"Bearer {needed}":
+                    self.send_response(401)
+                    self.send_header("X-Error-Code", "RepoNotFound")
+                    self.send_header("X-Error-Message", "Repository not found")
+                    self.end_headers()
+                    return
+                data = server.hub_files.get((repo, file_name))
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.end_headers()
+                    return
+                signature = uuid.uuid4().hex
+                server._signatures[signature] = data
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{server.port}/cdn/{signature}")
+                self.send_header("X-Repo-Commit", "4b0b0ac4" * 5)
+                self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("ETag", '"git-blob-etag"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 server.requests.append({"path": self.path, "host": self.headers.get("Host"),
                                         "range": self.headers.get("Range"),
                                         "authorization": self.headers.get("Authorization")})
+                if self.path.startswith("/cdn/"):
+                    signature = self.path[5:]
+                    data = server._signatures.get(signature)
+                    if data is None:
+                        self.send_response(403)  # expired or already used, like a signed storage URL
+                        self.end_headers()
+                        return
+                    if server.single_use_signatures:
+                        del server._signatures[signature]
+                    server.files[self.path] = data
                 if self.path in server.redirects:
                     self.send_response(302)
                     self.send_header("Location", server.redirects[self.path])
