@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     studio_session_idle_hours: float = Field(72.0, gt=0, description="A session unused this long ends.")
     studio_session_max_days: float = Field(30.0, gt=0, description="A session ends this long after sign-in.")
     hf_endpoint: str = Field("https://huggingface.co", description="The Hugging Face Hub (or a mirror).")
+    civitai_endpoint: str = Field("https://civitai.com", description="CivitAI (civitai.com or civitai.red).")
     hf_token: SecretStr | None = Field(None, description="Hugging Face access token (secret).")
     civitai_api_key: SecretStr | None = Field(None, description="CivitAI API key (secret).")
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token (secret).")

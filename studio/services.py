@@ -132,11 +132,13 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         if hf := preferences.get("hf_token"):
             found.update({"huggingface.co": hf, "hf.co": hf, urlsplit(settings.hf_endpoint).hostname or "": hf})
         if civitai := preferences.get("civitai_api_key"):
-            found.update({"civitai.com": civitai, "civitai.red": civitai})
+            found.update({"civitai.com": civitai, "civitai.red": civitai,
+                          urlsplit(settings.civitai_endpoint).hostname or "": civitai})
         return found
 
     downloads = DownloadManager(engine, bus, models_root, tokens=tokens,
                                 hf_token=lambda: preferences.get("hf_token"),
+                                civitai_endpoint=settings.civitai_endpoint,
                                 concurrency=lambda: int(preferences.get("download_concurrency")))
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
                      users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, downloads)

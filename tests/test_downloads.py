@@ -267,3 +267,37 @@ def test_hugging_face_files_resolve_through_huggingface_hub(
         assert "token" in (reborn.downloads.get(refused["id"]).error or "")
     finally:
         reborn.downloads.stop()
+
+
+def test_civitai_files_by_version_with_the_key_only_on_civitai(
+    settings: Settings, services: Services, files: FileServer
+) -> None:
+    key = canary("civitai-key-" + "z" * 24)
+    files.civitai_versions[9208] = {"name": "easynegative.safetensors", "data": MODEL}
+    civitai = settings.model_copy(update={"civitai_endpoint": files.url("", host="localhost")})
+    reborn = build_services(civitai, engine=services.engine)
+    reborn.downloads.start()
+    try:
+        from studio.downloads.civitai import version_url
+
+        files.civitai_key = key
+        refused = reborn.downloads.enqueue(url=version_url(civitai.civitai_endpoint, 9208), dest="embeddings",
+                                           file_name="refused.safetensors", source="civitai")
+        wait_until(lambda: reborn.downloads.get(refused["id"]).status.value in ("completed", "failed"))
+        assert reborn.downloads.get(refused["id"]).error == (
+            "CivitAI wants a login for this model: set a CivitAI API key in Settings.")
+
+        reborn.preferences.update({"civitai_api_key": key}, actor="test")
+        before = len(files.requests)
+        item = reborn.downloads.enqueue(url=version_url(civitai.civitai_endpoint, 9208), dest="embeddings",
+                                        file_name="easynegative.safetensors", source="civitai")
+        wait_until(lambda: reborn.downloads.get(item["id"]).status.value in ("completed", "failed"), timeout=20)
+        done = reborn.downloads.get(item["id"])
+        assert done.status.value == "completed", done.error
+        assert done.sha256 == SHA
+        for request in files.requests[before:]:
+            on_civitai = request["path"].startswith("/api/")
+            assert (request["authorization"] == f"Bearer {key}") == on_civitai, request["path"]
+            assert key not in request["path"]  # never in a URL
+    finally:
+        reborn.downloads.stop()

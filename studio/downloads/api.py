@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import current_identity, require_admin
+from studio.downloads.civitai import version_url
 from studio.downloads.hub import hub_url
 from studio.errors import BadRequest, NotFound
 from studio.services import services
@@ -30,11 +31,11 @@ class DownloadRequest(BaseModel):
     allow_pickle: bool = False
 
 
-def catalog_url(entry: Any, hf_endpoint: str) -> str | None:
+def catalog_url(entry: Any, hf_endpoint: str, civitai_endpoint: str) -> str | None:
     if entry.source == "huggingface" and entry.hf_repo and entry.hf_file:
         return hub_url(hf_endpoint, entry.hf_repo, entry.hf_file)
     if entry.source == "civitai" and entry.civitai_version_id:
-        return f"https://civitai.com/api/download/models/{entry.civitai_version_id}"
+        return version_url(civitai_endpoint, entry.civitai_version_id)
     return str(entry.url) if entry.url else None
 
 
@@ -79,7 +80,7 @@ def start_download() -> Response:
         if found is None:
             raise NotFound(f"No catalog entry for {body.catalog_file}.", code="not_in_catalog")
         _, entry = found
-        url = catalog_url(entry, studio.settings.hf_endpoint)
+        url = catalog_url(entry, studio.settings.hf_endpoint, studio.settings.civitai_endpoint)
         if url is None:
             raise BadRequest(f"The catalog entry {entry.name} says nowhere to download it from.",
                              fields={"catalog_file": "no source"})

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from studio.db import write_with_retry
+from studio.downloads.civitai import resolve_civitai_file
 from studio.downloads.hub import resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
 from studio.downloads.transfer import FatalTransferError, Progress, Stopped, TransferError, fetch
@@ -55,6 +56,7 @@ class DownloadManager:
         concurrency: Callable[[], int],
         tokens: Callable[[], dict[str, str]],
         hf_token: Callable[[], str | None] = lambda: None,
+        civitai_endpoint: str = "https://civitai.com",
         margin: int = SPACE_MARGIN,
     ) -> None:
         self.engine = engine
@@ -63,6 +65,7 @@ class DownloadManager:
         self.concurrency = concurrency
         self.tokens = tokens
         self.hf_token = hf_token
+        self.civitai_endpoint = civitai_endpoint
         self.margin = margin
         self.session = requests.Session()
         self._running: dict[str, threading.Event] = {}
@@ -233,6 +236,10 @@ class DownloadManager:
             url, expected = item.url, item.expected_sha256
             if item.source == "huggingface":  # signed storage URLs expire: resolve again on every attempt
                 url, expected = resolve_hub_file(item.url, self.hf_token(), expected)
+            elif item.source == "civitai":
+                version_id = int(item.url.rstrip("/").rsplit("/", 1)[-1])
+                url, expected = resolve_civitai_file(self.session, self.civitai_endpoint, version_id,
+                                                     self.tokens(), expected)
             digest = fetch(self.session, url, target, tokens=self.tokens(), expected_sha256=expected,
                            should_stop=stop.is_set, report=report,
                            free_bytes=lambda: shutil.disk_usage(self.root.root).free, margin=self.margin)

@@ -4,6 +4,7 @@ connection, tokens, redirects to another host, and a record of every request's h
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -26,6 +27,9 @@ class FileServer:
         self.hub_files: dict[tuple[str, str], bytes] = {}
         self.hub_private: dict[str, str] = {}  # repo -> required token
         self.single_use_signatures = False
+        # CivitAI: /api/v1/model-versions/{id} and /api/download/models/{id} → storage on 127.0.0.1.
+        self.civitai_versions: dict[int, dict[str, Any]] = {}
+        self.civitai_key: str | None = None
         self._signatures: dict[str, bytes] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -52,6 +56,40 @@ class FileServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def _civitai(self) -> None:
+                version_id = int(self.path.rstrip("/").rsplit("/", 1)[-1])
+                version = server.civitai_versions.get(version_id)
+                if server.civitai_key and self.headers.get("Authorization") != f"Bearer {server.civitai_key}":
+                    body = b'{"error":"Unauthorized","message":"The creator requires a login"}'
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if version is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                if self.path.startswith("/api/v1/"):
+                    data = version["data"]
+                    body = json.dumps({"id": version_id, "files": [{
+                        "name": version["name"], "primary": True, "sizeKB": len(data) / 1024,
+                        "hashes": {"SHA256": hashlib.sha256(data).hexdigest().upper()},
+                        "downloadUrl": f"http://localhost:{server.port}/api/download/models/{version_id}"}]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                signature = uuid.uuid4().hex
+                server._signatures[signature] = version["data"]
+                self.send_response(307)
+                self.send_header("Location", f"http://127.0.0.1:{server.port}/cdn/{signature}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
                 server.requests.append({"method": "HEAD", "path": self.path, "host": self.headers.get("Host"),
@@ -90,6 +128,9 @@ class FileServer:
                 server.requests.append({"path": self.path, "host": self.headers.get("Host"),
                                         "range": self.headers.get("Range"),
                                         "authorization": self.headers.get("Authorization")})
+                if self.path.startswith(("/api/v1/model-versions/", "/api/download/models/")):
+                    self._civitai()
+                    return
                 if self.path.startswith("/cdn/"):
                     signature = self.path[5:]
                     data = server._signatures.get(signature)
