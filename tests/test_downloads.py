@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -301,3 +302,23 @@ def test_civitai_files_by_version_with_the_key_only_on_civitai(
             assert key not in request["path"]  # never in a URL
     finally:
         reborn.downloads.stop()
+
+
+def test_a_disk_that_fills_up_pauses_the_download_and_keeps_the_part(
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+) -> None:
+    small = services.models_root.root / "small"  # a 1 MB disk mounted inside the models folder
+    small.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        services.downloads.margin = -(10**12)  # skip the up-front check: fill the disk for real
+        item = start(client, url=files.url("/model.safetensors"), dest="small", file="model.safetensors")
+        paused = wait_download(client, item["id"], {"paused", "failed", "completed"})
+        assert paused["status"] == "paused"
+        assert paused["error"].startswith("The disk filled up")
+        assert (small / "model.safetensors.part").stat().st_size > 0
+        assert not (small / "model.safetensors").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

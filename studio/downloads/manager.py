@@ -27,7 +27,7 @@ from studio.db import write_with_retry
 from studio.downloads.civitai import resolve_civitai_file
 from studio.downloads.hub import resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
-from studio.downloads.transfer import FatalTransferError, Progress, Stopped, TransferError, fetch
+from studio.downloads.transfer import DiskFull, FatalTransferError, Progress, Stopped, TransferError, fetch
 from studio.errors import Conflict, NotFound
 from studio.events import EventBus
 from studio.models.storage import PICKLE_SUFFIXES, ModelsRoot
@@ -248,6 +248,8 @@ class DownloadManager:
                 current = session.get(Download, item.id)
             if current is not None and current.status is DownloadStatus.CANCELLED:
                 self._discard_part(current)
+        except DiskFull as err:
+            self._set(item.id, DownloadStatus.PAUSED, (DownloadStatus.DOWNLOADING,), error=str(err))
         except FatalTransferError as err:
             self._fail(item, str(err))
         except TransferError as err:

@@ -30,6 +30,10 @@ class FatalTransferError(Exception):
     """A failure retrying cannot fix (401, 404, hash mismatch, not enough space)."""
 
 
+class DiskFull(FatalTransferError):
+    """The disk filled up while writing: the partial file is kept for a later resume."""
+
+
 class Stopped(Exception):
     """Paused or cancelled by a person."""
 
@@ -121,7 +125,8 @@ def fetch(
                 raise TransferError(f"{type(err).__name__} while downloading") from None
             except OSError as err:
                 if err.errno == errno.ENOSPC:
-                    raise FatalTransferError("The disk filled up; the partial file was kept.") from None
+                    raise DiskFull("The disk filled up: the download is paused and its partial file kept. "
+                                   "Free some space, then resume.") from None
                 raise
         report(Progress(done, total, 0.0))
         if total is not None and done != total:
