@@ -322,3 +322,68 @@ def test_a_disk_that_fills_up_pauses_the_download_and_keeps_the_part(
         assert not (small / "model.safetensors").exists()
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_sigkill_mid_download_then_restart_resumes_and_verifies(tmp_path, files: FileServer) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import sys
+
+    import requests
+
+    from tests.test_cli import free_port, studio_env
+
+    files.delay_per_chunk = 0.02
+    port = free_port()
+    env = studio_env(tmp_path, STUDIO_ADMIN_PASSWORD="kill test password", STUDIO_MODELS_DIR=str(tmp_path / "m"))
+
+    def serve() -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_until(up, timeout=30, interval=0.05)
+        return process
+
+    def signed_in() -> requests.Session:
+        session = requests.Session()
+        answer = session.post(f"http://127.0.0.1:{port}/api/auth/login",
+                              json={"username": "admin", "password": "kill test password"}, timeout=5)
+        session.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+        return session
+
+    first = serve()
+    try:
+        session = signed_in()
+        item = session.post(f"http://127.0.0.1:{port}/api/downloads", timeout=5, json={
+            "url": files.url("/model.safetensors"), "dest": "checkpoints", "file": "model.safetensors",
+            "sha256": SHA}).json()
+        part = tmp_path / "m" / "checkpoints" / "model.safetensors.part"
+        wait_until(lambda: part.is_file() and part.stat().st_size > 256 * 1024, timeout=20)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    kept = part.stat().st_size
+    files.delay_per_chunk = 0.0
+
+    second = serve()
+    try:
+        session = signed_in()
+
+        def status() -> str:
+            items = session.get(f"http://127.0.0.1:{port}/api/downloads", timeout=5).json()["items"]
+            return next(i["status"] for i in items if i["id"] == item["id"])
+
+        wait_until(lambda: status() in ("completed", "failed"), timeout=30)
+        assert status() == "completed"
+    finally:
+        second.terminate()
+        second.wait(15)
+    assert (tmp_path / "m" / "checkpoints" / "model.safetensors").read_bytes() == MODEL
+    resumed = [r["range"] for r in files.requests if r["path"] == "/model.safetensors"][-1]
+    assert resumed is not None
+    assert int(resumed[6:-1]) >= kept
