@@ -1,5 +1,6 @@
 """The main journey in a real browser: fill a form, watch it render live, keep and retry it."""
 
+import json
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -162,7 +163,7 @@ def test_a_scene_list_from_the_form(page: Page, runtime: Runtime, services: Serv
 
 
 def test_download_a_catalog_model_and_watch_the_queue(
-    page: Page, runtime: Runtime, services: Services, tmp_path: Path  # noqa: F811
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer  # noqa: F811
 ) -> None:
     from tests.servers.files import FileServer
     from tests.test_downloads import MODEL, json_catalog
@@ -182,5 +183,27 @@ def test_download_a_catalog_model_and_watch_the_queue(
         page.get_by_role("link", name="Downloads").click()
         expect(page.locator("#download-list")).to_contain_text("completed")
         shoot(page, "downloads")
+
+        # A workflow whose checkpoint no catalog lists yet: the catalog learns it, one click installs it.
+        catalog = json.loads((services.data_dir.catalogs / "models.json").read_text())
+        catalog["categories"][0]["models"].append({
+            "name": "SD 1.5", "file": "v1-5-pruned-emaonly.safetensors", "dest": "checkpoints", "source": "url",
+            "size_gb": 0.003, "url": files.url("/model.safetensors")})
+        (services.data_dir.catalogs / "models.json").write_text(json.dumps(catalog))
+        comfy_server.models["checkpoints"] = []
+        services.comfy.invalidate_object_info()
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("link", name="Workflows").click()
+        card = page.locator("[data-workflow=sd15-txt2img]")
+        expect(card).to_contain_text("model v1-5-pruned-emaonly.safetensors is missing")
+        card.get_by_role("button", name="Install missing models").click()
+        # expect() also lets Playwright answer the confirm dialog; a bare sleep would block it
+        expect(page.locator(".toast", has_text="Queued: see Downloads.")).to_be_visible()
+        model = services.models_root.root / "checkpoints" / "v1-5-pruned-emaonly.safetensors"
+        for _ in range(300):
+            if model.is_file():
+                break
+            page.wait_for_timeout(50)
+        assert model.read_bytes() == MODEL
     finally:
         files.stop()

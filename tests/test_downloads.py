@@ -387,3 +387,27 @@ def test_sigkill_mid_download_then_restart_resumes_and_verifies(tmp_path, files:
     resumed = [r["range"] for r in files.requests if r["path"] == "/model.safetensors"][-1]
     assert resumed is not None
     assert int(resumed[6:-1]) >= kept
+
+
+def test_install_what_a_workflow_is_missing_from_the_catalog(
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer, comfy_server
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    comfy_server.models["checkpoints"] = []
+    services.comfy.invalidate_object_info()
+    catalog = {"version": 1, "categories": [{"id": "checkpoints", "name": "Checkpoints", "models": [
+        {"name": "SD 1.5", "file": "v1-5-pruned-emaonly.safetensors", "dest": "checkpoints", "source": "url",
+         "size_gb": 0.003, "url": files.url("/model.safetensors"), "sha256": SHA}]}]}
+    (services.data_dir.catalogs / "models.json").write_text(json.dumps(catalog))
+    plan = client.get("/api/workflows/sd15-txt2img/missing").get_json()
+    assert [m["file"] for m in plan["resolvable"]] == ["v1-5-pruned-emaonly.safetensors"]
+    assert plan["unknown"] == []
+    assert plan["total_gb"] == 0.003
+
+    answer = client.post("/api/workflows/sd15-txt2img/install-missing")
+    assert answer.status_code == 201
+    [queued] = answer.get_json()["queued"]
+    done = wait_download(client, queued["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done["error"]
+    assert (services.models_root.root / "checkpoints" / "v1-5-pruned-emaonly.safetensors").read_bytes() == MODEL

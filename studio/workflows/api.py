@@ -11,7 +11,7 @@ from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.comfy import ComfyError
 from studio.errors import BadRequest, ServiceUnavailable, Unprocessable
 from studio.services import Services, services
-from studio.web import parse_json
+from studio.web import EmptyBody, parse_json
 from studio.workflows.library import Workflow
 from studio.workflows.manifest import PICKER_FOLDERS
 from studio.workflows.params import choices_for
@@ -103,6 +103,54 @@ def save_mapping(workflow_id: str) -> Response:
     studio.importer.save_mapping(workflow_id, body.inputs)
     workflow = studio.library.get(workflow_id)
     return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json")})
+
+
+@bp.get("/<workflow_id>/missing")
+def missing_models(workflow_id: str) -> Response:
+    """What this workflow lacks, and for each model whether a catalog knows where to get it."""
+    studio = services()
+    workflow = studio.library.get(workflow_id)
+    return jsonify(_missing(studio, workflow))
+
+
+@bp.post("/<workflow_id>/install-missing")
+def install_missing(workflow_id: str) -> Response:
+    """Queues every missing model a catalog can provide; says which ones no catalog knows."""
+    parse_json(EmptyBody)
+    studio = services()
+    plan = _missing(studio, studio.library.get(workflow_id))
+    identity = current_identity()
+    queued = []
+    for model in plan["resolvable"]:
+        queued.append(studio.downloads.enqueue(
+            url=model["url"], dest=model["dest"], file_name=model["file"], name=model["name"],
+            source=model["source"], expected_sha256=model["sha256"], requested_by=identity.user_id,
+            expected_size=int(model["size_gb"] * 1024**3) or None))
+    response = jsonify({**plan, "queued": queued})
+    response.status_code = 201 if queued else 200
+    return response
+
+
+def _missing(studio: Services, workflow: Workflow) -> dict[str, Any]:
+    from studio.downloads.api import catalog_url
+
+    ready = _readiness(studio, workflow)
+    catalogs = studio.catalogs()
+    resolvable: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    total_gb = 0.0
+    for name in ready.get("missing_models", []):
+        found = next((pair for catalog in catalogs.values() if (pair := catalog.find(name)) is not None), None)
+        url = catalog_url(found[1], studio.settings.hf_endpoint, studio.settings.civitai_endpoint) if found else None
+        if found is None or url is None:
+            unknown.append(name)
+            continue
+        entry = found[1]
+        resolvable.append({"file": entry.file, "name": entry.name, "dest": entry.dest, "size_gb": entry.size_gb,
+                           "source": entry.source, "url": url, "sha256": entry.sha256})
+        total_gb += entry.size_gb
+    return {"missing_nodes": ready.get("missing_nodes", []), "resolvable": resolvable, "unknown": unknown,
+            "total_gb": round(total_gb, 3)}
 
 
 @bp.post("/<workflow_id>/run")

@@ -22,12 +22,32 @@ export function mount(main, context) {
           : h('ul', { class: 'error-line' }, w.readiness.problems.map((/** @type {string} */ p) => h('li', null, p))),
         h('div', { class: 'actions' },
           h('a', { class: 'button', href: `/run?workflow=${w.id}`, 'data-link': true }, 'Run'),
+          w.readiness.missing_models?.length ? h('button', { class: 'link-button', 'data-action': 'install-missing',
+            onclick: () => installMissing(w.id) }, 'Install missing models') : null,
           admin && !w.bundled ? h('button', { class: 'link-button', 'data-action': 'edit-mapping',
             onclick: () => openEditor(w.id) }, 'Edit form') : null))),
       problems.map((/** @type {any} */ p) => h('section', { class: 'card' }, h('h2', null, 'Not loaded'),
         h('p', { class: 'path' }, p.folder), h('p', { class: 'error-line' }, p.message))));
     } catch (err) {
       replace(list, h('p', { class: 'error-line' }, message(err)));
+    }
+  }
+
+  /** Shows what would be downloaded (and what no catalog knows), then queues it. @param {string} id */
+  async function installMissing(id) {
+    try {
+      const plan = await api.get(`/api/workflows/${id}/missing`);
+      if (!plan.resolvable.length) {
+        toast(`No catalog knows where to get: ${plan.unknown.join(', ')}.`, 'error');
+        return;
+      }
+      const names = plan.resolvable.map((/** @type {any} */ m) => m.name).join(', ');
+      const unknown = plan.unknown.length ? `\nNo catalog has: ${plan.unknown.join(', ')}.` : '';
+      if (!confirm(`Download ${names} (${plan.total_gb} GB)?${unknown}`)) return;
+      await api.post(`/api/workflows/${id}/install-missing`);
+      toast('Queued: see Downloads.', 'success');
+    } catch (err) {
+      toast(message(err), 'error');
     }
   }
 
