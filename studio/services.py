@@ -138,7 +138,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
 
     downloads = DownloadManager(engine, bus, models_root, tokens=tokens,
                                 hf_token=lambda: preferences.get("hf_token"),
-                                civitai_endpoint=settings.civitai_endpoint,
+                                hf_endpoint=settings.hf_endpoint, civitai_endpoint=settings.civitai_endpoint,
                                 concurrency=lambda: int(preferences.get("download_concurrency")))
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
                      users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, downloads)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
@@ -58,6 +58,23 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def transition(
+    session: Session, model: Any, key: str, allowed: Sequence[Any], values: dict[str, Any]
+) -> Any | None:
+    """Moves one row to a new state only if its ``status`` is in ``allowed``; returns it, or None.
+
+    A single conditional UPDATE, so two threads changing the same row cannot overwrite each other
+    (a read-modify-write would: SQLite reads outside the write transaction).
+    """
+    result = session.execute(
+        update(model).where(model.id == key, model.status.in_(list(allowed))).values(**values)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    session.expire_all()
+    return session.get(model, key)
 
 
 def is_locked_error(err: OperationalError) -> bool:

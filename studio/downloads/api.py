@@ -8,9 +8,9 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import current_identity, require_admin
-from studio.downloads.civitai import version_url
 from studio.downloads.hub import hub_url
 from studio.errors import BadRequest, NotFound
+from studio.models.catalog import find_entry
 from studio.services import services
 from studio.web import EmptyBody, parse_json
 
@@ -29,14 +29,6 @@ class DownloadRequest(BaseModel):
     name: str | None = Field(None, max_length=255)
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     allow_pickle: bool = False
-
-
-def catalog_url(entry: Any, hf_endpoint: str, civitai_endpoint: str) -> str | None:
-    if entry.source == "huggingface" and entry.hf_repo and entry.hf_file:
-        return hub_url(hf_endpoint, entry.hf_repo, entry.hf_file)
-    if entry.source == "civitai" and entry.civitai_version_id:
-        return version_url(civitai_endpoint, entry.civitai_version_id)
-    return str(entry.url) if entry.url else None
 
 
 @bp.get("/models")
@@ -75,20 +67,11 @@ def start_download() -> Response:
     studio = services()
     identity = current_identity()
     if body.catalog_file:
-        found = next((pair for catalog in studio.catalogs().values()
-                      if (pair := catalog.find(body.catalog_file)) is not None), None)
-        if found is None:
+        entry = find_entry(studio.catalogs(), body.catalog_file)
+        if entry is None:
             raise NotFound(f"No catalog entry for {body.catalog_file}.", code="not_in_catalog")
-        _, entry = found
-        url = catalog_url(entry, studio.settings.hf_endpoint, studio.settings.civitai_endpoint)
-        if url is None:
-            raise BadRequest(f"The catalog entry {entry.name} says nowhere to download it from.",
-                             fields={"catalog_file": "no source"})
-        item = studio.downloads.enqueue(url=url, dest=entry.dest, file_name=entry.file, name=entry.name,
-                                        source=entry.source, expected_sha256=entry.sha256,
-                                        expected_size=int(entry.size_gb * 1024**3) or None,
-                                        requested_by=identity.user_id,
-                                        allow_pickle=body.allow_pickle and identity.is_admin)
+        item = studio.downloads.enqueue_entry(entry, requested_by=identity.user_id,
+                                              allow_pickle=body.allow_pickle and identity.is_admin)
     else:
         require_admin()  # any URL or repository: admins only
         url, source = body.url, "url"

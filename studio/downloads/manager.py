@@ -23,13 +23,14 @@ from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from studio.db import write_with_retry
-from studio.downloads.civitai import resolve_civitai_file
-from studio.downloads.hub import resolve_hub_file
+from studio.db import transition, write_with_retry
+from studio.downloads.civitai import resolve_civitai_file, version_url
+from studio.downloads.hub import hub_url, resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
 from studio.downloads.transfer import DiskFull, FatalTransferError, Progress, Stopped, TransferError, fetch
-from studio.errors import Conflict, NotFound
+from studio.errors import BadRequest, Conflict, NotFound
 from studio.events import EventBus
+from studio.models.catalog import CatalogEntry
 from studio.models.storage import PICKLE_SUFFIXES, ModelsRoot
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class DownloadManager:
         concurrency: Callable[[], int],
         tokens: Callable[[], dict[str, str]],
         hf_token: Callable[[], str | None] = lambda: None,
+        hf_endpoint: str = "https://huggingface.co",
         civitai_endpoint: str = "https://civitai.com",
         margin: int = SPACE_MARGIN,
     ) -> None:
@@ -65,6 +67,7 @@ class DownloadManager:
         self.concurrency = concurrency
         self.tokens = tokens
         self.hf_token = hf_token
+        self.hf_endpoint = hf_endpoint
         self.civitai_endpoint = civitai_endpoint
         self.margin = margin
         self.session = requests.Session()
@@ -123,6 +126,24 @@ class DownloadManager:
         threading.Thread(target=self.pump, daemon=True).start()
         return view(item)
 
+    def source_url(self, entry: CatalogEntry) -> str | None:
+        """Where a catalog entry downloads from; None when it names no source."""
+        if entry.source == "huggingface" and entry.hf_repo and entry.hf_file:
+            return hub_url(self.hf_endpoint, entry.hf_repo, entry.hf_file)
+        if entry.source == "civitai" and entry.civitai_version_id:
+            return version_url(self.civitai_endpoint, entry.civitai_version_id)
+        return str(entry.url) if entry.url else None
+
+    def enqueue_entry(self, entry: CatalogEntry, *, requested_by: int | None,
+                      allow_pickle: bool = False) -> dict[str, Any]:
+        url = self.source_url(entry)
+        if url is None:
+            raise BadRequest(f"The catalog entry {entry.name} says nowhere to download it from.",
+                             fields={"catalog_file": "no source"})
+        return self.enqueue(url=url, dest=entry.dest, file_name=entry.file, name=entry.name, source=entry.source,
+                            expected_sha256=entry.sha256, expected_size=int(entry.size_gb * 1024**3) or None,
+                            requested_by=requested_by, allow_pickle=allow_pickle)
+
     def list(self) -> list[dict[str, Any]]:
         with Session(self.engine) as session:
             rows = session.exec(select(Download).order_by(col(Download.created_at).desc()).limit(500))
@@ -137,16 +158,9 @@ class DownloadManager:
 
     def _set(self, download_id: str, status: DownloadStatus, allowed: tuple[DownloadStatus, ...],
              **changes: Any) -> Download | None:
-        def work(session: Session) -> Download | None:
-            result = session.execute(update(Download).where(col(Download.id) == download_id,
-                                                            col(Download.status).in_(allowed))
-                                     .values(status=status, updated_at=datetime.now(UTC), **changes))
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return None
-            session.expire_all()
-            return session.get(Download, download_id)
-
-        item = write_with_retry(self.engine, work)
+        values = {"status": status, "updated_at": datetime.now(UTC), **changes}
+        item: Download | None = write_with_retry(
+            self.engine, lambda session: transition(session, Download, download_id, allowed, values))
         if item is not None:
             self._publish(item)
         return item

@@ -307,6 +307,10 @@ class JobEngine:
         messages = status.get("messages") or []
         last_event, last_data = (messages[-1][0], messages[-1][1]) if messages else ("", {})
         stored = self._store_outputs(job_id, entry)
+        # Live state goes first: once the job reads as finished it has no preview or progress left.
+        self.live.pop(job_id, None)
+        with self._lock:
+            self.previews.pop(job_id, None)
         if status.get("status_str") == "success":
             self.service.mark(job_id, JobStatus.COMPLETED, progress={"percent": 100.0})
         elif last_event == "execution_interrupted":
@@ -320,9 +324,6 @@ class JobEngine:
                            f"{str(error.get('exception_message', 'unknown error')).strip()}",
                 "node_id": error.get("node_id"), "node_type": error.get("node_type"),
                 "exception_type": error.get("exception_type")})
-        self.live.pop(job_id, None)
-        with self._lock:
-            self.previews.pop(job_id, None)
         log.info("job %s finished (%d outputs)", job_id, stored)
 
     def _store_outputs(self, job_id: str, entry: dict[str, Any]) -> int:

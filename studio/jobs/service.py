@@ -14,12 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from studio.auth.service import Identity
-from studio.db import write_with_retry
+from studio.db import transition, write_with_retry
 from studio.errors import Conflict, NotFound
 from studio.events import EventBus
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
@@ -255,14 +255,7 @@ class JobService:
             values["finished_at"] = datetime.now(UTC)
 
         def work(session: Session) -> Job | None:
-            # One conditional UPDATE: two threads marking the same job cannot overwrite each other.
-            result = session.execute(
-                update(Job).where(col(Job.id) == job_id, col(Job.status).in_(allowed)).values(**values)
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return None
-            session.expire_all()
-            job = session.get(Job, job_id)
+            job: Job | None = transition(session, Job, job_id, allowed, values)
             if job is not None:
                 entry = {"at": datetime.now(UTC).isoformat(), "status": status.value}
                 job.timeline = [*job.timeline, {**entry, "note": note} if note else entry]

@@ -51,6 +51,15 @@ class Catalog:
         return next(((category, entry) for category, entry in self.entries if entry.file == file_name), None)
 
 
+def find_entry(catalogs: dict[str, Catalog], file_name: str) -> CatalogEntry | None:
+    """The first entry, in any catalog, that installs ``file_name``."""
+    for catalog in catalogs.values():
+        found = catalog.find(file_name)
+        if found is not None:
+            return found[1]
+    return None
+
+
 def parse_catalog(kind: str, raw: Any) -> Catalog:
     if not isinstance(raw, dict) or not isinstance(raw.get("categories"), list):
         return Catalog(kind, None, problems=["not a catalog: expected {version, date, categories: [...]}"])

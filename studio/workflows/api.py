@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.comfy import ComfyError
 from studio.errors import BadRequest, ServiceUnavailable, Unprocessable
+from studio.models.catalog import CatalogEntry, find_entry
 from studio.services import Services, services
 from studio.web import EmptyBody, parse_json
 from studio.workflows.library import Workflow
@@ -110,7 +111,7 @@ def missing_models(workflow_id: str) -> Response:
     """What this workflow lacks, and for each model whether a catalog knows where to get it."""
     studio = services()
     workflow = studio.library.get(workflow_id)
-    return jsonify(_missing(studio, workflow))
+    return jsonify(_missing(studio, workflow)[0])
 
 
 @bp.post("/<workflow_id>/install-missing")
@@ -118,39 +119,31 @@ def install_missing(workflow_id: str) -> Response:
     """Queues every missing model a catalog can provide; says which ones no catalog knows."""
     parse_json(EmptyBody)
     studio = services()
-    plan = _missing(studio, studio.library.get(workflow_id))
+    plan, entries = _missing(studio, studio.library.get(workflow_id))
     identity = current_identity()
-    queued = []
-    for model in plan["resolvable"]:
-        queued.append(studio.downloads.enqueue(
-            url=model["url"], dest=model["dest"], file_name=model["file"], name=model["name"],
-            source=model["source"], expected_sha256=model["sha256"], requested_by=identity.user_id,
-            expected_size=int(model["size_gb"] * 1024**3) or None))
+    queued = [studio.downloads.enqueue_entry(entry, requested_by=identity.user_id) for entry in entries]
     response = jsonify({**plan, "queued": queued})
     response.status_code = 201 if queued else 200
     return response
 
 
-def _missing(studio: Services, workflow: Workflow) -> dict[str, Any]:
-    from studio.downloads.api import catalog_url
-
+def _missing(studio: Services, workflow: Workflow) -> tuple[dict[str, Any], list[CatalogEntry]]:
+    """What the workflow lacks: the catalog entries that provide it, and the names no catalog knows."""
     ready = _readiness(studio, workflow)
     catalogs = studio.catalogs()
-    resolvable: list[dict[str, Any]] = []
+    entries: list[CatalogEntry] = []
     unknown: list[str] = []
-    total_gb = 0.0
     for name in ready.get("missing_models", []):
-        found = next((pair for catalog in catalogs.values() if (pair := catalog.find(name)) is not None), None)
-        url = catalog_url(found[1], studio.settings.hf_endpoint, studio.settings.civitai_endpoint) if found else None
-        if found is None or url is None:
+        entry = find_entry(catalogs, name)
+        if entry is None or studio.downloads.source_url(entry) is None:
             unknown.append(name)
-            continue
-        entry = found[1]
-        resolvable.append({"file": entry.file, "name": entry.name, "dest": entry.dest, "size_gb": entry.size_gb,
-                           "source": entry.source, "url": url, "sha256": entry.sha256})
-        total_gb += entry.size_gb
-    return {"missing_nodes": ready.get("missing_nodes", []), "resolvable": resolvable, "unknown": unknown,
-            "total_gb": round(total_gb, 3)}
+        else:
+            entries.append(entry)
+    resolvable = [{"file": e.file, "name": e.name, "dest": e.dest, "size_gb": e.size_gb, "source": e.source,
+                   "url": studio.downloads.source_url(e), "sha256": e.sha256} for e in entries]
+    plan = {"missing_nodes": ready.get("missing_nodes", []), "resolvable": resolvable, "unknown": unknown,
+            "total_gb": round(sum(e.size_gb for e in entries), 3)}
+    return plan, entries
 
 
 @bp.post("/<workflow_id>/run")
