@@ -30,6 +30,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.downloads.api import bp as downloads_bp
     from studio.events.api import bp as events_bp
     from studio.jobs.api import bp as jobs_bp
+    from studio.models.api import bp as models_bp
     from studio.pages import bp as pages_bp
     from studio.preferences.api import bp as preferences_bp
     from studio.system.api import bp as system_bp
@@ -44,5 +45,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(workflows_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(downloads_bp)
+    app.register_blueprint(models_bp)
     app.register_blueprint(pages_bp)
     return app

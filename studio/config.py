@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     studio_models_dir: Path | None = Field(
         None, description="The models folder; default COMFYUI_DIR/models, else STUDIO_DIR/models."
     )
+    comfyui_extra_model_paths: Path | None = Field(
+        None, description="ComfyUI's extra_model_paths.yaml; default COMFYUI_DIR/extra_model_paths.yaml when present."
+    )
     comfyui_max_in_flight: int = Field(
         2, ge=1, le=32, description="Jobs handed to ComfyUI at once; the rest wait in Studio's own queue."
     )
@@ -152,6 +155,13 @@ class Settings(BaseSettings):
         if self.studio_models_dir is not None:
             return self.studio_models_dir
         return (self.comfyui_dir / "models") if self.comfyui_dir else self.studio_dir / "models"
+
+    @property
+    def extra_model_paths_file(self) -> Path | None:
+        if self.comfyui_extra_model_paths is not None:
+            return self.comfyui_extra_model_paths
+        default = self.comfyui_dir / "extra_model_paths.yaml" if self.comfyui_dir else None
+        return default if default is not None and default.is_file() else None
 
     @property
     def effective_database_url(self) -> str:

@@ -34,6 +34,7 @@ class Runtime:
         self.services.stream.start()
         self.services.job_engine.start()
         self.services.downloads.start()
+        self.services.inventory.start()
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()
         self._threads.append(telemetry)
@@ -75,6 +76,7 @@ class Runtime:
             self.server.server_close()
         self.services.job_engine.stop()
         self.services.downloads.stop()
+        self.services.inventory.stop()
         self.services.stream.stop()
         for thread in self._threads:
             thread.join(5)

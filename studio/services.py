@@ -30,6 +30,8 @@ from studio.jobs.engine import JobEngine
 from studio.jobs.inputs import InputStore
 from studio.jobs.service import JobService
 from studio.models.catalog import Catalog, load_catalogs
+from studio.models.extra_paths import read_extra_model_paths
+from studio.models.inventory import ModelInventory
 from studio.models.storage import ModelsRoot
 from studio.paths import DataDir
 from studio.preferences.service import PreferencesService
@@ -63,6 +65,7 @@ class Services:
     jobs: JobService
     job_engine: JobEngine
     models_root: ModelsRoot
+    inventory: ModelInventory
     downloads: DownloadManager
     started_at: float = field(default_factory=time.time)
 
@@ -124,7 +127,9 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
                            max_in_flight=lambda: settings.comfyui_max_in_flight,
                            requeue_lost=settings.studio_requeue_lost_jobs)
-    models_root = ModelsRoot(settings.models_dir)
+    extra_file = settings.extra_model_paths_file
+    models_root = ModelsRoot(settings.models_dir, tuple(read_extra_model_paths(extra_file)) if extra_file else ())
+    inventory = ModelInventory(engine, bus, models_root)
 
     def tokens() -> dict[str, str]:
         """Each secret only for its own hosts; read at every request so page changes apply at once."""
@@ -139,9 +144,11 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     downloads = DownloadManager(engine, bus, models_root, tokens=tokens,
                                 hf_token=lambda: preferences.get("hf_token"),
                                 hf_endpoint=settings.hf_endpoint, civitai_endpoint=settings.civitai_endpoint,
-                                concurrency=lambda: int(preferences.get("download_concurrency")))
+                                concurrency=lambda: int(preferences.get("download_concurrency")),
+                                on_completed=inventory.record)
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
-                     users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, downloads)
+                     users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, inventory,
+                     downloads)
     preferences.on_change(built.apply_preferences)
     return built
 

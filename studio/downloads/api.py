@@ -1,15 +1,13 @@
-"""``/api/models`` (catalogs, what is on disk, disk space) and ``/api/downloads`` (the queue)."""
+"""``/api/downloads``: the queue; enqueue a catalog entry, a URL or a Hugging Face file."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import current_identity, require_admin
 from studio.downloads.hub import hub_url
-from studio.errors import BadRequest, NotFound
+from studio.errors import BadRequest, NotFound, StudioError
 from studio.models.catalog import find_entry
 from studio.services import services
 from studio.web import EmptyBody, parse_json
@@ -29,31 +27,6 @@ class DownloadRequest(BaseModel):
     name: str | None = Field(None, max_length=255)
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     allow_pickle: bool = False
-
-
-@bp.get("/models")
-def models() -> Response:
-    studio = services()
-    catalogs = studio.catalogs()
-    queue = {item["path"]: item for item in studio.downloads.list()
-             if item["status"] not in ("completed", "cancelled")}
-    on_disk = {item["path"]: item for item in studio.models_root.scan()}
-    answer: dict[str, Any] = {"root": str(studio.models_root.root), "disk": studio.models_root.disk(), "catalogs": {}}
-    listed: set[str] = set()
-    for kind, catalog in catalogs.items():
-        entries = []
-        for category, entry in catalog.entries:
-            path = f"{entry.dest.strip('/')}/{entry.file}".lstrip("/")
-            listed.add(path)
-            download = queue.get(path)
-            status = "present" if path in on_disk else (download["status"] if download else "missing")
-            entries.append({"category": category, "name": entry.name, "file": entry.file, "dest": entry.dest,
-                            "size_gb": entry.size_gb, "base_model": entry.base_model, "tags": entry.tags,
-                            "pair_id": entry.pair_id, "pair_role": entry.pair_role, "status": status,
-                            "download": download, "size": on_disk.get(path, {}).get("size")})
-        answer["catalogs"][kind] = {"version": catalog.version, "problems": catalog.problems, "entries": entries}
-    answer["unlisted"] = [item for path, item in sorted(on_disk.items()) if path not in listed]
-    return jsonify(answer)
 
 
 @bp.get("/downloads")
@@ -86,6 +59,34 @@ def start_download() -> Response:
                                         allow_pickle=body.allow_pickle)
     response = jsonify(item)
     response.status_code = 201
+    return response
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    catalog_files: list[str] = Field(min_length=1, max_length=500)
+    allow_pickle: bool = False
+
+
+@bp.post("/downloads/batch")
+def start_batch() -> Response:
+    """Queues several catalog entries; each one that cannot be queued is named with the reason."""
+    body = parse_json(BatchRequest)
+    studio = services()
+    identity = current_identity()
+    catalogs = studio.catalogs()
+    queued, refused = [], []
+    for file_name in dict.fromkeys(body.catalog_files):
+        entry = find_entry(catalogs, file_name)
+        try:
+            if entry is None:
+                raise NotFound(f"No catalog entry for {file_name}.", code="not_in_catalog")
+            queued.append(studio.downloads.enqueue_entry(entry, requested_by=identity.user_id,
+                                                         allow_pickle=body.allow_pickle and identity.is_admin))
+        except StudioError as err:
+            refused.append({"file": file_name, "code": err.code, "message": err.message})
+    response = jsonify({"queued": queued, "refused": refused})
+    response.status_code = 201 if queued else 409
     return response
 
 

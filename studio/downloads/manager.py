@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -60,6 +61,7 @@ class DownloadManager:
         hf_endpoint: str = "https://huggingface.co",
         civitai_endpoint: str = "https://civitai.com",
         margin: int = SPACE_MARGIN,
+        on_completed: Callable[[Path, str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -70,6 +72,7 @@ class DownloadManager:
         self.hf_endpoint = hf_endpoint
         self.civitai_endpoint = civitai_endpoint
         self.margin = margin
+        self.on_completed = on_completed
         self.session = requests.Session()
         self._running: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -281,6 +284,8 @@ class DownloadManager:
                              error=None, finished_at=datetime.now(UTC), bytes_done=target.stat().st_size,
                              total_bytes=target.stat().st_size)
             if done is not None:
+                if self.on_completed is not None:
+                    self.on_completed(target, digest)
                 self.bus.publish("downloads/finished", {"id": done.id, "name": done.name, "status": "completed"})
         finally:
             with self._lock:

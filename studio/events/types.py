@@ -30,6 +30,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("queue/state", "The queue was paused or resumed."),
         EventSpec("downloads/update", "A download's state, bytes, speed or ETA changed.", coalesce=True),
         EventSpec("downloads/finished", "A download completed or failed.", persist=True),
+        EventSpec("models/hashed", "A model file's SHA-256 was computed in the background.", coalesce=True),
+        EventSpec("catalogs/changed", "A catalog was imported or an entry removed.", persist=True),
         EventSpec("settings/changed", "An admin changed settings (secret values are never included).",
                   persist=True, admin_only=True),
         EventSpec("auth/user_changed", "A user was created, changed, deleted or signed out everywhere.",

@@ -1,10 +1,14 @@
-"""The models folder: where ComfyUI looks for models, and the only place downloads may write."""
+"""The models folder: where ComfyUI looks for models, and the only place downloads may write.
+
+ComfyUI may also list models from the folders in ``extra_model_paths.yaml``; those are scanned and
+shown, but nothing is ever written or deleted there.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.errors import BadRequest
@@ -12,11 +16,30 @@ from studio.errors import BadRequest
 MODEL_SUFFIXES = {".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl", ".onnx"}
 # Formats that can run code when loaded: an admin must confirm them explicitly.
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl"}
+# Folders of ours inside the models root that hold no usable model.
+SKIPPED_FOLDERS = {".quarantine", ".cache", ".git"}
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    # As ComfyUI names it: ``<category>/<sub folders>/<file>``; one name per file even across roots.
+    path: str
+    category: str
+    absolute: Path
+    size: int
+    mtime_ns: int
+    # "models" for the models root, else the extra folder (from extra_model_paths.yaml) it is in.
+    location: str
+
+    @property
+    def name(self) -> str:
+        return self.absolute.name
 
 
 @dataclass(frozen=True)
 class ModelsRoot:
     root: Path
+    extra: tuple[tuple[str, Path], ...] = field(default=())
 
     def target(self, dest: str, file_name: str) -> Path:
         """``root/dest/file``; refuses every name that would land anywhere else."""
@@ -31,6 +54,14 @@ class ModelsRoot:
             raise BadRequest(f"{dest}/{file_name} would land outside the models folder.", fields={"dest": "unsafe"})
         return target
 
+    def existing(self, relative: str) -> Path:
+        """A model file in the models root by its relative path (for deleting); never one elsewhere."""
+        dest, _, name = relative.strip("/").rpartition("/")
+        target = self.target(dest, name)
+        if target.suffix.lower() not in MODEL_SUFFIXES or not target.is_file():
+            raise BadRequest(f"{relative} is not a model file in the models folder.", fields={"path": "not found"})
+        return target
+
     def relative(self, path: Path) -> str:
         return str(path.resolve().relative_to(self.root.resolve()))
 
@@ -39,17 +70,32 @@ class ModelsRoot:
         usage = shutil.disk_usage(self.root)
         return {"total": usage.total, "free": usage.free, "used": usage.used}
 
-    def scan(self, limit: int = 100_000) -> list[dict[str, object]]:
-        """Every model file under the root (catalogued or not): path, size, modified time."""
-        found: list[dict[str, object]] = []
-        if not self.root.is_dir():
-            return found
-        for folder, _dirs, files in os.walk(self.root):
+    def scan(self, limit: int = 100_000) -> list[ModelFile]:
+        """Every model file ComfyUI would see (catalogued or not); the models root wins a name clash."""
+        found: dict[str, ModelFile] = {}
+        self._walk(self.root, None, "models", found, limit)
+        for category, folder in self.extra:
+            if folder.resolve() != self.root.resolve():
+                self._walk(folder, category, str(folder), found, limit)
+        return list(found.values())
+
+    @staticmethod
+    def _walk(top: Path, category: str | None, location: str, found: dict[str, ModelFile], limit: int) -> None:
+        if not top.is_dir():
+            return
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d not in SKIPPED_FOLDERS]
             for name in files:
                 path = Path(folder) / name
-                if path.suffix.lower() in MODEL_SUFFIXES:
+                if path.suffix.lower() not in MODEL_SUFFIXES or len(found) >= limit:
+                    continue
+                relative = path.relative_to(top).as_posix()
+                label = f"{category}/{relative}" if category else relative
+                if label in found or "/" not in label:
+                    continue
+                try:
                     stat = path.stat()
-                    found.append({"path": self.relative(path), "size": stat.st_size, "modified": stat.st_mtime})
-                    if len(found) >= limit:
-                        return found
-        return found
+                except OSError:  # vanished or a dangling link
+                    continue
+                found[label] = ModelFile(label, label.split("/", 1)[0], path, stat.st_size, stat.st_mtime_ns,
+                                         location)

@@ -1,0 +1,114 @@
+"""``/api/models`` (catalogs joined with the disk and the queue, disk usage, deleting a file),
+``/api/loras/pairs`` and ``/api/catalogs`` (import a catalog JSON, remove an entry)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, ConfigDict, Field
+
+from studio.auth.guard import allow_run_scope, require_admin
+from studio.errors import Unprocessable
+from studio.models.catalog_store import import_catalog, remove_entry
+from studio.models.listing import list_catalogs, pairs
+from studio.services import services
+from studio.web import EmptyBody, parse_json, parse_query
+
+bp = Blueprint("models", __name__, url_prefix="/api")
+
+CatalogKind = Literal["models", "loras", "llm"]
+
+
+class PairsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base_model: str | None = Field(None, max_length=100)
+
+
+class FileQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(min_length=1, max_length=1024)
+
+
+class CatalogImport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    catalog: dict[str, Any]
+    mode: Literal["merge", "replace"] = "merge"
+
+
+def _listing() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    studio = services()
+    queue = {item["path"]: item for item in studio.downloads.list()
+             if item["status"] not in ("completed", "cancelled")}
+    return list_catalogs(studio.catalogs(), studio.inventory.files(), queue)
+
+
+@bp.get("/models")
+def models() -> Response:
+    studio = services()
+    catalogs, unlisted = _listing()
+    return jsonify({"root": str(studio.models_root.root), "disk": studio.models_root.disk(), "catalogs": catalogs,
+                    "unlisted": unlisted})
+
+
+@bp.get("/models/disk")
+def disk() -> Response:
+    """Free space, bytes per model folder and the largest files (the Home page's disk panel)."""
+    return jsonify(services().inventory.disk_report())
+
+
+@bp.delete("/models/files")
+def delete_file() -> Response:
+    """Admins: deletes one model file in the models root (never in an extra folder)."""
+    identity = require_admin()
+    path = parse_query(FileQuery).path
+    studio = services()
+    target = studio.models_root.existing(path)
+    target.unlink()
+    studio.bus.publish("system/notice", {"level": "info", "message": f"{identity.username} deleted {path}."})
+    return jsonify({"deleted": path})
+
+
+@bp.post("/models/rehash")
+def rehash() -> Response:
+    """Admins: look for new or changed files now instead of at the next round."""
+    require_admin()
+    parse_json(EmptyBody)
+    services().inventory.wake()
+    return jsonify({"started": True})
+
+
+@bp.get("/loras/pairs")
+@allow_run_scope
+def lora_pairs() -> Response:
+    """LoRA pairs (high/low noise, or one file for both) for a base model: the lora_picker's choices."""
+    base_model = parse_query(PairsQuery).base_model
+    catalogs, _ = _listing()
+    return jsonify({"items": pairs(catalogs["loras"]["entries"], base_model)})
+
+
+@bp.post("/catalogs/<any(models, loras, llm):kind>")
+def import_catalog_json(kind: CatalogKind) -> Response:
+    """Admins: merges a catalog JSON into the user's copy (by file name), or replaces it."""
+    identity = require_admin()
+    body = parse_json(CatalogImport)
+    studio = services()
+    result = import_catalog(studio.data_dir.catalogs, kind, body.catalog, body.mode)
+    if not result["added"] and not result["replaced"]:
+        raise Unprocessable("No entry in that catalog could be used: " + "; ".join(result["problems"][:5]),
+                            code="catalog_empty", details=result)
+    studio.bus.publish("catalogs/changed", {"kind": kind, "action": "imported", "added": result["added"],
+                                            "replaced": result["replaced"], "actor": identity.username})
+    return jsonify(result)
+
+
+@bp.delete("/catalogs/<any(models, loras, llm):kind>/entries/<path:file_name>")
+def remove_catalog_entry(kind: CatalogKind, file_name: str) -> Response:
+    """Admins: removes an entry from the catalog (the file on disk, if any, stays)."""
+    identity = require_admin()
+    studio = services()
+    removed = remove_entry(studio.data_dir.catalogs, kind, file_name)
+    studio.bus.publish("catalogs/changed", {"kind": kind, "action": "entry_removed", "file": file_name,
+                                            "actor": identity.username})
+    return jsonify({"removed": removed})
+
