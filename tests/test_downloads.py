@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from studio.config import Settings
 from studio.db import upgrade
 from studio.downloads.manager import DownloadManager
+from studio.downloads.transfer import Stall
 from studio.runtime import Runtime
 from studio.services import Services, build_services
 from tests.conftest import canary, wait_until
@@ -84,6 +85,28 @@ def test_a_dropped_connection_is_retried_and_resumed_with_range(
     assert ranges[-1] is not None
     assert ranges[-1].startswith("bytes=")
     assert int(ranges[-1][6:-1]) >= 1024 * 1024 - 64 * 1024
+
+
+def test_a_stalled_connection_is_dropped_by_the_watchdog_and_resumed(
+    services: Services, files: FileServer
+) -> None:
+    files.trickle_after = 1024 * 1024  # then a byte every 10 ms: alive, but it would take days
+    manager = DownloadManager(services.engine, services.bus, services.models_root, concurrency=lambda: 1,
+                              tokens=dict, stall=Stall(window_s=0.5, min_bytes=64 * 1024))
+    manager.start()
+    try:
+        item = manager.enqueue(url=files.url("/model.safetensors"), dest="vae", file_name="model.safetensors",
+                               expected_sha256=SHA)
+        wait_until(lambda: manager.get(item["id"]).status.value in ("completed", "failed"), timeout=20)
+        done = manager.get(item["id"])
+    finally:
+        manager.stop()
+    assert done.status.value == "completed", done.error
+    assert done.attempts == 2
+    assert (services.models_root.root / "vae" / "model.safetensors").read_bytes() == MODEL
+    resumed = [r["range"] for r in files.requests if r["path"] == "/model.safetensors"][-1]
+    assert resumed is not None
+    assert int(resumed[6:-1]) >= 1024 * 1024
 
 
 def test_a_server_that_ignores_range_starts_over_cleanly(

@@ -28,7 +28,15 @@ from studio.db import transition, write_with_retry
 from studio.downloads.civitai import resolve_civitai_file, version_url
 from studio.downloads.hub import hub_url, resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
-from studio.downloads.transfer import DiskFull, FatalTransferError, Progress, Stopped, TransferError, fetch
+from studio.downloads.transfer import (
+    DiskFull,
+    FatalTransferError,
+    Progress,
+    Stall,
+    Stopped,
+    TransferError,
+    fetch,
+)
 from studio.errors import BadRequest, Conflict, NotFound
 from studio.events import EventBus
 from studio.models.catalog import CatalogEntry
@@ -62,6 +70,7 @@ class DownloadManager:
         civitai_endpoint: str = "https://civitai.com",
         margin: int = SPACE_MARGIN,
         on_completed: Callable[[Path, str], None] | None = None,
+        stall: Stall | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -73,6 +82,7 @@ class DownloadManager:
         self.civitai_endpoint = civitai_endpoint
         self.margin = margin
         self.on_completed = on_completed
+        self.stall = stall or Stall()
         self.session = requests.Session()
         self._running: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -259,7 +269,8 @@ class DownloadManager:
                                                      self.tokens(), expected)
             digest = fetch(self.session, url, target, tokens=self.tokens(), expected_sha256=expected,
                            should_stop=stop.is_set, report=report,
-                           free_bytes=lambda: shutil.disk_usage(self.root.root).free, margin=self.margin)
+                           free_bytes=lambda: shutil.disk_usage(self.root.root).free, margin=self.margin,
+                           stall=self.stall)
         except Stopped:
             with Session(self.engine) as session:
                 current = session.get(Download, item.id)

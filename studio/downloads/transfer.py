@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 CHUNK = 1024 * 1024
 
@@ -36,6 +37,15 @@ class DiskFull(FatalTransferError):
 
 class Stopped(Exception):
     """Paused or cancelled by a person."""
+
+
+@dataclass(frozen=True)
+class Stall:
+    """The watchdog: fewer than ``min_bytes`` within ``window_s`` drops the connection and retries
+    (a fresh connection, and for Hugging Face and CivitAI a freshly signed URL)."""
+
+    window_s: float = 60.0
+    min_bytes: int = 1024 * 1024
 
 
 @dataclass
@@ -75,8 +85,10 @@ def fetch(
     report: Callable[[Progress], None],
     free_bytes: Callable[[], int],
     margin: int,
+    stall: Stall | None = None,
 ) -> str:
     """Downloads ``url`` to ``target``; returns the file's SHA-256. Raises the errors above."""
+    stall = stall or Stall()
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
     digest, offset = _hash_existing(part) if part.is_file() else (hashlib.sha256(), 0)
@@ -109,9 +121,12 @@ def fetch(
             raise FatalTransferError(f"Not enough disk space: {total - offset} more bytes are needed, "
                                      f"{free_bytes()} are free.")
         started, done, last_report = time.monotonic(), offset, 0.0
+        window_start, window_done = started, done
         with part.open("ab" if offset else "wb") as handle:
             try:
-                for chunk in response.iter_content(CHUNK):
+                # read1 hands over whatever arrived, so a trickling server is noticed below; a silent
+                # one runs into the read timeout.
+                while chunk := response.raw.read1(CHUNK, decode_content=True):
                     if should_stop():
                         raise Stopped
                     handle.write(chunk)
@@ -121,7 +136,13 @@ def fetch(
                     if now - last_report > 0.5:
                         report(Progress(done, total, (done - offset) / max(now - started, 1e-6)))
                         last_report = now
-            except requests.RequestException as err:  # before OSError: requests' errors are OSErrors too
+                    if now - window_start >= stall.window_s:
+                        if done - window_done < stall.min_bytes:
+                            raise TransferError(f"stalled: {done - window_done} bytes in the last "
+                                                f"{stall.window_s:g} s; reconnecting")
+                        window_start, window_done = now, done
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
+                # before OSError: requests' errors are OSErrors too
                 raise TransferError(f"{type(err).__name__} while downloading") from None
             except OSError as err:
                 if err.errno == errno.ENOSPC:
@@ -137,8 +158,9 @@ def fetch(
 def _get(session: requests.Session, url: str, headers: dict[str, str], tokens: dict[str, str]) -> requests.Response:
     """Follows redirects by hand so a token is only ever sent to its own host."""
     for _ in range(10):
-        response = session.get(url, headers={**headers, **auth_headers(url, tokens)}, stream=True,
-                               timeout=(10, 60), allow_redirects=False)
+        # identity: the bytes on disk are the bytes hashed, and Range offsets mean file offsets.
+        wanted = {**headers, **auth_headers(url, tokens), "Accept-Encoding": "identity"}
+        response = session.get(url, headers=wanted, stream=True, timeout=(10, 60), allow_redirects=False)
         if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
             url = requests.compat.urljoin(url, response.headers["Location"])
             response.close()

@@ -19,6 +19,7 @@ class FileServer:
         self.chunk = 64 * 1024
         self.delay_per_chunk = 0.0
         self.drop_after: int | None = None  # close the connection once, after this many bytes
+        self.trickle_after: int | None = None  # once, after this many bytes: a byte every 10 ms, for 20 s
         self.tokens: dict[str, str] = {}  # path -> required bearer token
         self.redirects: dict[str, str] = {}  # path -> absolute URL
         self.requests: list[dict[str, Any]] = []
@@ -90,6 +91,20 @@ class FileServer:
                 self.send_header("Location", f"http://127.0.0.1:{server.port}/cdn/{signature}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _trickle(self, rest: bytes) -> None:
+                """A connection that stays open but barely moves, like a stuck CDN node."""
+                deadline = time.monotonic() + 20
+                for index in range(len(rest)):
+                    if time.monotonic() > deadline:
+                        break
+                    try:
+                        self.wfile.write(rest[index:index + 1])
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                    time.sleep(0.01)
+                self.connection.close()
 
             def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
                 server.requests.append({"method": "HEAD", "path": self.path, "host": self.headers.get("Host"),
@@ -177,6 +192,10 @@ class FileServer:
                     if server.drop_after is not None and sent >= server.drop_after:
                         server.drop_after = None
                         self.connection.close()
+                        return
+                    if server.trickle_after is not None and sent >= server.trickle_after:
+                        server.trickle_after = None
+                        self._trickle(data[offset:])
                         return
                     try:
                         self.wfile.write(data[offset:offset + server.chunk])
