@@ -86,6 +86,9 @@ def settings(tmp_path: Path, comfy_server: ComfyUITestServer) -> Settings:
         comfyui_url=comfy_server.url,
         comfyui_reconnect_max_s=0.5,
         studio_telemetry_interval_s=0.2,
+        # Nothing in a test reaches the internet: a closed loopback port unless a test serves them.
+        civitai_endpoint="http://127.0.0.1:9",
+        hf_endpoint="http://127.0.0.1:9",
     )
 
 

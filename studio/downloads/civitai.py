@@ -7,6 +7,8 @@ and it never goes into a URL, where it would end up in logs and error messages.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -46,3 +48,77 @@ def resolve_civitai_file(
     sha = str((primary.get("hashes") or {}).get("SHA256") or "").lower() or None
     download = str(primary.get("downloadUrl") or version_url(endpoint, version_id))
     return download, expected_sha256 or sha
+
+
+# Model folder → the CivitAI model types that belong in it (for the name search).
+FOLDER_TYPES = {"checkpoints": "Checkpoint", "loras": "LORA,LoCon,DoRA", "embeddings": "TextualInversion",
+                "vae": "VAE", "controlnet": "Controlnet", "upscale_models": "Upscaler"}
+
+
+def _words(text: str) -> set[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text.rsplit(".", 1)[0] if "." in text[-13:] else text)
+    return {w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if len(w) > 1}
+
+
+class CivitaiLookup:
+    """Finds a CivitAI model version for a file a workflow needs: by its SHA-256, else by name.
+
+    A name match needs the exact file name, or at least 60 % of the wanted name's words and at
+    least two of them in the model's or version's name (the original's rule, which keeps
+    "detail" from matching every detail LoRA).
+    """
+
+    def __init__(self, session: requests.Session, endpoint: str, tokens: Callable[[], dict[str, str]]) -> None:
+        self.session = session
+        self.endpoint = endpoint.rstrip("/")
+        self.tokens = tokens
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        url = f"{self.endpoint}{path}"
+        try:
+            response = self.session.get(url, params=params, headers=auth_headers(url, self.tokens()), timeout=(5, 15))
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def by_hash(self, sha256: str) -> dict[str, Any] | None:
+        version = self._get(f"/api/v1/model-versions/by-hash/{sha256.lower()}")
+        if not isinstance(version, dict) or not version.get("id"):
+            return None
+        wanted = next((f for f in version.get("files") or []
+                       if str((f.get("hashes") or {}).get("SHA256", "")).lower() == sha256.lower()), None)
+        return _found(version, wanted, "civitai_hash")
+
+    def by_name(self, file_name: str, folder: str | None) -> dict[str, Any] | None:
+        wanted = _words(file_name)
+        if len(wanted) < 2 and "." not in file_name:
+            return None
+        params: dict[str, Any] = {"query": " ".join(sorted(wanted, key=file_name.lower().find)), "limit": 3}
+        if folder in FOLDER_TYPES:
+            params["types"] = FOLDER_TYPES[folder]
+        answer = self._get("/api/v1/models", params)
+        for model in (answer or {}).get("items") or [] if isinstance(answer, dict) else []:
+            for version in model.get("modelVersions") or []:
+                version = {**version, "model": {"name": model.get("name"), "type": model.get("type")}}
+                exact = next((f for f in version.get("files") or [] if f.get("name") == file_name), None)
+                if exact is not None:
+                    return _found(version, exact, "civitai_name")
+                shared = wanted & (_words(str(model.get("name", ""))) | _words(str(version.get("name", ""))))
+                if len(shared) >= 2 and len(shared) >= 0.6 * len(wanted):
+                    return _found(version, None, "civitai_name")
+        return None
+
+
+def _found(version: dict[str, Any], wanted: dict[str, Any] | None, via: str) -> dict[str, Any] | None:
+    files = version.get("files") or []
+    chosen = wanted or next((f for f in files if f.get("primary")), files[0] if files else None)
+    if chosen is None:
+        return None
+    sha = str((chosen.get("hashes") or {}).get("SHA256") or "").lower() or None
+    return {"version_id": int(version["id"]), "name": str((version.get("model") or {}).get("name") or chosen["name"]),
+            "size_gb": round(float(chosen.get("sizeKB") or 0) / 1024 / 1024, 3), "sha256": sha, "via": via}

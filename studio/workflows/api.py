@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.comfy import ComfyError
-from studio.errors import BadRequest, ServiceUnavailable, Unprocessable
-from studio.models.catalog import CatalogEntry, find_entry
+from studio.downloads.civitai import CivitaiLookup
+from studio.errors import BadRequest, ServiceUnavailable, StudioError, Unprocessable
 from studio.services import Services, services
-from studio.web import EmptyBody, parse_json
+from studio.web import EmptyBody, parse_json, parse_query
 from studio.workflows.library import Workflow
 from studio.workflows.manifest import PICKER_FOLDERS
+from studio.workflows.needs import Install, plan
 from studio.workflows.params import choices_for
 from studio.workflows.readiness import readiness
 
@@ -106,44 +107,44 @@ def save_mapping(workflow_id: str) -> Response:
     return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json")})
 
 
+class MissingQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    civitai: bool = Field(True, description="also ask CivitAI (by hash, then by name) for unknown models")
+
+
 @bp.get("/<workflow_id>/missing")
 def missing_models(workflow_id: str) -> Response:
-    """What this workflow lacks, and for each model whether a catalog knows where to get it."""
+    """What this workflow lacks, and for each model where it can be downloaded from."""
     studio = services()
-    workflow = studio.library.get(workflow_id)
-    return jsonify(_missing(studio, workflow)[0])
+    lookup = parse_query(MissingQuery)
+    return jsonify(_missing(studio, studio.library.get(workflow_id), civitai=lookup.civitai)[0])
 
 
 @bp.post("/<workflow_id>/install-missing")
 def install_missing(workflow_id: str) -> Response:
-    """Queues every missing model a catalog can provide; says which ones no catalog knows."""
+    """Queues every missing model that can be found; says which ones could not."""
     parse_json(EmptyBody)
     studio = services()
-    plan, entries = _missing(studio, studio.library.get(workflow_id))
+    answer, installs = _missing(studio, studio.library.get(workflow_id), civitai=True)
     identity = current_identity()
-    queued = [studio.downloads.enqueue_entry(entry, requested_by=identity.user_id) for entry in entries]
-    response = jsonify({**plan, "queued": queued})
+    queued, refused = [], []
+    for item in installs:
+        try:
+            queued.append(studio.downloads.enqueue(
+                url=item.url, dest=item.dest, file_name=item.file, name=item.name, source=item.source,
+                expected_sha256=item.sha256, expected_size=int(item.size_gb * 1024**3) or None,
+                requested_by=identity.user_id))
+        except StudioError as err:
+            refused.append({"file": item.file, "code": err.code, "message": err.message})
+    response = jsonify({**answer, "queued": queued, "refused": refused})
     response.status_code = 201 if queued else 200
     return response
 
 
-def _missing(studio: Services, workflow: Workflow) -> tuple[dict[str, Any], list[CatalogEntry]]:
-    """What the workflow lacks: the catalog entries that provide it, and the names no catalog knows."""
-    ready = _readiness(studio, workflow)
-    catalogs = studio.catalogs()
-    entries: list[CatalogEntry] = []
-    unknown: list[str] = []
-    for name in ready.get("missing_models", []):
-        entry = find_entry(catalogs, name)
-        if entry is None or studio.downloads.source_url(entry) is None:
-            unknown.append(name)
-        else:
-            entries.append(entry)
-    resolvable = [{"file": e.file, "name": e.name, "dest": e.dest, "size_gb": e.size_gb, "source": e.source,
-                   "url": studio.downloads.source_url(e), "sha256": e.sha256} for e in entries]
-    plan = {"missing_nodes": ready.get("missing_nodes", []), "resolvable": resolvable, "unknown": unknown,
-            "total_gb": round(sum(e.size_gb for e in entries), 3)}
-    return plan, entries
+def _missing(studio: Services, workflow: Workflow, *, civitai: bool) -> tuple[dict[str, Any], list[Install]]:
+    lookup = CivitaiLookup(studio.downloads.session, studio.settings.civitai_endpoint,
+                           studio.downloads.tokens) if civitai else None
+    return plan(_readiness(studio, workflow), workflow.manifest, studio.catalogs(), studio.downloads, lookup)
 
 
 @bp.post("/<workflow_id>/run")

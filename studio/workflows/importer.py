@@ -22,6 +22,7 @@ from studio.errors import BadRequest, Conflict, Unprocessable
 from studio.workflows.detect import detect, slug
 from studio.workflows.library import WorkflowLibrary, load_folder
 from studio.workflows.manifest import Manifest
+from studio.workflows.sources import model_sources, node_sources
 from studio.workflows.uiformat import convert
 
 EDITABLE = ("name", "hidden", "advanced", "default", "min", "max", "step", "description", "required")
@@ -123,6 +124,10 @@ class WorkflowImporter:
             "required_nodes": sorted({node["class_type"] for node in prompt.values()}),
             "required_models": [],
         }
+        if ui is not None and (models := model_sources(ui)):
+            raw["model_sources"] = models
+        if ui is not None and (nodes := node_sources(ui)):
+            raw["node_sources"] = nodes
         return self._write(folder, raw, prompt)
 
     def save_mapping(self, workflow_id: str, inputs: list[dict[str, Any]]) -> Manifest:

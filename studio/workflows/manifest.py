@@ -76,6 +76,9 @@ class Manifest(BaseModel):
     required_models: list[str] = Field(default_factory=list)
     required_nodes: list[str] = Field(default_factory=list)
     defaults: dict[str, Any] = Field(default_factory=dict)
+    # From an imported UI workflow (studio.workflows.sources): where its models and node packs come from.
+    model_sources: list[dict[str, Any]] = Field(default_factory=list)
+    node_sources: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     def input(self, input_id: str) -> InputSpec | None:
         return next((spec for spec in self.inputs if spec.id == input_id), None)

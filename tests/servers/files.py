@@ -58,6 +58,49 @@ class FileServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _json(self, status: int, payload: Any) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _civitai_version(self, version_id: int) -> dict[str, Any]:
+                version = server.civitai_versions[version_id]
+                data = version["data"]
+                return {"id": version_id, "modelId": version_id * 10, "name": version.get("version_name", "v1"),
+                        "baseModel": version.get("base_model", "SD 1.5"),
+                        "model": {"name": version.get("model_name", version["name"]), "type": version.get("type")},
+                        "files": [{"name": version["name"], "primary": True, "sizeKB": len(data) / 1024,
+                                   "hashes": {"SHA256": hashlib.sha256(data).hexdigest().upper()},
+                                   "downloadUrl": f"http://localhost:{server.port}/api/download/models/{version_id}"}]}
+
+            def _civitai_lookup(self) -> None:
+                """``/api/v1/model-versions/by-hash/{sha}`` and ``/api/v1/models?query=&types=``."""
+                from urllib.parse import parse_qs, urlsplit
+
+                parts = urlsplit(self.path)
+                if parts.path.startswith("/api/v1/model-versions/by-hash/"):
+                    wanted = parts.path.rsplit("/", 1)[-1].lower()
+                    for version_id, version in server.civitai_versions.items():
+                        if hashlib.sha256(version["data"]).hexdigest() == wanted:
+                            self._json(200, self._civitai_version(version_id))
+                            return
+                    self._json(404, {"error": "Model not found"})
+                    return
+                query = parse_qs(parts.query)
+                words = set(query.get("query", [""])[0].lower().split())
+                types = set(query.get("types", [""])[0].split(",")) - {""}
+                items = []
+                for version_id, version in server.civitai_versions.items():
+                    entry = self._civitai_version(version_id)
+                    name = str(entry["model"]["name"]).lower()
+                    if words & set(name.replace("-", " ").split()) and (not types or version.get("type") in types):
+                        items.append({"id": entry["modelId"], "name": entry["model"]["name"],
+                                      "type": version.get("type"), "modelVersions": [entry]})
+                self._json(200, {"items": items[: int(query.get("limit", ["20"])[0])], "metadata": {}})
+
             def _civitai(self) -> None:
                 version_id = int(self.path.rstrip("/").rsplit("/", 1)[-1])
                 version = server.civitai_versions.get(version_id)
@@ -143,6 +186,10 @@ class FileServer:
                 server.requests.append({"path": self.path, "host": self.headers.get("Host"),
                                         "range": self.headers.get("Range"),
                                         "authorization": self.headers.get("Authorization")})
+                server.requests[-1]["query"] = self.path.partition("?")[2]
+                if self.path.startswith(("/api/v1/model-versions/by-hash/", "/api/v1/models")):
+                    self._civitai_lookup()
+                    return
                 if self.path.startswith(("/api/v1/model-versions/", "/api/download/models/")):
                     self._civitai()
                     return
