@@ -192,18 +192,54 @@ def test_download_a_catalog_model_and_watch_the_queue(
         (services.data_dir.catalogs / "models.json").write_text(json.dumps(catalog))
         comfy_server.models["checkpoints"] = []
         services.comfy.invalidate_object_info()
-        page.on("dialog", lambda dialog: dialog.accept())
         page.get_by_role("link", name="Workflows").click()
         card = page.locator("[data-workflow=sd15-txt2img]")
         expect(card).to_contain_text("model v1-5-pruned-emaonly.safetensors is missing")
-        card.get_by_role("button", name="Install missing models").click()
-        # expect() also lets Playwright answer the confirm dialog; a bare sleep would block it
-        expect(page.locator(".toast", has_text="Queued: see Downloads.")).to_be_visible()
+        card.get_by_role("button", name="What is missing?").click()
+        plan = card.locator(".plan")
+        expect(plan).to_contain_text("v1-5-pruned-emaonly.safetensors → checkpoints · 0.003 GB · from catalog")
+        shoot(page, "workflows-missing")
+        plan.get_by_role("button", name="Download 1 (0.003 GB)").click()
+        expect(plan).to_contain_text("1 queued: see Downloads.")
         model = services.models_root.root / "checkpoints" / "v1-5-pruned-emaonly.safetensors"
         for _ in range(300):
             if model.is_file():
                 break
             page.wait_for_timeout(50)
         assert model.read_bytes() == MODEL
+
+        # Home shows the models disk: bytes per folder and the largest files.
+        page.get_by_role("link", name="Home").click()
+        disk = page.locator("#models-disk-card")
+        expect(disk).to_contain_text("checkpoints (2)")
+        shoot(page, "home-models-disk")
+
+        # LoRAs: a catalog imported from a file on the page, shown with its high/low pair.
+        page.get_by_role("link", name="LoRAs").click()
+        page.get_by_text("Import a catalog JSON").click()
+        page.set_input_files("#catalog-import input[type=file]", files=[{
+            "name": "loras.json", "mimeType": "application/json", "buffer": json.dumps(LORA_CATALOG).encode()}])
+        page.get_by_role("button", name="Import").click()
+        expect(page.locator(".toast", has_text="Imported: 3 added, 0 updated.")).to_be_visible()
+        expect(page.locator("#catalog-import [role=alert]")).to_contain_text(
+            "loras/nameless.safetensors: name: String should have at least 1 character")
+        pair = page.locator("#lora-pairs tr[data-pair=motion]")
+        expect(pair).to_contain_text("Motion")
+        expect(pair.locator(".role-high")).to_have_count(1)
+        expect(pair.locator(".role-low")).to_have_count(1)
+        page.locator("select[aria-label='Base model']").select_option("SDXL")
+        expect(page.locator("[data-category=loras] tr")).to_have_count(1)
+        shoot(page, "loras")
     finally:
         files.stop()
+
+
+LORA_CATALOG = {"version": 1, "categories": [{"id": "loras", "name": "LoRAs", "models": [
+    {"name": "Motion (High)", "file": "motion_high.safetensors", "dest": "loras", "source": "url", "size_gb": 0.3,
+     "base_model": "WAN 2.2", "pair_id": "motion", "pair_role": "high", "url": "http://127.0.0.1:9/h"},
+    {"name": "Motion (Low)", "file": "motion_low.safetensors", "dest": "loras", "source": "url", "size_gb": 0.3,
+     "base_model": "WAN 2.2", "pair_id": "motion", "pair_role": "low", "url": "http://127.0.0.1:9/l"},
+    {"name": "Detail", "file": "detail.safetensors", "dest": "loras", "source": "url", "size_gb": 0.1,
+     "base_model": "SDXL", "url": "http://127.0.0.1:9/d"},
+    {"file": "nameless.safetensors", "dest": "loras", "source": "url", "size_gb": 0.1, "name": ""},
+]}]}

@@ -60,10 +60,27 @@ function machineCard(t) {
     meter('Disk (data folder)', t.disk.used, t.disk.total, `${formatBytes(t.disk.free)} free of ${formatBytes(t.disk.total)}`));
 }
 
+/** The models folder: free space, bytes per model folder, the largest files. @param {any} d */
+function modelsDiskCard(d) {
+  const biggest = d.by_category.length ? d.by_category[0].bytes : 0;
+  return h('section', { class: 'card', id: 'models-disk-card' }, h('h2', null, 'Models disk'),
+    meter('Free space', d.used, d.total, `${formatBytes(d.free)} free of ${formatBytes(d.total)}`),
+    h('p', { class: 'muted small path' }, d.root),
+    h('div', { class: 'category-bars' }, d.by_category.slice(0, 8).map((/** @type {any} */ c) => h('div', { class: 'meter' },
+      h('div', { class: 'meter-head' }, h('span', null, `${c.category} (${c.files})`), h('span', { class: 'muted' }, formatBytes(c.bytes))),
+      h('div', { class: 'meter-bar' }, h('div', { class: 'meter-fill share', style: { width: `${percent(c.bytes, biggest)}%` } }))))),
+    d.largest.length ? h('details', null, h('summary', null, 'Largest files'),
+      h('ol', { class: 'largest' }, d.largest.map((/** @type {any} */ f) => h('li', null, h('span', { class: 'path' }, f.path), ` · ${formatBytes(f.size)}`))))
+      : h('p', { class: 'muted' }, 'No models yet: see Models.'),
+    d.hashing.pending ? h('p', { class: 'muted small' }, `Checking hashes: ${d.hashing.pending} left (${d.hashing.current})`) : null);
+}
+
 /** @param {HTMLElement} main */
 export function mount(main) {
   /** @type {any} */
   let status = null;
+  /** @type {any} */
+  let modelsDisk = null;
   const grid = h('div', { class: 'grid' });
   replace(main, h('h1', null, 'Home'), grid);
 
@@ -72,6 +89,7 @@ export function mount(main) {
     replace(grid,
       comfyCard(status.comfyui),
       machineCard(status.telemetry),
+      modelsDisk ? modelsDiskCard(modelsDisk) : null,
       h('section', { class: 'card' }, h('h2', null, 'Studio'),
         h('dl', { class: 'facts' },
           h('dt', null, 'Version'), h('dd', null, status.studio.version),
@@ -81,7 +99,7 @@ export function mount(main) {
 
   async function load() {
     try {
-      status = await api.get('/api/status');
+      [status, modelsDisk] = await Promise.all([api.get('/api/status'), api.get('/api/models/disk').catch(() => null)]);
       render();
     } catch (err) {
       replace(grid, h('p', { class: 'error-line' }, err instanceof ApiError ? err.message : String(err)));
@@ -90,6 +108,7 @@ export function mount(main) {
 
   const stops = [
     live.on('comfy/connection', () => load()),
+    live.on('downloads/finished', () => load()),
     live.on('comfy/queue', (p) => {
       if (!status) return;
       status.comfyui.queue_remaining = p.queue_remaining;

@@ -22,8 +22,8 @@ export function mount(main, context) {
           : h('ul', { class: 'error-line' }, w.readiness.problems.map((/** @type {string} */ p) => h('li', null, p))),
         h('div', { class: 'actions' },
           h('a', { class: 'button', href: `/run?workflow=${w.id}`, 'data-link': true }, 'Run'),
-          w.readiness.missing_models?.length ? h('button', { class: 'link-button', 'data-action': 'install-missing',
-            onclick: () => installMissing(w.id) }, 'Install missing models') : null,
+          w.readiness.missing_models?.length || w.readiness.missing_nodes?.length ? h('button', { class: 'link-button',
+            'data-action': 'install-missing', onclick: () => installMissing(w.id) }, 'What is missing?') : null,
           admin && !w.bundled ? h('button', { class: 'link-button', 'data-action': 'edit-mapping',
             onclick: () => openEditor(w.id) }, 'Edit form') : null))),
       problems.map((/** @type {any} */ p) => h('section', { class: 'card' }, h('h2', null, 'Not loaded'),
@@ -33,21 +33,42 @@ export function mount(main, context) {
     }
   }
 
-  /** Shows what would be downloaded (and what no catalog knows), then queues it. @param {string} id */
+  const VIA = { catalog: 'catalog', workflow: "the workflow's own link", civitai_hash: 'CivitAI (by hash)', civitai_name: 'CivitAI (by name)' };
+
+  /** Shows what would be downloaded, from where, what cannot be found, and which node packs are missing.
+   * @param {string} id */
   async function installMissing(id) {
+    const card = list.querySelector(`[data-workflow="${CSS.escape(id)}"]`);
+    if (!card) return;
+    card.querySelector('.plan')?.remove();
+    const panel = h('div', { class: 'plan', 'data-plan': id }, h('p', { class: 'muted' }, 'Looking for the missing models…'));
+    card.appendChild(panel);
     try {
       const plan = await api.get(`/api/workflows/${id}/missing`);
-      if (!plan.resolvable.length) {
-        toast(`No catalog knows where to get: ${plan.unknown.join(', ')}.`, 'error');
-        return;
-      }
-      const names = plan.resolvable.map((/** @type {any} */ m) => m.name).join(', ');
-      const unknown = plan.unknown.length ? `\nNo catalog has: ${plan.unknown.join(', ')}.` : '';
-      if (!confirm(`Download ${names} (${plan.total_gb} GB)?${unknown}`)) return;
-      await api.post(`/api/workflows/${id}/install-missing`);
-      toast('Queued: see Downloads.', 'success');
+      const size = `${plan.total_gb} GB${plan.unknown_size.length ? ' + files of unknown size' : ''}`;
+      const go = h('button', { class: 'button', 'data-action': 'confirm-install', onclick: async () => {
+        go.setAttribute('disabled', '');
+        try {
+          const answer = await api.post(`/api/workflows/${id}/install-missing`);
+          replace(panel, h('p', { class: 'ready' }, `${answer.queued.length} queued: see Downloads.`),
+            answer.refused.map((/** @type {any} */ r) => h('p', { class: 'error-line' }, `${r.file}: ${r.message}`)));
+        } catch (err) {
+          go.removeAttribute('disabled');
+          toast(message(err), 'error');
+        }
+      } }, `Download ${plan.resolvable.length} (${size})`);
+      replace(panel,
+        plan.resolvable.length ? [h('h3', null, 'Can be downloaded'), h('ul', null, plan.resolvable.map((/** @type {any} */ m) =>
+          h('li', null, h('strong', null, m.file), ` → ${m.dest || '.'} · ${m.size_gb ? `${m.size_gb} GB` : 'size unknown'} · from ${VIA[/** @type {keyof VIA} */ (m.via)] || m.via}`)))] : null,
+        plan.unknown.length ? [h('h3', null, 'Not found anywhere'), h('ul', { class: 'error-line' }, plan.unknown.map((/** @type {string} */ n) => h('li', null, n))),
+          h('p', { class: 'muted small' }, 'Add them to a catalog, or download them from a URL on the Models page.')] : null,
+        plan.nodes.length ? [h('h3', null, 'Missing custom nodes'), h('ul', null, plan.nodes.map((/** @type {any} */ n) => h('li', null, h('strong', null, n.class_type),
+          n.repository ? [' · ', h('a', { href: n.repository, target: '_blank', rel: 'noopener noreferrer' }, n.aux_id || n.cnr_id)] : ' · no repository named'))),
+        h('p', { class: 'muted small' }, 'Install them with ComfyUI-Manager or into ComfyUI/custom_nodes, then restart ComfyUI.')] : null,
+        h('div', { class: 'actions' }, plan.resolvable.length ? go : null,
+          h('button', { class: 'link-button', onclick: () => panel.remove() }, 'Close')));
     } catch (err) {
-      toast(message(err), 'error');
+      replace(panel, h('p', { class: 'error-line' }, message(err)));
     }
   }
 
