@@ -32,6 +32,7 @@ from studio.jobs.service import JobService
 from studio.models.catalog import Catalog, load_catalogs
 from studio.models.extra_paths import read_extra_model_paths
 from studio.models.inventory import ModelInventory
+from studio.models.listing import list_catalogs, pairs
 from studio.models.storage import ModelsRoot
 from studio.paths import DataDir
 from studio.preferences.service import PreferencesService
@@ -123,14 +124,20 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         except ComfyError:
             return None  # validated again by ComfyUI itself when the job is submitted
 
-    jobs = JobService(engine, bus, library, data_dir, object_info, inputs.exists)
-    job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
-                           max_in_flight=lambda: settings.comfyui_max_in_flight,
-                           requeue_lost=settings.studio_requeue_lost_jobs)
     extra_file = settings.extra_model_paths_file
     models_root = ModelsRoot(settings.models_dir, tuple(read_extra_model_paths(extra_file)) if extra_file else ())
     inventory = ModelInventory(engine, bus, models_root)
 
+    def lora_pairs(base_model: str | None) -> list[dict[str, Any]]:
+        """The LoRA catalog's pairs for a base model: what a lora_picker may choose from."""
+        catalogs = load_catalogs(data_dir.catalogs)
+        listing, _ = list_catalogs({"loras": catalogs["loras"]}, inventory.files(), {})
+        return pairs(listing["loras"]["entries"], base_model)
+
+    jobs = JobService(engine, bus, library, data_dir, object_info, inputs.exists, lora_pairs)
+    job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
+                           max_in_flight=lambda: settings.comfyui_max_in_flight,
+                           requeue_lost=settings.studio_requeue_lost_jobs)
     def tokens() -> dict[str, str]:
         """Each secret only for its own hosts; read at every request so page changes apply at once."""
         found = {}

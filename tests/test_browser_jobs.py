@@ -11,6 +11,7 @@ from studio.runtime import Runtime
 from studio.services import Services
 from tests.servers.comfyui import ComfyUITestServer
 from tests.test_browser import browser, page, shoot, sign_in  # noqa: F401 - shared fixtures
+from tests.test_lora_pairs import wan  # noqa: F401 - shared fixture
 from tests.test_workflow_import import png_with
 from tests.ui_workflows import SAMPLER_API, sampler_ui
 
@@ -140,6 +141,28 @@ def test_a_block_workflow_with_a_lora_from_the_form(
     assert job is not None
     assert job.params["loras"] == [{"file": "ink.safetensors", "strength": 0.6}]
     assert any(node["class_type"] == "LoraLoader" for node in job.prompt.values())
+
+
+def test_lora_pairs_from_the_form(
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer, wan: None  # noqa: F811
+) -> None:
+    sign_in(page, runtime.port, services)
+    page.goto(f"http://127.0.0.1:{runtime.port}/run?workflow=wan-pairs")
+    page.get_by_role("button", name="Add a LoRA pair").click()
+    pair = page.locator(".lora-pair").first
+    expect(pair.locator("option[value=squish]")).to_have_text("Squish (high + low) – not installed")
+    expect(pair.locator("option[value=squish]")).to_be_disabled()
+    expect(pair.locator("option[value=detail_xl\\.safetensors]")).to_have_count(0)  # SDXL: not for WAN
+    pair.select_option("orbit")
+    page.locator(".lora-strength").first.fill("0.7")
+    shoot(page, "run-lora-pairs")
+    page.click("#run-button")
+    card = page.locator("#session-jobs .job-card").first
+    expect(card.locator(".badge")).to_have_text("completed", timeout=15_000)
+    sent = comfy_server.prompts_received[-1]["prompt"]
+    assert sent["2"]["inputs"]["lora_2"]["lora"] == "orbit_high.safetensors"
+    assert sent["3"]["inputs"]["lora_1"] == {"on": True, "lora": "orbit_low.safetensors", "strength": 0.7,
+                                             "strengthTwo": None}
 
 
 def test_a_scene_list_from_the_form(page: Page, runtime: Runtime, services: Services) -> None:  # noqa: F811

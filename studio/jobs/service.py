@@ -47,6 +47,7 @@ class JobService:
         data_dir: DataDir,
         object_info: Callable[[], dict[str, Any] | None],
         image_exists: Callable[[str], bool],
+        lora_pairs: Callable[[str | None], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -54,6 +55,7 @@ class JobService:
         self.data_dir = data_dir
         self.object_info = object_info
         self.image_exists = image_exists
+        self.lora_pairs = lora_pairs
         # Woken whenever there may be work for the dispatcher (a new job, a resume, a cancel).
         self.wakeup = threading.Event()
 
@@ -61,7 +63,7 @@ class JobService:
 
     def submit(self, workflow_id: str, raw: dict[str, Any], *, owner: Identity, count: int = 1) -> list[dict]:
         workflow = self.library.get(workflow_id)
-        values = workflow_params.validate(workflow, raw, self.object_info(), self.image_exists)
+        values = workflow_params.validate(workflow, raw, self.object_info(), self.image_exists, self.lora_pairs)
         count = max(1, min(count, MAX_BATCH))
 
         def work(session: Session) -> list[Job]:

@@ -59,6 +59,8 @@ class ComfyUITestServer(FileRoutes):
             {"name": "cpu", "type": "cpu", "index": None, "vram_total": 25276510208, "vram_free": 23747248128,
              "torch_vram_total": 25276510208, "torch_vram_free": 23747248128}
         ]
+        # Custom node packs "installed" in this server (class_type → its /object_info entry).
+        self.custom_nodes: dict[str, dict[str, Any]] = {}
         self.node_delays: dict[str, float] = {}
         self.fail_nodes: dict[str, tuple[str, str]] = {}
         self._step_delay_s = 0.0
@@ -89,7 +91,8 @@ class ComfyUITestServer(FileRoutes):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ComfyUITestServer:
-        self.worker = PromptWorker(emit=self._emit, object_info=_BASE_OBJECT_INFO, root=self.root)
+        self.worker = PromptWorker(emit=self._emit, object_info={**_BASE_OBJECT_INFO, **self.custom_nodes},
+                                   root=self.root)
         self.worker.node_delays = self.node_delays
         self.worker.fail_nodes = self.fail_nodes
         self.worker.step_delay_s = self._step_delay_s
@@ -255,8 +258,13 @@ class ComfyUITestServer(FileRoutes):
             if path != "/ws":
                 app.router.add_route(method, "/api" + path, handler)
 
+    def install_node(self, class_type: str, info: dict[str, Any]) -> None:
+        self.custom_nodes[class_type] = info
+        if self.worker is not None:
+            self.worker.object_info[class_type] = info
+
     def object_info(self) -> dict[str, Any]:
-        info = dict(_BASE_OBJECT_INFO)
+        info = {**_BASE_OBJECT_INFO, **self.custom_nodes}
         for (class_type, input_name), folder in MODEL_COMBOS.items():
             if class_type in info:
                 node = copy.deepcopy(info[class_type])

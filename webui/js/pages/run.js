@@ -88,6 +88,37 @@ function control(spec, value, choices) {
       return h('div', null, list, h('button', { type: 'button', class: 'link-button', disabled: !(choices || []).length,
         onclick: () => addRow({}) }, (choices || []).length ? 'Add a LoRA' : 'No LoRAs installed'));
     }
+    case 'lora_picker': {
+      // WAN 2.2 LoRAs come in high/low-noise pairs: one choice here puts each half in its loader.
+      const list = h('div', { class: 'lora-list', id, 'data-type': spec.type, 'data-name': spec.id });
+      const max = spec.max_pairs ?? spec.max_loras ?? 4;
+      const add = h('button', { type: 'button', class: 'link-button', disabled: true }, 'Loading LoRA pairs…');
+      /** @type {any[]} */
+      let pairs = [];
+      /** @param {any} p */
+      const usable = (p) => [p.high, p.low, p.both].filter(Boolean).every((m) => !choices || choices.includes(m.file));
+      /** @param {{pair_id?: string, strength?: number}} item */
+      const addRow = (item) => {
+        if (list.children.length >= max) return;
+        const row = h('div', { class: 'row lora-row' },
+          h('select', { class: 'lora-pair', 'aria-label': 'LoRA pair' }, pairs.map((p) => h('option', {
+            value: p.pair_id, selected: p.pair_id === item.pair_id, disabled: !usable(p) },
+          `${p.name}${p.both ? '' : ' (high + low)'}${usable(p) ? '' : ' – not installed'}`))),
+          h('input', { class: 'lora-strength', type: 'number', step: 0.05, min: -10, max: 10, value: item.strength ?? 1, 'aria-label': 'Strength' }),
+          h('button', { type: 'button', class: 'link-button', 'aria-label': 'Remove', onclick: () => row.remove() }, '×'));
+        list.append(row);
+      };
+      const base = spec.base_model;
+      api.get(`/api/loras/pairs${base ? `?base_model=${encodeURIComponent(base)}` : ''}`).then(({ items }) => {
+        pairs = items;
+        (Array.isArray(value) ? value : []).forEach(addRow);
+        const any = pairs.some(usable);
+        add.textContent = any ? 'Add a LoRA pair' : `No LoRA pairs installed${base ? ` for ${base}` : ''}`;
+        if (any) add.removeAttribute('disabled');
+      }).catch((err) => { add.textContent = message(err); });
+      add.addEventListener('click', () => addRow({ pair_id: pairs.find(usable)?.pair_id }));
+      return h('div', null, list, add);
+    }
     case 'scene_list': {
       const list = h('ol', { class: 'scene-list', id, 'data-name': spec.id });
       /** @param {{prompt?: string, duration?: number, seed?: number}} scene */
@@ -129,6 +160,13 @@ function collect(form, inputs) {
       }));
       continue;
     }
+    if (spec.type === 'lora_picker') {
+      params[spec.id] = [...form.querySelectorAll(`[data-name="${spec.id}"] .lora-row`)].map((row) => ({
+        pair_id: /** @type {HTMLSelectElement} */ (row.querySelector('.lora-pair')).value,
+        strength: Number(/** @type {HTMLInputElement} */ (row.querySelector('.lora-strength')).value),
+      }));
+      continue;
+    }
     if (spec.type === 'scene_list') {
       params[spec.id] = [...form.querySelectorAll(`[data-name="${spec.id}"] .scene-row`)].map((row) => ({
         prompt: /** @type {HTMLTextAreaElement} */ (row.querySelector('.scene-prompt')).value,
@@ -148,7 +186,6 @@ function collect(form, inputs) {
     if (spec.type === 'boolean') params[spec.id] = field.checked;
     else if (['int', 'float', 'seed'].includes(spec.type)) params[spec.id] = field.value === '' ? null : Number(field.value);
     else if (field.tagName === 'SELECT') params[spec.id] = field.value ? JSON.parse(field.value) : null;
-    else if (spec.type === 'lora_picker') params[spec.id] = JSON.parse(field.value || 'null');
     else params[spec.id] = field.value;
   }
   return params;
@@ -175,7 +212,7 @@ export function mount(main) {
       const inputs = wf.manifest.inputs.filter((/** @type {any} */ s) => !s.hidden);
       const field = (/** @type {any} */ spec) => h('div', { class: 'field', 'data-field': spec.id },
         spec.type === 'resolution_picker' ? h('span', { class: 'label' }, spec.name) : h('label', { for: `param-${spec.id}` }, spec.name),
-        control(spec, prefill[spec.id] ?? wf.manifest.defaults?.[spec.id] ?? spec.default, wf.choices?.[spec.id]),
+        control({ ...spec, base_model: spec.base_model ?? wf.manifest.base_model }, prefill[spec.id] ?? wf.manifest.defaults?.[spec.id] ?? spec.default, wf.choices?.[spec.id]),
         spec.description ? h('p', { class: 'muted small' }, spec.description) : null,
         h('p', { class: 'error-line field-error' }));
       const errorLine = h('p', { class: 'error-line', role: 'alert' });
