@@ -85,9 +85,15 @@ def test_titles_name_prompts_and_app_mode_wins() -> None:
     titled["6"]["_meta"]["title"] = "Subject"
     found = {p["id"]: p for p in detect(titled, OBJECT_INFO)}
     assert found["positive_prompt"]["name"] == "Subject"
-    app_mode = {"extra": {"linearData": {"inputs": [["6", "text"], ["3", "steps"]]}}}
+    # ComfyUI's App Mode, as its frontend saves it: [node id, widget, config?] in the order shown.
+    app_mode = {"extra": {"linearMode": True, "linearData": {
+        "inputs": [["6", "text", {"height": 160, "description": "What to draw"}], ["3", "seed"], ["3", "steps"],
+                   ["99", "text"]],  # a node that is gone is skipped, not an error
+        "outputs": ["9"]}}}
     chosen = [p for p in detect(SAMPLER_API, OBJECT_INFO, app_mode) if not p.get("advanced")]
-    assert [(p["node_id"], p["field"]) for p in chosen] == [("6", "text"), ("3", "steps")]
+    assert [(p["node_id"], p["field"]) for p in chosen] == [("6", "text"), ("3", "seed"), ("3", "steps")]
+    assert (chosen[0]["type"], chosen[0]["description"]) == ("text", "What to draw")
+    assert (chosen[1]["id"], chosen[1]["type"], chosen[1]["default"]) == ("seed", "seed", -1)
 
 
 def test_import_a_png_detect_the_form_and_run_it(client: FlaskClient, runtime: Runtime) -> None:

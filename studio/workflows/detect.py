@@ -91,18 +91,27 @@ def _trace_conditioning(prompt: dict[str, Any], start: Any, seen: set[str] | Non
     return found
 
 
-def _linear_data(ui: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """App Mode's chosen inputs as (node id, input name), when the UI workflow carries them."""
+def _linear_data(ui: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """App Mode's chosen inputs, in its order: ComfyUI's frontend saves ``extra.linearData.inputs``
+    as ``[node id, widget name, config?]`` tuples (config may carry a ``description``)."""
     extra = (ui or {}).get("extra") or {}
     data = extra.get("linearData") or {}
     pairs = data.get("inputs") if isinstance(data, dict) else data
     found = []
     for item in pairs or []:
         if isinstance(item, list | tuple) and len(item) >= 2:
-            found.append((str(item[0]), str(item[1])))
+            config = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
+            found.append((str(item[0]), str(item[1]), config))
         elif isinstance(item, dict) and "nodeId" in item and ("widgetName" in item or "name" in item):
-            found.append((str(item["nodeId"]), str(item.get("widgetName") or item.get("name"))))
+            found.append((str(item["nodeId"]), str(item.get("widgetName") or item.get("name")), {}))
     return found
+
+
+def app_mode_outputs(ui: dict[str, Any] | None) -> list[str]:
+    """The output node ids App Mode shows (``extra.linearData.outputs``), if any."""
+    data = ((ui or {}).get("extra") or {}).get("linearData")
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    return [str(node_id) for node_id in outputs or [] if isinstance(node_id, str | int)]
 
 
 def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, Any] | None = None) -> list[dict]:
@@ -140,10 +149,19 @@ def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, An
 
     app_mode = _linear_data(ui)
     if app_mode:
-        for node_id, field in app_mode:
-            if literal(node_id, field) and (node_id, field) not in claimed:
-                title = _title(prompt[node_id]) or prompt[node_id]["class_type"]
-                add(node_id, field, slug(f"{title}_{field}"), f"{title}: {field.replace('_', ' ')}")
+        for node_id, field, config in app_mode:
+            if node_id not in prompt or not literal(node_id, field) or (node_id, field) in claimed:
+                continue
+            node = prompt[node_id]
+            title = _title(node) or node["class_type"]
+            described = {"description": str(config["description"])} if config.get("description") else {}
+            if node["class_type"] in SAMPLERS and field in SAMPLER_FIELDS:
+                base, name, forced = SAMPLER_FIELDS[field]
+                add(node_id, field, base, name, forced, **described)
+            elif field == "text" and isinstance(node["inputs"][field], str):
+                add(node_id, field, slug(f"{title}_{field}"), title, "text", **described)
+            else:
+                add(node_id, field, slug(f"{title}_{field}"), f"{title}: {field.replace('_', ' ')}", **described)
     else:
         roles: dict[str, str] = {}
         for node in prompt.values():

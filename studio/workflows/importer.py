@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
 from studio.errors import BadRequest, Conflict, Unprocessable
-from studio.workflows.detect import detect, slug
+from studio.workflows.detect import app_mode_outputs, detect, slug
 from studio.workflows.library import WorkflowLibrary, load_folder
 from studio.workflows.manifest import Manifest
 from studio.workflows.sources import model_sources, node_sources
@@ -110,6 +110,9 @@ class WorkflowImporter:
         outputs = [{"id": f"{kind}_{node_id}", "name": str((node.get("_meta") or {}).get("title") or kind),
                     "type": kind, "node_id": node_id}
                    for node_id, node in prompt.items() if (kind := OUTPUT_NODES.get(node["class_type"]))]
+        shown = app_mode_outputs(ui)
+        if shown and any(output["node_id"] in shown for output in outputs):
+            outputs = [output for output in outputs if output["node_id"] in shown]
         if not outputs:
             raise Unprocessable("The workflow saves nothing: add a Save Image (or video) node.", code="no_outputs")
         raw = {
