@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from flask.testing import FlaskClient
 from playwright.sync_api import Page, expect
 from sqlmodel import Session
 
@@ -163,6 +164,25 @@ def test_lora_pairs_from_the_form(
     assert sent["2"]["inputs"]["lora_2"]["lora"] == "orbit_high.safetensors"
     assert sent["3"]["inputs"]["lora_1"] == {"on": True, "lora": "orbit_low.safetensors", "strength": 0.7,
                                              "strengthTwo": None}
+
+
+def test_reorder_the_waiting_queue(
+    page: Page, runtime: Runtime, services: Services, client: FlaskClient  # noqa: F811
+) -> None:
+    from tests.jobs_helpers import run, upload_image
+
+    client.post("/api/queue/pause")
+    first, second, third = (j["id"] for j in run(client, "image-resize", {"image": upload_image(client)}, count=3))
+    sign_in(page, runtime.port, services)
+    page.get_by_role("link", name="Queue").click()
+    rows = page.locator("#queue-waiting li")
+    expect(rows).to_have_count(3)
+    rows.nth(0).get_by_role("button", name="Move down").click()
+    expect(rows.nth(0)).to_have_attribute("data-job", second)
+    expect(rows.nth(1)).to_have_attribute("data-job", first)
+    rows.nth(2).drag_to(rows.nth(0))
+    expect(rows.nth(0)).to_have_attribute("data-job", third)
+    shoot(page, "queue-reordered")
 
 
 def test_a_scene_list_from_the_form(page: Page, runtime: Runtime, services: Services) -> None:  # noqa: F811

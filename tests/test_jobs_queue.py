@@ -125,3 +125,34 @@ def test_round_robin_between_people(settings: Settings, comfy_server: ComfyUITes
         assert order[:4] in ([admin_id, hal_id, admin_id, hal_id], [hal_id, admin_id, hal_id, admin_id])
     finally:
         runtime.stop()
+
+
+def test_reorder_waiting_jobs_and_who_may_jump_whom(app: Flask, client: FlaskClient, runtime: Runtime) -> None:
+    client.post("/api/queue/pause")
+    image = upload_image(client)
+    a, b, c, d = (j["id"] for j in run(client, "image-resize", {"image": image}, count=4))
+
+    def order(viewer: FlaskClient = client) -> list[str]:
+        return [j["id"] for j in viewer.get("/api/queue").get_json()["queued"]]
+
+    assert client.post(f"/api/jobs/{a}/move", json={"before": d}).status_code == 200
+    assert order() == [b, c, a, d]
+    client.post(f"/api/jobs/{b}/move", json={"before": None})
+    assert order() == [c, a, d, b]
+    client.post(f"/api/jobs/{d}/move", json={"before": c})
+    assert order() == [d, c, a, b]
+    assert client.post(f"/api/jobs/{d}/move", json={"before": "no-such-job"}).status_code == 409
+    client.post(f"/api/jobs/{c}/cancel")
+    assert client.post(f"/api/jobs/{c}/move", json={"before": None}).status_code == 409
+
+    ivy = signed_in_user(app, client, "ivy")
+    mine, second = (j["id"] for j in run(ivy, "image-resize", {"image": upload_image(ivy)}, count=2))
+    refused = ivy.post(f"/api/jobs/{second}/move", json={"before": d})
+    assert refused.status_code == 403  # ahead of the admin's job: not hers to decide
+    assert ivy.post(f"/api/jobs/{second}/front").status_code == 200  # front of her own jobs
+    assert order(ivy) == [second, mine]
+    assert order()[:3] == [d, a, b]
+    assert client.post(f"/api/jobs/{mine}/front").status_code == 200  # an admin may put anyone first
+    assert order()[0] == mine
+    client.post("/api/queue/resume")
+    assert wait_status(client, mine)["status"] == "completed"

@@ -116,6 +116,17 @@ def move_to_front(job_id: str) -> Response:
     return jsonify(services().jobs.move_to_front(job_id, actor=current_identity()))
 
 
+class MoveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    before: str | None = Field(None, max_length=36, description="the waiting job to go before; null = last")
+
+
+@bp.post("/jobs/<job_id>/move")
+def move_job(job_id: str) -> Response:
+    body = parse_json(MoveRequest)
+    return jsonify(services().jobs.move(job_id, before=body.before, actor=current_identity()))
+
+
 @bp.post("/jobs/<job_id>/retry")
 @allow_run_scope
 def retry_job(job_id: str) -> Response:

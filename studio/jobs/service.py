@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from studio.auth.service import Identity
 from studio.db import transition, write_with_retry
-from studio.errors import Conflict, NotFound
+from studio.errors import Conflict, Forbidden, NotFound
 from studio.events import EventBus
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.views import job_view
@@ -215,15 +215,42 @@ class JobService:
     # -- changing -------------------------------------------------------------------------------
 
     def move_to_front(self, job_id: str, *, actor: Identity) -> dict:
+        """An admin's "to front" goes before everyone's jobs; a user's, before their own."""
+        with Session(self.engine) as session:
+            order = self._waiting(session, None if actor.is_admin else actor.user_id)
+        first = next((job.id for job in order if job.id != job_id), None)
+        if first is None:
+            return job_view(self._job(job_id, actor))
+        return self.move(job_id, before=first, actor=actor, jump=actor.is_admin)
+
+    def move(self, job_id: str, *, before: str | None, actor: Identity, jump: bool = False) -> dict:
+        """Places a waiting job just before another waiting job, or last when ``before`` is None.
+
+        The queue is ordered by (priority, position); the job takes the priority of its new
+        neighbour and a position between its neighbours, so nothing else is renumbered. A user
+        reorders among their own jobs; only an admin can put a job ahead of someone else's, and an
+        admin's ``jump`` also lifts it above the round-robin between users.
+        """
         self._job(job_id, actor)
 
         def work(session: Session) -> Job:
             job = session.get(Job, job_id)
             if job is None or job.status is not JobStatus.QUEUED:
                 raise Conflict("Only a waiting job can be moved.", code="job_not_queued")
-            first = session.exec(select(func.min(Job.position))).one() or 0.0
-            job.position = first - 1
-            job.priority = 1
+            order = [j for j in self._waiting(session, None) if j.id != job_id]
+            if before is None:
+                job.priority = 0
+                job.position = max((j.position for j in order), default=0.0) + 1
+            else:
+                index = next((i for i, j in enumerate(order) if j.id == before), None)
+                if index is None:
+                    raise Conflict("The job to move before is not waiting.", code="job_not_queued")
+                target = order[index]
+                if target.owner_id != job.owner_id and not actor.is_admin:
+                    raise Forbidden("Only an admin can move a job ahead of someone else's.", code="admin_only")
+                previous = order[index - 1] if index > 0 and order[index - 1].priority == target.priority else None
+                job.priority = max(target.priority, 1) if jump else target.priority
+                job.position = (previous.position + target.position) / 2 if previous else target.position - 1
             session.add(job)
             return job
 
@@ -231,6 +258,13 @@ class JobService:
         self.publish(job)
         self.wakeup.set()
         return job_view(job)
+
+    @staticmethod
+    def _waiting(session: Session, owner_id: int | None) -> builtins.list[Job]:
+        query = select(Job).where(Job.status == JobStatus.QUEUED)
+        if owner_id is not None:
+            query = query.where(Job.owner_id == owner_id)
+        return builtins.list(session.exec(query.order_by(col(Job.priority).desc(), col(Job.position))))
 
     def owned(self, job_id: str, *, actor: Identity) -> Job:
         """The job, if ``actor`` may act on it (its owner or an admin); 404 otherwise."""

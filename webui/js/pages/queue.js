@@ -5,8 +5,12 @@ import { followJobs, jobCard, message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
 
-/** @param {HTMLElement} main */
-export function mount(main) {
+/** @param {HTMLElement} main @param {{me: any}} context */
+export function mount(main, context) {
+  const me = context?.me;
+  const admin = me?.user.role === 'admin';
+  /** Drag a waiting job onto another to put it there. */
+  let dragged = '';
   const running = h('div', { id: 'queue-running', class: 'job-list' });
   const waiting = h('ol', { id: 'queue-waiting', class: 'job-list waiting' });
   const pauseButton = h('button', { class: 'button', id: 'pause' }, 'Pause');
@@ -19,10 +23,18 @@ export function mount(main) {
       pauseButton.textContent = paused ? 'Resume' : 'Pause';
       replace(running, state.running.length ? state.running.map((/** @type {any} */ j) => jobCard(j, { compact: true, onChange: load }))
         : h('p', { class: 'muted' }, 'Nothing is running.'));
-      replace(waiting, state.queued.length ? state.queued.map((/** @type {any} */ j, /** @type {number} */ i) => h('li', { 'data-job': j.id },
+      /** @type {any[]} */
+      const queued = state.queued;
+      const mine = (/** @type {any} */ j) => admin || j.owner_id === me?.user.id;
+      replace(waiting, queued.length ? queued.map((j, i) => h('li', { 'data-job': j.id, draggable: mine(j) ? 'true' : undefined },
         h('span', { class: 'muted' }, `${i + 1}.`), h('strong', null, j.workflow_name),
+        h('span', { class: 'muted small mono', title: j.id }, j.id.slice(0, 8)),
         h('span', { class: 'muted small' }, j.params?.positive_prompt ? ` — ${String(j.params.positive_prompt).slice(0, 80)}` : ''),
         h('span', { class: 'row' },
+          i > 0 && mine(queued[i - 1]) ? h('button', { class: 'link-button', 'aria-label': 'Move up', title: 'Move up',
+            onclick: () => act(`/api/jobs/${j.id}/move`, { before: queued[i - 1].id }) }, '↑') : null,
+          i < queued.length - 1 && mine(queued[i + 1]) ? h('button', { class: 'link-button', 'aria-label': 'Move down', title: 'Move down',
+            onclick: () => act(`/api/jobs/${j.id}/move`, { before: queued[i + 2]?.id ?? null }) }, '↓') : null,
           i > 0 ? h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/front`) }, 'To front') : null,
           h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/cancel`) }, 'Cancel'))))
         : h('p', { class: 'muted' }, 'No job is waiting.'));
@@ -31,16 +43,26 @@ export function mount(main) {
     }
   }
 
-  /** @param {string} path */
-  async function act(path) {
+  /** @param {string} path @param {any} [body] */
+  async function act(path, body) {
     try {
-      await api.post(path);
+      await api.post(path, body);
       load();
     } catch (err) {
       toast(message(err), 'error');
     }
   }
 
+  waiting.addEventListener('dragstart', (e) => {
+    dragged = /** @type {HTMLElement} */ (e.target).closest('li')?.dataset.job || '';
+  });
+  waiting.addEventListener('dragover', (e) => { if (dragged) e.preventDefault(); });
+  waiting.addEventListener('drop', (e) => {
+    e.preventDefault();
+    const target = /** @type {HTMLElement} */ (e.target).closest('li')?.dataset.job;
+    if (dragged && target && target !== dragged) act(`/api/jobs/${dragged}/move`, { before: target });
+    dragged = '';
+  });
   pauseButton.addEventListener('click', () => act(paused ? '/api/queue/resume' : '/api/queue/pause'));
   const stops = [
     followJobs(running, (job) => ['submitted', 'running'].includes(job.status), { compact: true, onChange: load }),
