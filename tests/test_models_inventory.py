@@ -254,3 +254,20 @@ def test_lora_pairs_group_high_and_low_by_pair_id_and_filter_by_base_model(
     everything = client.get("/api/loras/pairs").get_json()["items"]
     assert [p["name"] for p in everything] == ["Detail", "Motion"]
     assert everything[0]["both"]["file"] == "detail.safetensors"
+
+
+def test_the_bundled_catalogs_load_cleanly_and_cover_the_bundled_workflows(services: Services) -> None:
+    from studio.models.catalog import BUNDLED_DIR, load_catalogs
+
+    catalogs = load_catalogs(services.data_dir.catalogs / "none-here", BUNDLED_DIR)
+    assert all(not catalog.problems for catalog in catalogs.values())
+    entries = [entry for catalog in catalogs.values() for _, entry in catalog.entries]
+    assert entries
+    for entry in entries:
+        assert services.downloads.source_url(entry), entry.name
+        services.models_root.target(entry.dest, entry.file)  # a safe place inside the models folder
+    files = {entry.file for entry in entries}
+    for workflow in services.library.all():
+        for node in workflow.prompt.values():
+            if node["class_type"] == "CheckpointLoaderSimple":
+                assert node["inputs"]["ckpt_name"] in files, workflow.id
