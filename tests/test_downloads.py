@@ -139,11 +139,15 @@ def test_studio_stopped_mid_download_resumes_after_restart(
     files.delay_per_chunk = 0.0
     reborn = build_services(settings)
     upgrade(reborn.engine)
+    seen: list[str] = []
+    reborn.bus.subscribe(lambda e: seen.append(e.payload["status"]) if e.type == "downloads/update" else None)
     reborn.downloads.start()
     try:
         wait_until(lambda: reborn.downloads.get(item["id"]).status.value == "completed", timeout=20)
     finally:
         reborn.downloads.stop()
+    # the kept part is re-read (and shown as verifying) before the transfer carries on
+    assert seen.index("verifying") < len(seen) - 1 - seen[::-1].index("downloading")
     assert (services.models_root.root / "unet" / "model.safetensors").read_bytes() == MODEL
     resumed = [r["range"] for r in files.requests][-1]
     assert resumed is not None

@@ -45,6 +45,8 @@ from studio.models.storage import PICKLE_SUFFIXES, ModelsRoot
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+# A worker owns the row in these states; whatever ends its attempt moves it on from either.
+WORKING = (DownloadStatus.DOWNLOADING, DownloadStatus.VERIFYING)
 SPACE_MARGIN = 256 * 1024 * 1024
 
 
@@ -179,7 +181,8 @@ class DownloadManager:
         return item
 
     def pause(self, download_id: str) -> dict[str, Any]:
-        item = self._set(download_id, DownloadStatus.PAUSED, (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING))
+        item = self._set(download_id, DownloadStatus.PAUSED, (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING,
+                                                             DownloadStatus.VERIFYING))
         self._signal(download_id)
         return view(item or self.get(download_id))
 
@@ -259,6 +262,12 @@ class DownloadManager:
                                      updated_at=datetime.now(UTC))))
             self._publish(item, progress.speed)
 
+        def verifying(started: bool) -> None:
+            if started:
+                self._set(item.id, DownloadStatus.VERIFYING, (DownloadStatus.DOWNLOADING,))
+            else:
+                self._set(item.id, DownloadStatus.DOWNLOADING, (DownloadStatus.VERIFYING,))
+
         try:
             url, expected = item.url, item.expected_sha256
             if item.source == "huggingface":  # signed storage URLs expire: resolve again on every attempt
@@ -270,14 +279,14 @@ class DownloadManager:
             digest = fetch(self.session, url, target, tokens=self.tokens(), expected_sha256=expected,
                            should_stop=stop.is_set, report=report,
                            free_bytes=lambda: shutil.disk_usage(self.root.root).free, margin=self.margin,
-                           stall=self.stall)
+                           stall=self.stall, verifying=verifying)
         except Stopped:
             with Session(self.engine) as session:
                 current = session.get(Download, item.id)
             if current is not None and current.status is DownloadStatus.CANCELLED:
                 self._discard_part(current)
         except DiskFull as err:
-            self._set(item.id, DownloadStatus.PAUSED, (DownloadStatus.DOWNLOADING,), error=str(err))
+            self._set(item.id, DownloadStatus.PAUSED, WORKING, error=str(err))
         except FatalTransferError as err:
             self._fail(item, str(err))
         except TransferError as err:
@@ -286,12 +295,12 @@ class DownloadManager:
             else:
                 delay = min(300.0, 2.0 ** item.attempts) * random.uniform(0.5, 1.0)
                 log.info("download %s: %s; retrying in %.0fs", item.name, err, delay)
-                self._set(item.id, DownloadStatus.QUEUED, (DownloadStatus.DOWNLOADING,),
+                self._set(item.id, DownloadStatus.QUEUED, WORKING,
                           retry_at=datetime.now(UTC) + timedelta(seconds=delay), error=str(err))
         except OSError as err:  # the disk or the folder, not the network (transfer.py sorts those out)
             self._fail(item, f"Writing the file failed: {err.strerror or type(err).__name__}")
         else:
-            done = self._set(item.id, DownloadStatus.COMPLETED, (DownloadStatus.DOWNLOADING,), sha256=digest,
+            done = self._set(item.id, DownloadStatus.COMPLETED, WORKING, sha256=digest,
                              error=None, finished_at=datetime.now(UTC), bytes_done=target.stat().st_size,
                              total_bytes=target.stat().st_size)
             if done is not None:
@@ -304,7 +313,7 @@ class DownloadManager:
             threading.Thread(target=self.pump, daemon=True).start()
 
     def _fail(self, item: Download, message: str) -> None:
-        failed = self._set(item.id, DownloadStatus.FAILED, (DownloadStatus.DOWNLOADING,), error=message,
+        failed = self._set(item.id, DownloadStatus.FAILED, WORKING, error=message,
                            finished_at=datetime.now(UTC))
         if failed is not None:
             self.bus.publish("downloads/finished", {"id": failed.id, "name": failed.name, "status": "failed",

@@ -86,12 +86,22 @@ def fetch(
     free_bytes: Callable[[], int],
     margin: int,
     stall: Stall | None = None,
+    verifying: Callable[[bool], None] = lambda _: None,
 ) -> str:
-    """Downloads ``url`` to ``target``; returns the file's SHA-256. Raises the errors above."""
+    """Downloads ``url`` to ``target``; returns the file's SHA-256. Raises the errors above.
+
+    ``verifying(True)`` / ``verifying(False)`` bracket re-reading a partial file, which for a
+    20 GB model takes a while and should not look like a stuck download.
+    """
     stall = stall or Stall()
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest, offset = _hash_existing(part) if part.is_file() else (hashlib.sha256(), 0)
+    if part.is_file() and part.stat().st_size:
+        verifying(True)
+        digest, offset = _hash_existing(part)
+        verifying(False)
+    else:
+        digest, offset = hashlib.sha256(), 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
         response = _get(session, url, headers, tokens)
