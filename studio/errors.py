@@ -96,6 +96,13 @@ class TooManyRequests(StudioError):
         )
 
 
+class InsufficientStorage(StudioError):
+    """The disk cannot hold what was asked for (a download bigger than the free space)."""
+
+    status = 507
+    code = "not_enough_space"
+
+
 class ServiceUnavailable(StudioError):
     """Something Studio depends on (ComfyUI, the database) cannot be reached right now."""
 

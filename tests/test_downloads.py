@@ -229,6 +229,16 @@ def test_not_enough_space_is_refused_up_front(
     assert failed["error"].startswith("Not enough disk space")
     assert not (services.models_root.root / "checkpoints" / "huge.safetensors").exists()
 
+    services.downloads.margin = 0  # a catalog entry says its size: refused before anything is queued
+    huge = {"version": 1, "categories": [{"id": "checkpoints", "models": [
+        {"name": "Huge", "file": "huge2.safetensors", "dest": "checkpoints", "source": "url", "size_gb": 10**6,
+         "url": files.url("/model.safetensors")}]}]}
+    (services.data_dir.catalogs / "models.json").write_text(__import__("json").dumps(huge))
+    refused = client.post("/api/downloads", json={"catalog_file": "huge2.safetensors"})
+    assert refused.status_code == 507
+    assert refused.get_json()["error"]["code"] == "not_enough_space"
+    assert refused.get_json()["error"]["message"].startswith("Not enough disk space for huge2.safetensors: it needs")
+
 
 def test_the_models_list_shows_catalog_status_problems_and_unlisted_files(
     client: FlaskClient, runtime: Runtime, services: Services, files: FileServer

@@ -37,7 +37,7 @@ from studio.downloads.transfer import (
     TransferError,
     fetch,
 )
-from studio.errors import BadRequest, Conflict, NotFound
+from studio.errors import BadRequest, Conflict, InsufficientStorage, NotFound
 from studio.events import EventBus
 from studio.models.catalog import CatalogEntry
 from studio.models.storage import PICKLE_SUFFIXES, ModelsRoot
@@ -124,6 +124,8 @@ class DownloadManager:
         if target.is_file():
             raise Conflict(f"{file_name} is already in the models folder.", code="already_installed")
         relative = self.root.relative(target)
+        if expected_size:
+            self._check_space(file_name, expected_size)
         item = Download(id=str(uuid.uuid4()), name=name or file_name, path=relative, url=url, source=source,
                         expected_sha256=expected_sha256, expected_size=expected_size, requested_by=requested_by)
 
@@ -140,6 +142,19 @@ class DownloadManager:
         self._publish(item)
         threading.Thread(target=self.pump, daemon=True).start()
         return view(item)
+
+    def _check_space(self, file_name: str, size: int) -> None:
+        """Refuses up front what cannot fit next to everything already waiting to download."""
+        with Session(self.engine) as session:
+            waiting = session.exec(select(Download).where(
+                col(Download.status).in_([*ACTIVE, DownloadStatus.PAUSED]))).all()
+        promised = sum(max(0, (d.total_bytes or d.expected_size or 0) - d.bytes_done) for d in waiting)
+        free = shutil.disk_usage(self.root.root if self.root.root.exists() else self.root.root.parent).free
+        if size + promised + self.margin > free:
+            gb = 1024**3
+            raise InsufficientStorage(
+                f"Not enough disk space for {file_name}: it needs {size / gb:.1f} GB, "
+                f"{free / gb:.1f} GB are free and {promised / gb:.1f} GB are already promised to queued downloads.")
 
     def source_url(self, entry: CatalogEntry) -> str | None:
         """Where a catalog entry downloads from; None when it names no source."""
