@@ -13,6 +13,7 @@ from studio.services import Services
 from tests.servers.comfyui import ComfyUITestServer
 from tests.test_browser import browser, page, shoot, sign_in  # noqa: F401 - shared fixtures
 from tests.test_lora_pairs import wan  # noqa: F401 - shared fixture
+from tests.test_models_inventory import LORAS
 from tests.test_workflow_import import png_with
 from tests.ui_workflows import SAMPLER_API, sampler_ui
 
@@ -277,12 +278,6 @@ def test_download_a_catalog_model_and_watch_the_queue(
         files.stop()
 
 
-LORA_CATALOG = {"version": 1, "categories": [{"id": "loras", "name": "LoRAs", "models": [
-    {"name": "Motion (High)", "file": "motion_high.safetensors", "dest": "loras", "source": "url", "size_gb": 0.3,
-     "base_model": "WAN 2.2", "pair_id": "motion", "pair_role": "high", "url": "http://127.0.0.1:9/h"},
-    {"name": "Motion (Low)", "file": "motion_low.safetensors", "dest": "loras", "source": "url", "size_gb": 0.3,
-     "base_model": "WAN 2.2", "pair_id": "motion", "pair_role": "low", "url": "http://127.0.0.1:9/l"},
-    {"name": "Detail", "file": "detail.safetensors", "dest": "loras", "source": "url", "size_gb": 0.1,
-     "base_model": "SDXL", "url": "http://127.0.0.1:9/d"},
-    {"file": "nameless.safetensors", "dest": "loras", "source": "url", "size_gb": 0.1, "name": ""},
-]}]}
+LORA_CATALOG = {"version": 1, "categories": [{**LORAS["categories"][0], "models": [
+    *LORAS["categories"][0]["models"],
+    {"file": "nameless.safetensors", "dest": "loras", "source": "url", "size_gb": 0.1, "name": ""}]}]}

@@ -3,7 +3,6 @@ import and removal, batch downloads and LoRA pairs."""
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,12 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from studio.config import Settings
-from studio.db import upgrade
 from studio.events import Event
 from studio.models.inventory import ModelInventory
-from studio.paths import DataDir
 from studio.runtime import Runtime
-from studio.services import Services, build_services
+from studio.services import Services
 from tests.conftest import signed_in_user, wait_until
 from tests.servers.files import FileServer
 
@@ -67,15 +64,6 @@ def settings(tmp_path: Path, comfy_server, extra_folder: Path) -> Settings:  # t
     yaml_file.write_text(f"a111:\n    base_path: {tmp_path / 'webui'}\n    loras: models/Lora\n")
     return Settings(studio_dir=tmp_path / "studio", comfyui_url=comfy_server.url, comfyui_reconnect_max_s=0.5,
                     comfyui_extra_model_paths=yaml_file)
-
-
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    DataDir(settings.studio_dir).ensure()
-    built = build_services(settings)
-    upgrade(built.engine)
-    yield built
-    built.engine.dispose()
 
 
 LORAS = {"version": 2, "date": "2026-11-01 10:00", "categories": [{"id": "loras", "name": "LoRAs", "models": [
