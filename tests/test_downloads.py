@@ -174,6 +174,19 @@ def test_pause_resume_and_cancel(client: FlaskClient, runtime: Runtime, services
     wait_until(lambda: not other_part.exists())
     assert not (services.models_root.root / "loras" / "other.safetensors").exists()
 
+    # for all at once: a failed one is retried, then everything unfinished is cancelled
+    files.delay_per_chunk = 0.0
+    missing = start(client, url=files.url("/gone.safetensors"), dest="loras", file="gone.safetensors")
+    assert wait_download(client, missing["id"], {"failed"})["error"] == "The server has no such file (HTTP 404)."
+    files.files["/gone.safetensors"] = MODEL
+    assert client.post("/api/downloads/retry-failed").get_json() == {"changed": 1}
+    assert wait_download(client, missing["id"], {"completed"})["status"] == "completed"
+    files.delay_per_chunk = 0.05
+    files.files["/slow.safetensors"] = MODEL
+    slow = start(client, url=files.url("/slow.safetensors"), dest="loras", file="slow.safetensors")
+    assert client.post("/api/downloads/cancel-all").get_json() == {"changed": 1}
+    assert wait_download(client, slow["id"], {"cancelled"})["status"] == "cancelled"
+
 
 def test_tokens_go_only_to_their_own_host(
     client: FlaskClient, runtime: Runtime, files: FileServer

@@ -63,7 +63,8 @@ def settings(tmp_path: Path, comfy_server, extra_folder: Path) -> Settings:  # t
     yaml_file = tmp_path / "extra_model_paths.yaml"
     yaml_file.write_text(f"a111:\n    base_path: {tmp_path / 'webui'}\n    loras: models/Lora\n")
     return Settings(studio_dir=tmp_path / "studio", comfyui_url=comfy_server.url, comfyui_reconnect_max_s=0.5,
-                    comfyui_extra_model_paths=yaml_file)
+                    comfyui_extra_model_paths=yaml_file, hf_endpoint="http://127.0.0.1:9",
+                    civitai_endpoint="http://127.0.0.1:9")
 
 
 LORAS = {"version": 2, "date": "2026-11-01 10:00", "categories": [{"id": "loras", "name": "LoRAs", "models": [
@@ -259,3 +260,13 @@ def test_the_bundled_catalogs_load_cleanly_and_cover_the_bundled_workflows(servi
         for node in workflow.prompt.values():
             if node["class_type"] == "CheckpointLoaderSimple":
                 assert node["inputs"]["ckpt_name"] in files, workflow.id
+
+
+def test_a_catalog_entry_can_pin_a_hugging_face_revision(services: Services) -> None:
+    from studio.models.catalog import CatalogEntry
+
+    pinned = CatalogEntry(name="X", file="x.safetensors", dest="vae", source="huggingface", hf_repo="a/b",
+                          hf_file="sub/x.safetensors", revision="4b0b0ac4")
+    assert services.downloads.source_url(pinned) == "http://127.0.0.1:9/a/b/resolve/4b0b0ac4/sub/x.safetensors"
+    unpinned = pinned.model_copy(update={"revision": None})
+    assert services.downloads.source_url(unpinned) == "http://127.0.0.1:9/a/b/resolve/main/sub/x.safetensors"

@@ -102,6 +102,18 @@ def pause_all() -> Response:
     return jsonify({"changed": services().downloads.set_all_paused(True)})
 
 
+@bp.post("/downloads/cancel-all")
+def cancel_all() -> Response:
+    parse_json(EmptyBody)
+    return jsonify({"changed": services().downloads.cancel_all()})
+
+
+@bp.post("/downloads/retry-failed")
+def retry_failed() -> Response:
+    parse_json(EmptyBody)
+    return jsonify({"changed": services().downloads.retry_failed()})
+
+
 @bp.post("/downloads/resume-all")
 def resume_all() -> Response:
     parse_json(EmptyBody)

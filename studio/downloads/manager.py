@@ -159,7 +159,7 @@ class DownloadManager:
     def source_url(self, entry: CatalogEntry) -> str | None:
         """Where a catalog entry downloads from; None when it names no source."""
         if entry.source == "huggingface" and entry.hf_repo and entry.hf_file:
-            return hub_url(self.hf_endpoint, entry.hf_repo, entry.hf_file)
+            return hub_url(self.hf_endpoint, entry.hf_repo, entry.hf_file, entry.revision or "main")
         if entry.source == "civitai" and entry.civitai_version_id:
             return version_url(self.civitai_endpoint, entry.civitai_version_id)
         return str(entry.url) if entry.url else None
@@ -224,6 +224,22 @@ class DownloadManager:
             ids = list(session.exec(select(Download.id).where(col(Download.status).in_(wanted))))
         for download_id in ids:
             self.pause(download_id) if paused else self.resume(download_id)
+        return len(ids)
+
+    def cancel_all(self) -> int:
+        """Cancels everything not finished yet (queued, running, paused, failed)."""
+        with Session(self.engine) as session:
+            ids = list(session.exec(select(Download.id).where(col(Download.status).in_(
+                [*ACTIVE, DownloadStatus.PAUSED, DownloadStatus.FAILED]))))
+        for download_id in ids:
+            self.cancel(download_id)
+        return len(ids)
+
+    def retry_failed(self) -> int:
+        with Session(self.engine) as session:
+            ids = list(session.exec(select(Download.id).where(Download.status == DownloadStatus.FAILED)))
+        for download_id in ids:
+            self.retry(download_id)
         return len(ids)
 
     def _signal(self, download_id: str) -> None:

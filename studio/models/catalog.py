@@ -35,6 +35,8 @@ class CatalogEntry(BaseModel):
     pair_role: Literal["high", "low", "both"] | None = None
     hf_repo: str | None = None
     hf_file: str | None = None
+    # A branch, tag or commit of the Hugging Face repository; "main" when absent.
+    revision: str | None = Field(None, pattern=r"^[A-Za-z0-9._/-]{1,100}$")
     civitai_version_id: int | None = None
     url: str | None = None
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")

@@ -48,7 +48,9 @@ export function mount(main) {
   const all = async (path) => { try { await api.post(path); load(); } catch (err) { toast(message(err), 'error'); } };
   replace(main, h('h1', null, 'Downloads'),
     h('div', { class: 'row queue-bar' }, h('button', { class: 'link-button', onclick: () => all('/api/downloads/pause-all') }, 'Pause all'),
-      h('button', { class: 'link-button', onclick: () => all('/api/downloads/resume-all') }, 'Resume all')),
+      h('button', { class: 'link-button', onclick: () => all('/api/downloads/resume-all') }, 'Resume all'),
+      h('button', { class: 'link-button', onclick: () => all('/api/downloads/retry-failed') }, 'Retry failed'),
+      h('button', { class: 'link-button danger-text', onclick: () => { if (confirm('Cancel every unfinished download? Partial files are deleted.')) all('/api/downloads/cancel-all'); } }, 'Cancel all')),
     h('section', { class: 'card' }, list));
   load();
   return stop;
