@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -148,15 +149,23 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
                           urlsplit(settings.civitai_endpoint).hostname or "": civitai})
         return found
 
+    def downloaded(path: Path, sha256: str) -> None:
+        """A new model: its hash is known already, and ComfyUI's model lists have changed."""
+        inventory.record(path, sha256)
+        comfy.invalidate_object_info()
+
     downloads = DownloadManager(engine, bus, models_root, tokens=tokens,
                                 hf_token=lambda: preferences.get("hf_token"),
                                 hf_endpoint=settings.hf_endpoint, civitai_endpoint=settings.civitai_endpoint,
                                 concurrency=lambda: int(preferences.get("download_concurrency")),
-                                on_completed=inventory.record)
+                                on_completed=downloaded)
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
                      users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, inventory,
                      downloads)
     preferences.on_change(built.apply_preferences)
+    # ComfyUI may come back with other custom nodes (a restart) or other model files.
+    bus.subscribe(lambda event: comfy.invalidate_object_info()
+                  if event.type == "comfy/connection" and event.payload.get("connected") else None)
     return built
 
 

@@ -70,7 +70,7 @@ def test_sources_are_read_from_the_ui_workflow() -> None:
 
 
 def test_an_imported_workflow_installs_its_models_from_the_urls_it_names(
-    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer, comfy_server: ComfyUITestServer
 ) -> None:
     ui = sampler_ui()
     ui["models"] = [{"name": "random_sd15.safetensors", "url": files.url("/ckpt.safetensors"),
@@ -87,11 +87,15 @@ def test_an_imported_workflow_installs_its_models_from_the_urls_it_names(
     assert item["sha256"] == hashlib.sha256(CHECKPOINT).hexdigest()
     assert plan["unknown_size"] == ["random_sd15.safetensors"]
 
+    assert client.get("/api/workflows/castle").get_json()["readiness"]["ready"] is False
+    comfy_server.models["checkpoints"] = ["random_sd15.safetensors"]  # what ComfyUI lists once the file is there
     installed = client.post("/api/workflows/castle/install-missing")
     assert installed.status_code == 201
     [queued] = installed.get_json()["queued"]
     assert wait_completed(client, queued["id"])["status"] == "completed"
     assert (services.models_root.root / "checkpoints" / "random_sd15.safetensors").read_bytes() == CHECKPOINT
+    # the finished download dropped Studio's cached copy of ComfyUI's model lists
+    assert client.get("/api/workflows/castle").get_json()["readiness"]["ready"] is True
 
 
 def write_workflow(services: Services) -> None:
@@ -155,3 +159,37 @@ def test_civitai_finds_models_by_hash_and_by_name_and_nodes_are_named_with_their
     root = services.models_root.root
     assert (root / "checkpoints" / "dreamshaper_8.safetensors").read_bytes() == CHECKPOINT
     assert (root / "loras" / "sdxl" / "detail_tweaker_xl.safetensors").read_bytes() == TWEAKER
+
+
+def test_custom_loaders_and_power_lora_slots_are_checked_against_comfyuis_folders(
+    client: FlaskClient, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    comfy_server.install_node("UnetLoaderGGUF", {
+        "input": {"required": {"unet_name": [["wan_q4.gguf"]]}}, "input_order": {"required": ["unet_name"]},
+        "output": ["MODEL"], "output_is_list": [False], "output_name": ["MODEL"], "name": "UnetLoaderGGUF",
+        "display_name": "Unet Loader (GGUF)", "description": "", "python_module": "custom_nodes.ComfyUI-GGUF",
+        "category": "bootleg", "output_node": False})
+    comfy_server.install_node("Power Lora Loader (rgthree)", {
+        "input": {"required": {}, "optional": {"model": ["MODEL"]}}, "input_order": {"optional": ["model"]},
+        "output": ["MODEL"], "output_is_list": [False], "output_name": ["MODEL"], "name": "Power Lora Loader (rgthree)",
+        "display_name": "Power Lora Loader (rgthree)", "description": "", "python_module": "custom_nodes.rgthree",
+        "category": "rgthree", "output_node": False})
+    comfy_server.models.update({"diffusion_models": ["wan_q4.gguf"], "loras": ["here.safetensors"]})
+    services.comfy.invalidate_object_info()
+    folder = services.data_dir.workflows / "gguf"
+    folder.mkdir(parents=True)
+    (folder / "workflow.json").write_text(json.dumps({
+        "1": {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": "wan_q8.gguf"}},
+        "2": {"class_type": "Power Lora Loader (rgthree)", "inputs": {
+            "model": ["1", 0], "lora_1": {"on": True, "lora": "here.safetensors", "strength": 1},
+            "lora_2": {"on": True, "lora": "gone.safetensors", "strength": 1},
+            "lora_3": {"on": False, "lora": "switched_off.safetensors", "strength": 1}}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}))
+    (folder / "manifest.yaml").write_text("id: gguf\nname: GGUF\noutputs: [{id: image, node_id: '3'}]\n")
+    services.library.refresh(force=True)
+    ready = client.get("/api/workflows/gguf").get_json()["readiness"]
+    assert {(m["name"], m["folder"], m["present"]) for m in ready["models"]} == {
+        ("wan_q8.gguf", "diffusion_models", False), ("here.safetensors", "loras", True),
+        ("gone.safetensors", "loras", False)}
+    assert ready["problems"] == ["model wan_q8.gguf is missing (folder diffusion_models)",
+                                 "model gone.safetensors is missing (folder loras)"]

@@ -2,7 +2,8 @@
 
 Every call has a timeout, and every failure becomes one of ``studio.comfy.errors``: callers never
 see a raw ``requests`` exception. ``/object_info`` (about 1.7 MB on a real server) is cached until
-``refresh=True`` or ``invalidate_object_info()``, because custom nodes only change on restart.
+``refresh=True`` or ``invalidate_object_info()``: custom nodes only change on restart, and the model
+lists inside it change when a download finishes (Studio invalidates it then, and on every reconnect).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 import requests
 
-from studio.comfy.errors import ComfyNotFound, ComfyProtocolError, ComfyRejected, ComfyUnavailable
+from studio.comfy.errors import ComfyError, ComfyNotFound, ComfyProtocolError, ComfyRejected, ComfyUnavailable
 
 DEFAULT_TIMEOUT_S = 10.0
 # Uploads and /view downloads can be large: the timeout then bounds each read, not the whole transfer.
@@ -84,6 +85,7 @@ class ComfyClient:
         self._session = session or requests.Session()
         self._object_info: dict[str, Any] | None = None
         self._object_info_lock = threading.Lock()
+        self._model_index: dict[str, set[str]] | None = None
 
     @property
     def ws_url(self) -> str:
@@ -211,6 +213,20 @@ class ComfyClient:
     def invalidate_object_info(self) -> None:
         with self._object_info_lock:
             self._object_info = None
+            self._model_index = None
+
+    def model_index(self) -> dict[str, set[str]]:
+        """Every model folder ComfyUI knows and the files in it; cached with ``/object_info``."""
+        with self._object_info_lock:
+            if self._model_index is None:
+                index: dict[str, set[str]] = {}
+                for folder in self.model_folders():
+                    try:
+                        index[folder] = set(self.models(folder))
+                    except ComfyError:  # a legacy alias (unet, clip) answers 404
+                        continue
+                self._model_index = index
+            return self._model_index
 
     def node_info(self, class_type: str) -> dict[str, Any]:
         """One node's definition; ComfyUI answers ``{}`` (200) for an unknown class."""

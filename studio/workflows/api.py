@@ -31,10 +31,11 @@ class RunRequest(BaseModel):
 def _readiness(studio: Services, workflow: Workflow) -> dict[str, Any]:
     try:
         object_info = studio.comfy.object_info()
+        model_index = studio.comfy.model_index()
     except ComfyError as err:
         return {"ready": None, "problems": [f"ComfyUI cannot be asked: {err}"], "missing_nodes": [],
                 "missing_models": [], "models": []}
-    return readiness(workflow, object_info)
+    return readiness(workflow, object_info, model_index)
 
 
 def _summary(studio: Services, workflow: Workflow) -> dict[str, Any]:

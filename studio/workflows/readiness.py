@@ -24,6 +24,40 @@ MODEL_INPUTS = {
 }
 
 
+# Model inputs of loaders Studio has no entry for (custom nodes): the folder by the input's name.
+FIELD_FOLDERS = {"ckpt_name": "checkpoints", "unet_name": "diffusion_models", "vae_name": "vae",
+                 "lora_name": "loras", "lora": "loras", "clip_name": "text_encoders", "clip_name1": "text_encoders",
+                 "clip_name2": "text_encoders", "control_net_name": "controlnet", "upscale_model": "upscale_models"}
+MODEL_SUFFIXES = (".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".onnx")
+
+
+def model_folder(class_type: str, field: str, options: list[str], index: dict[str, set[str]] | None) -> str | None:
+    """Which model folder a loader input lists: known loaders, else the folder whose files the
+    input offers (a custom loader lists a folder's files), else a guess from the input's name."""
+    known = MODEL_INPUTS.get((class_type, field))
+    if known:
+        return known
+    if index and options:
+        offered = set(options)
+        best = max(index.items(), key=lambda item: len(item[1] & offered), default=None)
+        if best is not None and best[1] & offered:
+            return best[0]
+    return FIELD_FOLDERS.get(field)
+
+
+def _model_references(node: dict[str, Any]) -> list[tuple[str, str]]:
+    """(input name, file name) for every literal that names a model file, including the
+    ``{"lora": ...}`` slots of rgthree's Power Lora Loader."""
+    found = []
+    for field, value in node.get("inputs", {}).items():
+        if isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES):
+            found.append((field, value))
+        elif (isinstance(value, dict) and isinstance(value.get("lora"), str) and value.get("on", True)
+              and value["lora"].lower().endswith(MODEL_SUFFIXES)):
+            found.append(("lora", value["lora"]))
+    return found
+
+
 def _listed(object_info: dict[str, Any], class_type: str, field: str) -> list[str] | None:
     info = object_info.get(class_type, {}).get("input", {})
     for section in ("required", "optional"):
@@ -33,7 +67,8 @@ def _listed(object_info: dict[str, Any], class_type: str, field: str) -> list[st
     return None
 
 
-def readiness(workflow: Workflow, object_info: dict[str, Any]) -> dict[str, Any]:
+def readiness(workflow: Workflow, object_info: dict[str, Any],
+              model_index: dict[str, set[str]] | None = None) -> dict[str, Any]:
     prompt, manifest = workflow.prompt, workflow.manifest
     needed_nodes = sorted(set(manifest.required_nodes) | {node["class_type"] for node in prompt.values()})
     missing_nodes = [name for name in needed_nodes if name not in object_info]
@@ -42,13 +77,17 @@ def readiness(workflow: Workflow, object_info: dict[str, Any]) -> dict[str, Any]
     models: list[dict[str, Any]] = []
     seen: set[str] = set()
     for node_id, node in prompt.items():
-        for field, value in node.get("inputs", {}).items():
-            folder = MODEL_INPUTS.get((node["class_type"], field))
-            if folder is None or not isinstance(value, str):
-                continue
+        if node["class_type"] not in object_info:
+            continue  # its node pack is missing: said above, and its inputs cannot be checked
+        for field, value in _model_references(node):
             spec = next((s for s in manifest.inputs if (s.node_id, s.field) == (node_id, field)), None)
             name = str(spec.default) if spec is not None and spec.default and (node_id, field) in picked else value
-            listed = _listed(object_info, node["class_type"], field) or []
+            listed = _listed(object_info, node["class_type"], field)
+            folder = model_folder(node["class_type"], field, listed or [], model_index)
+            if listed is None:  # a free-text input or a dynamic slot: ask the folder itself
+                if model_index is None or folder not in model_index:
+                    continue
+                listed = sorted(model_index[folder])
             models.append({"name": name, "folder": folder, "present": name in listed,
                            "choosable": (node_id, field) in picked and bool(listed)})
             seen.add(name)
