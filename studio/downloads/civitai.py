@@ -8,6 +8,8 @@ and it never goes into a URL, where it would end up in logs and error messages.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +62,11 @@ def _words(text: str) -> set[str]:
     return {w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if len(w) > 1}
 
 
+LOOKUP_TTL_S = 600.0
+_CACHE: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 class CivitaiLookup:
     """Finds a CivitAI model version for a file a workflow needs: by its SHA-256, else by name.
 
@@ -74,17 +81,34 @@ class CivitaiLookup:
         self.tokens = tokens
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """One lookup, remembered for a while: "What is missing?" followed by "Download" asks the
+        same questions twice, and a workflow with several unknown models should not wait twice."""
+        key = (self.endpoint, path, tuple(sorted((params or {}).items())))
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+            if hit is not None and time.monotonic() - hit[0] < LOOKUP_TTL_S:
+                return hit[1]
+        settled, answer = self._fetch(path, params)
+        if settled:  # an outage or a 5xx is asked again next time
+            with _CACHE_LOCK:
+                if len(_CACHE) > 1000:
+                    _CACHE.clear()
+                _CACHE[key] = (time.monotonic(), answer)
+        return answer
+
+    def _fetch(self, path: str, params: dict[str, Any] | None) -> tuple[bool, Any]:
+        """(whether the answer is worth remembering, the JSON or None)."""
         url = f"{self.endpoint}{path}"
         try:
             response = self.session.get(url, params=params, headers=auth_headers(url, self.tokens()), timeout=(5, 15))
         except requests.RequestException:
-            return None
+            return False, None
         if response.status_code != 200:
-            return None
+            return response.status_code == 404, None
         try:
-            return response.json()
+            return True, response.json()
         except ValueError:
-            return None
+            return False, None
 
     def by_hash(self, sha256: str) -> dict[str, Any] | None:
         version = self._get(f"/api/v1/model-versions/by-hash/{sha256.lower()}")
