@@ -15,7 +15,7 @@ from studio.workflows.manifest import InputSpec, Manifest
 
 
 def validate_pairs(spec: InputSpec, value: Any, choices: list[Any] | None, pairs: list[dict[str, Any]],
-                base_model: str | None) -> tuple[Any, str | None]:
+                   base_model: str | None) -> tuple[Any, str | None]:
     """``[{pair_id, strength}]`` → ``[{pair_id, name, high, low, strength}]`` with the files resolved
     now, so the job records (and a retry reuses) exactly which LoRA files ran."""
     if not isinstance(value, list):
