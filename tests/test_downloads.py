@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from studio.config import Settings
 from studio.db import upgrade
-from studio.downloads.manager import DownloadManager
+from studio.downloads.manager import DownloadManager, view
 from studio.downloads.transfer import Stall
 from studio.runtime import Runtime
 from studio.services import Services, build_services
@@ -53,6 +53,7 @@ def test_a_download_lands_in_the_models_folder_with_its_hash(
     done = wait_download(client, item["id"], {"completed", "failed"})
     assert done["status"] == "completed", done["error"]
     assert done["sha256"] == SHA
+    assert done["verified"] is True  # the hash given with the request
     target = services.models_root.root / "checkpoints" / "sd15" / "model.safetensors"
     assert target.read_bytes() == MODEL
     assert not target.with_name("model.safetensors.part").exists()
@@ -303,6 +304,7 @@ def test_hugging_face_files_resolve_through_huggingface_hub(
         done = reborn.downloads.get(item["id"])
         assert done.status.value == "completed", done.error
         assert done.sha256 == SHA  # checked against the Hub's LFS ETag
+        assert view(done)["verified"] is True
         heads = [r for r in files.requests if r.get("method") == "HEAD"]
         assert len(heads) >= 2  # resolved again after the dropped connection
         assert all(r["authorization"] == f"Bearer {token}" for r in heads)

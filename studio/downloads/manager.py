@@ -55,7 +55,9 @@ def view(item: Download, speed: float = 0.0) -> dict[str, Any]:
     return {"id": item.id, "name": item.name, "path": item.path, "source": item.source,
             "status": item.status.value, "bytes_done": item.bytes_done, "total_bytes": item.total_bytes,
             "speed": round(speed), "eta_s": round(remaining / speed) if remaining and speed > 0 else None,
-            "error": item.error, "attempts": item.attempts, "sha256": item.sha256}
+            "error": item.error, "attempts": item.attempts, "sha256": item.sha256,
+            # compared with a hash known beforehand (catalog, Hugging Face LFS, CivitAI), not just computed
+            "verified": bool(item.sha256 and item.expected_sha256 and item.sha256 == item.expected_sha256.lower())}
 
 
 class DownloadManager:
@@ -331,7 +333,7 @@ class DownloadManager:
         except OSError as err:  # the disk or the folder, not the network (transfer.py sorts those out)
             self._fail(item, f"Writing the file failed: {err.strerror or type(err).__name__}")
         else:
-            done = self._set(item.id, DownloadStatus.COMPLETED, WORKING, sha256=digest,
+            done = self._set(item.id, DownloadStatus.COMPLETED, WORKING, sha256=digest, expected_sha256=expected,
                              error=None, finished_at=datetime.now(UTC), bytes_done=target.stat().st_size,
                              total_bytes=target.stat().st_size)
             if done is not None:
