@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger
 from sqlalchemy.engine import Engine
@@ -40,6 +41,12 @@ class ModelHash(SQLModel, table=True):
     hashed_at: datetime = Field(default_factory=utcnow)
 
 
+class CachedHash(NamedTuple):
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
 class ModelInventory:
     def __init__(self, engine: Engine, bus: EventBus, root: ModelsRoot) -> None:
         self.engine = engine
@@ -59,7 +66,7 @@ class ModelInventory:
         cached = self._cached()
         answer = []
         for item in sorted(scanned, key=lambda f: f.path):
-            hit = cached.get(str(item.absolute))
+            hit = cached.get(item.absolute)
             fresh = hit is not None and (hit.size, hit.mtime_ns) == (item.size, item.mtime_ns)
             answer.append({"path": item.path, "category": item.category, "size": item.size,
                            "modified": item.mtime_ns / 1e9, "location": item.location,
@@ -70,7 +77,7 @@ class ModelInventory:
         """The path (as ComfyUI names it) of a file already on disk with this content, if any."""
         with Session(self.engine) as session:
             rows = list(session.exec(select(ModelHash).where(ModelHash.sha256 == sha256.lower())))
-        current = {str(f.absolute): f for f in self.root.scan()}
+        current = {f.absolute: f for f in self.root.scan()}
         for row in rows:
             found = current.get(row.path)
             if found is not None and (found.size, found.mtime_ns) == (row.size, row.mtime_ns):
@@ -96,9 +103,11 @@ class ModelInventory:
             "hashing": {"pending": self._pending, "current": self._current},
         }
 
-    def _cached(self) -> dict[str, ModelHash]:
+    def _cached(self) -> dict[str, CachedHash]:
+        """Plain rows, not ORM objects: read on every listing, for every file."""
         with Session(self.engine) as session:
-            return {row.path: row for row in session.exec(select(ModelHash))}
+            rows = session.exec(select(ModelHash.path, ModelHash.size, ModelHash.mtime_ns, ModelHash.sha256))
+            return {row[0]: CachedHash(row[1], row[2], row[3]) for row in rows}
 
     # -- hashing --------------------------------------------------------------------------------
 
@@ -118,7 +127,7 @@ class ModelInventory:
     def stale(self) -> list[ModelFile]:
         cached = self._cached()
         return [f for f in self.root.scan()
-                if (hit := cached.get(str(f.absolute))) is None or (hit.size, hit.mtime_ns) != (f.size, f.mtime_ns)]
+                if (hit := cached.get(f.absolute)) is None or (hit.size, hit.mtime_ns) != (f.size, f.mtime_ns)]
 
     def hash_pending(self) -> int:
         """Hashes every file without a fresh cache entry; returns how many it hashed."""
@@ -130,7 +139,7 @@ class ModelInventory:
             self._pending, self._current = len(todo) - index, item.path
             digest = self._hash(item)
             if digest is not None:
-                self._store(str(item.absolute), item.size, item.mtime_ns, digest)
+                self._store(item.absolute, item.size, item.mtime_ns, digest)
                 done += 1
                 self.bus.publish("models/hashed", {"path": item.path, "sha256": digest})
         self._pending, self._current = 0, None
@@ -140,12 +149,12 @@ class ModelInventory:
     def _hash(self, item: ModelFile) -> str | None:
         digest = hashlib.sha256()
         try:
-            with item.absolute.open("rb") as handle:
+            with open(item.absolute, "rb") as handle:
                 while chunk := handle.read(CHUNK):
                     if self._stop.is_set():
                         return None
                     digest.update(chunk)
-            stat = item.absolute.stat()
+            stat = os.stat(item.absolute)
         except OSError as err:
             log.info("cannot hash %s: %s", item.path, err.strerror)
             return None
@@ -154,7 +163,7 @@ class ModelInventory:
         return digest.hexdigest()
 
     def _forget_vanished(self) -> None:
-        present = {str(f.absolute) for f in self.root.scan()}
+        present = {f.absolute for f in self.root.scan()}
 
         def work(session: Session) -> None:
             for row in session.exec(select(ModelHash).where(col(ModelHash.path).not_in(present))):

@@ -25,7 +25,7 @@ class ModelFile:
     # As ComfyUI names it: ``<category>/<sub folders>/<file>``; one name per file even across roots.
     path: str
     category: str
-    absolute: Path
+    absolute: str  # resolved; a str because a models folder can hold many thousands of files
     size: int
     mtime_ns: int
     # "models" for the models root, else the extra folder (from extra_model_paths.yaml) it is in.
@@ -33,7 +33,7 @@ class ModelFile:
 
     @property
     def name(self) -> str:
-        return self.absolute.name
+        return os.path.basename(self.absolute)
 
 
 @dataclass(frozen=True)
@@ -81,21 +81,29 @@ class ModelsRoot:
 
     @staticmethod
     def _walk(top: Path, category: str | None, location: str, found: dict[str, ModelFile], limit: int) -> None:
+        """os.scandir with plain strings: this runs on every Models page load, over thousands of files."""
         if not top.is_dir():
             return
-        for folder, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if d not in SKIPPED_FOLDERS]
-            for name in files:
-                path = Path(folder) / name
-                if path.suffix.lower() not in MODEL_SUFFIXES or len(found) >= limit:
-                    continue
-                relative = path.relative_to(top).as_posix()
-                label = f"{category}/{relative}" if category else relative
-                if label in found or "/" not in label:
-                    continue
+        pending = [(str(top.resolve()), category or "")]
+        while pending:
+            folder, label_prefix = pending.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                label = f"{label_prefix}/{entry.name}" if label_prefix else entry.name
                 try:
-                    stat = path.stat()
-                except OSError:  # vanished or a dangling link
+                    if entry.is_dir():
+                        if entry.name not in SKIPPED_FOLDERS:
+                            pending.append((entry.path, label))
+                        continue
+                    if os.path.splitext(entry.name)[1].lower() not in MODEL_SUFFIXES or "/" not in label:
+                        continue
+                    if label in found or len(found) >= limit:
+                        continue
+                    stat = entry.stat()
+                except OSError:  # vanished, or a dangling link
                     continue
-                found[label] = ModelFile(label, label.split("/", 1)[0], path, stat.st_size, stat.st_mtime_ns,
+                found[label] = ModelFile(label, label.split("/", 1)[0], entry.path, stat.st_size, stat.st_mtime_ns,
                                          location)
