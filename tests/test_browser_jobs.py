@@ -273,6 +273,7 @@ def test_download_a_catalog_model_and_watch_the_queue(
         expect(pair.locator(".role-low")).to_have_count(1)
         page.locator("select[aria-label='Base model']").select_option("SDXL")
         expect(page.locator("[data-category=loras] tr")).to_have_count(1)
+        expect(page.locator("#lora-pairs")).to_have_count(0)  # the filters apply to pairs too
         shoot(page, "loras")
     finally:
         files.stop()

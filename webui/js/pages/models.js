@@ -81,15 +81,15 @@ export function mount(main, context) {
     if (!pairs.length) return null;
     /** @param {any} member @param {string} role */
     const cell = (member, role) => member ? h('span', { class: 'pair-member' }, h('span', { class: `badge role-${role}` }, role),
-      h('span', { class: `badge model-${member.status}` }, member.status), ` ${member.file}`) : null;
+      h('span', { class: `badge model-${member.status}` }, member.status), h('span', { class: 'path' }, member.file)) : null;
     return h('section', { class: 'card', id: 'lora-pairs' }, h('h2', null, 'Pairs'),
       h('p', { class: 'muted small' }, 'WAN 2.2 LoRAs come as a high-noise and a low-noise file; the run form picks them together.'),
-      h('table', { class: 'list' }, h('tbody', null, pairs.filter((p) => !p.both).map((p) => h('tr', { 'data-pair': p.pair_id },
+      h('div', { class: 'table-scroll' }, h('table', { class: 'list pairs' }, h('tbody', null, pairs.filter((p) => !p.both).map((p) => h('tr', { 'data-pair': p.pair_id },
         h('td', null, h('strong', null, p.name), h('div', { class: 'muted small' }, p.base_model || '')),
         h('td', null, cell(p.high, 'high'), h('br'), cell(p.low, 'low'),
           p.complete ? null : h('div', { class: 'error-line small' }, 'Incomplete pair: one half is not in the catalog.')),
         h('td', null, p.installed ? h('span', { class: 'badge model-present' }, 'installed')
-          : h('button', { class: 'link-button', onclick: () => download([p.high, p.low].filter((m) => m && m.status !== 'present').map((m) => m.file)) }, 'Download pair')))))));
+          : h('button', { class: 'link-button', onclick: () => download([p.high, p.low].filter((m) => m && m.status !== 'present').map((m) => m.file)) }, 'Download pair'))))))));
   }
 
   function render() {
@@ -107,7 +107,8 @@ export function mount(main, context) {
     replace(body,
       catalog.problems.length ? h('section', { class: 'card' }, h('h2', null, 'Entries that could not be read'),
         h('ul', { class: 'error-line' }, catalog.problems.map((/** @type {string} */ p) => h('li', null, p)))) : null,
-      kind === 'loras' ? pairsCard(catalog.pairs) : null,
+      kind === 'loras' ? pairsCard(catalog.pairs.filter((/** @type {any} */ p) => (!value(baseFilter) || p.base_model === value(baseFilter))
+        && (!value(search) || p.name.toLowerCase().includes(value(search).toLowerCase())))) : null,
       Object.keys(groups).length ? Object.entries(groups).map(([category, items]) => h('section', { class: 'card', 'data-category': category },
         h('h2', null, category || 'other', h('span', { class: 'muted small' }, ` · ${items.length}`)),
         h('div', { class: 'table-scroll' }, h('table', { class: 'list' }, h('tbody', null, items.map(entryRow))))))
