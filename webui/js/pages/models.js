@@ -78,13 +78,14 @@ export function mount(main, context) {
 
   /** @param {any[]} pairs */
   function pairsCard(pairs) {
+    pairs = pairs.filter((p) => !p.both); // a single file for both halves is listed with the rest
     if (!pairs.length) return null;
     /** @param {any} member @param {string} role */
     const cell = (member, role) => member ? h('span', { class: 'pair-member' }, h('span', { class: `badge role-${role}` }, role),
       h('span', { class: `badge model-${member.status}` }, member.status), h('span', { class: 'path' }, member.file)) : null;
     return h('section', { class: 'card', id: 'lora-pairs' }, h('h2', null, 'Pairs'),
       h('p', { class: 'muted small' }, 'WAN 2.2 LoRAs come as a high-noise and a low-noise file; the run form picks them together.'),
-      h('div', { class: 'table-scroll' }, h('table', { class: 'list pairs' }, h('tbody', null, pairs.filter((p) => !p.both).map((p) => h('tr', { 'data-pair': p.pair_id },
+      h('div', { class: 'table-scroll' }, h('table', { class: 'list pairs' }, h('tbody', null, pairs.map((p) => h('tr', { 'data-pair': p.pair_id },
         h('td', null, h('strong', null, p.name), h('div', { class: 'muted small' }, p.base_model || '')),
         h('td', null, cell(p.high, 'high'), h('br'), cell(p.low, 'low'),
           p.complete ? null : h('div', { class: 'error-line small' }, 'Incomplete pair: one half is not in the catalog.')),
