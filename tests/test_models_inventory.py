@@ -270,3 +270,21 @@ def test_a_catalog_entry_can_pin_a_hugging_face_revision(services: Services) -> 
     assert services.downloads.source_url(pinned) == "http://127.0.0.1:9/a/b/resolve/4b0b0ac4/sub/x.safetensors"
     unpinned = pinned.model_copy(update={"revision": None})
     assert services.downloads.source_url(unpinned) == "http://127.0.0.1:9/a/b/resolve/main/sub/x.safetensors"
+
+
+def test_files_on_disk_are_checked_against_the_catalogs_hash(client: FlaskClient, services: Services) -> None:
+    good, other = b"g" * 4096, b"o" * 4096
+    catalog = {"version": 1, "categories": [{"id": "vae", "models": [
+        {"name": name, "file": f"{name}.safetensors", "dest": "vae", "source": "url", "size_gb": 0,
+         "url": "http://127.0.0.1:9/x", "sha256": hashlib.sha256(good).hexdigest().upper()}
+        for name in ("good", "other", "unhashed")]}]}
+    (services.data_dir.catalogs / "models.json").write_text(json.dumps(catalog))
+    write(services.models_root.root / "vae" / "good.safetensors", good)
+    write(services.models_root.root / "vae" / "other.safetensors", other)
+    services.inventory.hash_pending()
+    write(services.models_root.root / "vae" / "unhashed.safetensors", other)  # not hashed yet: no verdict
+    entries = {e["file"]: e for e in client.get("/api/models").get_json()["catalogs"]["models"]["entries"]}
+    assert (entries["good.safetensors"]["verified"], entries["good.safetensors"]["hash_mismatch"]) == (True, False)
+    assert (entries["other.safetensors"]["verified"], entries["other.safetensors"]["hash_mismatch"]) == (False, True)
+    assert (entries["unhashed.safetensors"]["verified"], entries["unhashed.safetensors"]["hash_mismatch"]) == (
+        False, False)

@@ -39,12 +39,20 @@ def list_catalogs(catalogs: dict[str, Catalog], files: list[dict[str, Any]],
                             "status": status, "download": download, "found_at": found["path"] if found else None,
                             "size": found["size"] if found else None,
                             "sha256": (found or {}).get("sha256") or entry.sha256,
-                            "verified": bool(found and entry.sha256 and found.get("sha256")
-                                             and found["sha256"] == entry.sha256.lower())})
+                            **_hash_check(found, entry)})
         answer[kind] = {"version": catalog.version, "problems": catalog.problems, "entries": entries,
                         "pairs": pairs(entries) if kind == "loras" else []}
     unlisted = [item for path, item in sorted(on_disk.items()) if path not in listed]
     return answer, unlisted
+
+
+def _hash_check(found: dict[str, Any] | None, entry: CatalogEntry) -> dict[str, bool]:
+    """``verified``: the file on disk has the catalog's SHA-256; ``hash_mismatch``: it has another
+    one (a different file under the same name, or a corrupted copy)."""
+    known = (found or {}).get("sha256")
+    expected = entry.sha256.lower() if entry.sha256 else None
+    return {"verified": bool(known and expected and known == expected),
+            "hash_mismatch": bool(known and expected and known != expected)}
 
 
 def pairs(entries: list[dict[str, Any]], base_model: str | None = None) -> list[dict[str, Any]]:

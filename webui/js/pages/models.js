@@ -16,6 +16,7 @@ function statusCell(entry) {
     : null;
   return h('td', { class: 'model-status' }, h('span', { class: `badge model-${entry.status}` }, entry.status),
     entry.verified ? h('span', { class: 'badge model-verified', title: `SHA-256 ${entry.sha256}` }, 'verified') : null,
+    entry.hash_mismatch ? h('span', { class: 'badge model-failed', title: 'The file on disk has another SHA-256 than the catalog says' }, 'different file') : null,
     bar, d?.error && entry.status !== 'present' ? h('div', { class: 'error-line small' }, d.error) : null);
 }
 
