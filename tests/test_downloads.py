@@ -103,7 +103,8 @@ def test_a_stalled_connection_is_dropped_by_the_watchdog_and_resumed(
     finally:
         manager.stop()
     assert done.status.value == "completed", done.error
-    assert done.attempts == 2
+    assert len([r for r in files.requests if r["path"] == "/model.safetensors"]) == 2  # dropped, reconnected
+    assert done.attempts == 1  # the stalled attempt had moved the file on: it does not count towards giving up
     assert (services.models_root.root / "vae" / "model.safetensors").read_bytes() == MODEL
     resumed = [r["range"] for r in files.requests if r["path"] == "/model.safetensors"][-1]
     assert resumed is not None

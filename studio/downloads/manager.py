@@ -287,6 +287,9 @@ class DownloadManager:
 
     def _run(self, item: Download, stop: threading.Event) -> None:
         target = self.root.root / item.path
+        part = target.with_name(target.name + ".part")
+        kept_before = part.stat().st_size if part.is_file() else 0
+        item.bytes_done = kept_before
 
         def report(progress: Progress) -> None:
             item.bytes_done, item.total_bytes = progress.bytes_done, progress.total
@@ -323,12 +326,15 @@ class DownloadManager:
         except FatalTransferError as err:
             self._fail(item, str(err))
         except TransferError as err:
-            if item.attempts >= MAX_ATTEMPTS:
-                self._fail(item, f"Gave up after {item.attempts} attempts: {err}")
+            # An attempt that moved the file forward does not count towards giving up: a 20 GB
+            # download through a flaky CDN may need many reconnects, each of them worth it.
+            attempts = 0 if item.bytes_done > kept_before else item.attempts
+            if attempts >= MAX_ATTEMPTS:
+                self._fail(item, f"Gave up after {attempts} attempts: {err}")
             else:
-                delay = min(300.0, 2.0 ** item.attempts) * random.uniform(0.5, 1.0)
+                delay = min(300.0, 2.0 ** attempts) * random.uniform(0.5, 1.0)
                 log.info("download %s: %s; retrying in %.0fs", item.name, err, delay)
-                self._set(item.id, DownloadStatus.QUEUED, WORKING,
+                self._set(item.id, DownloadStatus.QUEUED, WORKING, attempts=attempts,
                           retry_at=datetime.now(UTC) + timedelta(seconds=delay), error=str(err))
         except OSError as err:  # the disk or the folder, not the network (transfer.py sorts those out)
             self._fail(item, f"Writing the file failed: {err.strerror or type(err).__name__}")

@@ -8,6 +8,7 @@ download records the hash it computed while streaming so that file is never read
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -188,6 +189,9 @@ class ModelInventory:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        # Linux applies a nice value per thread: hashing yields the CPU to ComfyUI and the web server.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         while not self._stop.is_set():
             try:
                 self.hash_pending()
