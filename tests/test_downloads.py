@@ -306,6 +306,7 @@ def test_hugging_face_files_resolve_through_huggingface_hub(
         assert done.status.value == "completed", done.error
         assert done.sha256 == SHA  # checked against the Hub's LFS ETag
         assert view(done)["verified"] is True
+        assert view(done)["revision"] == "4b0b0ac4" * 5  # the commit the Hub said it came from
         heads = [r for r in files.requests if r.get("method") == "HEAD"]
         assert len(heads) >= 2  # resolved again after the dropped connection
         assert all(r["authorization"] == f"Bearer {token}" for r in heads)

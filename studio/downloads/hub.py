@@ -28,8 +28,9 @@ def hub_url(endpoint: str, repo: str, file_name: str, revision: str = "main") ->
     return f"{endpoint.rstrip('/')}/{repo}/resolve/{revision}/{file_name}"
 
 
-def resolve_hub_file(url: str, token: str | None, expected_sha256: str | None) -> tuple[str, str | None]:
-    """(URL to download now, expected SHA-256) for a Hub ``resolve`` URL."""
+def resolve_hub_file(url: str, token: str | None,
+                     expected_sha256: str | None) -> tuple[str, str | None, str | None]:
+    """(URL to download now, expected SHA-256, the commit it comes from) for a Hub ``resolve`` URL."""
     try:
         meta = get_hf_file_metadata(url, token=token or False, timeout=15, retry_on_errors=True)
     except GatedRepoError as err:
@@ -48,4 +49,4 @@ def resolve_hub_file(url: str, token: str | None, expected_sha256: str | None) -
     except httpx2.HTTPError as err:
         raise TransferError(f"{type(err).__name__} while asking Hugging Face") from err
     etag = (meta.etag or "").lower()
-    return meta.location, expected_sha256 or (etag if SHA256.match(etag) else None)
+    return meta.location, expected_sha256 or (etag if SHA256.match(etag) else None), meta.commit_hash

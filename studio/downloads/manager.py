@@ -57,6 +57,7 @@ def view(item: Download, speed: float = 0.0) -> dict[str, Any]:
             "speed": round(speed), "eta_s": round(remaining / speed) if remaining and speed > 0 else None,
             "error": item.error, "attempts": item.attempts, "sha256": item.sha256,
             # compared with a hash known beforehand (catalog, Hugging Face LFS, CivitAI), not just computed
+            "revision": item.source_revision,
             "verified": bool(item.sha256 and item.expected_sha256 and item.sha256 == item.expected_sha256.lower())}
 
 
@@ -305,9 +306,9 @@ class DownloadManager:
                 self._set(item.id, DownloadStatus.DOWNLOADING, (DownloadStatus.VERIFYING,))
 
         try:
-            url, expected = item.url, item.expected_sha256
+            url, expected, revision = item.url, item.expected_sha256, None
             if item.source == "huggingface":  # signed storage URLs expire: resolve again on every attempt
-                url, expected = resolve_hub_file(item.url, self.hf_token(), expected)
+                url, expected, revision = resolve_hub_file(item.url, self.hf_token(), expected)
             elif item.source == "civitai":
                 version_id = int(item.url.rstrip("/").rsplit("/", 1)[-1])
                 url, expected = resolve_civitai_file(self.session, self.civitai_endpoint, version_id,
@@ -340,6 +341,7 @@ class DownloadManager:
             self._fail(item, f"Writing the file failed: {err.strerror or type(err).__name__}")
         else:
             done = self._set(item.id, DownloadStatus.COMPLETED, WORKING, sha256=digest, expected_sha256=expected,
+                             source_revision=revision,
                              error=None, finished_at=datetime.now(UTC), bytes_done=target.stat().st_size,
                              total_bytes=target.stat().st_size)
             if done is not None:

@@ -37,6 +37,8 @@ class Download(SQLModel, table=True):
     bytes_done: int = 0
     total_bytes: int | None = None
     sha256: str | None = Field(default=None, max_length=64)
+    # The Hugging Face commit the file came from (X-Repo-Commit), so a model can be traced back.
+    source_revision: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, max_length=2000)
     attempts: int = 0
     retry_at: datetime | None = None

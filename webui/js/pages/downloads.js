@@ -26,7 +26,7 @@ export function downloadRow(item, reload) {
       item.total_bytes ? `${formatBytes(item.bytes_done)} of ${formatBytes(item.total_bytes)}` : formatBytes(item.bytes_done),
       item.speed ? ` · ${formatBytes(item.speed)}/s` : '', item.eta_s ? ` · ${formatDuration(item.eta_s)} left` : ''].join('')),
     item.error ? h('p', { class: 'error-line' }, item.error) : null,
-    item.status === 'completed' && item.sha256 ? h('p', { class: 'muted small mono', title: item.sha256 }, `SHA-256 ${item.sha256.slice(0, 16)}…${item.verified ? ' matches the expected hash' : ''}`) : null,
+    item.status === 'completed' && item.sha256 ? h('p', { class: 'muted small mono', title: item.sha256 }, `SHA-256 ${item.sha256.slice(0, 16)}…${item.verified ? ' matches the expected hash' : ''}${item.revision ? ` · commit ${item.revision.slice(0, 10)}` : ''}`) : null,
     h('div', { class: 'row' }, buttons.map(([action, label]) => h('button', { class: 'link-button', onclick: () => act(action) }, label))));
 }
 
