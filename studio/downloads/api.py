@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import current_identity, require_admin
 from studio.downloads.hub import hub_url
 from studio.errors import BadRequest, NotFound, StudioError
-from studio.models.catalog import find_entry
+from studio.models.catalog import Catalog, find_entry
 from studio.services import services
 from studio.web import EmptyBody, parse_json
 
@@ -29,6 +31,16 @@ class DownloadRequest(BaseModel):
     allow_pickle: bool = False
 
 
+def _enqueue_catalog_file(catalogs: dict[str, Catalog], file_name: str, allow_pickle: bool) -> dict[str, Any]:
+    """Anyone may install what a catalog lists; only an admin's pickle confirmation counts."""
+    identity = current_identity()
+    entry = find_entry(catalogs, file_name)
+    if entry is None:
+        raise NotFound(f"No catalog entry for {file_name}.", code="not_in_catalog")
+    return services().downloads.enqueue_entry(entry, requested_by=identity.user_id,
+                                              allow_pickle=allow_pickle and identity.is_admin)
+
+
 @bp.get("/downloads")
 def list_downloads() -> Response:
     return jsonify({"items": services().downloads.list()})
@@ -40,11 +52,7 @@ def start_download() -> Response:
     studio = services()
     identity = current_identity()
     if body.catalog_file:
-        entry = find_entry(studio.catalogs(), body.catalog_file)
-        if entry is None:
-            raise NotFound(f"No catalog entry for {body.catalog_file}.", code="not_in_catalog")
-        item = studio.downloads.enqueue_entry(entry, requested_by=identity.user_id,
-                                              allow_pickle=body.allow_pickle and identity.is_admin)
+        item = _enqueue_catalog_file(studio.catalogs(), body.catalog_file, body.allow_pickle)
     else:
         require_admin()  # any URL or repository: admins only
         url, source = body.url, "url"
@@ -72,17 +80,11 @@ class BatchRequest(BaseModel):
 def start_batch() -> Response:
     """Queues several catalog entries; each one that cannot be queued is named with the reason."""
     body = parse_json(BatchRequest)
-    studio = services()
-    identity = current_identity()
-    catalogs = studio.catalogs()
+    catalogs = services().catalogs()
     queued, refused = [], []
     for file_name in dict.fromkeys(body.catalog_files):
-        entry = find_entry(catalogs, file_name)
         try:
-            if entry is None:
-                raise NotFound(f"No catalog entry for {file_name}.", code="not_in_catalog")
-            queued.append(studio.downloads.enqueue_entry(entry, requested_by=identity.user_id,
-                                                         allow_pickle=body.allow_pickle and identity.is_admin))
+            queued.append(_enqueue_catalog_file(catalogs, file_name, body.allow_pickle))
         except StudioError as err:
             refused.append({"file": file_name, "code": err.code, "message": err.message})
     response = jsonify({"queued": queued, "refused": refused})
