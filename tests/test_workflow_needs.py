@@ -195,3 +195,12 @@ def test_custom_loaders_and_power_lora_slots_are_checked_against_comfyuis_folder
         ("gone.safetensors", "loras", False)}
     assert ready["problems"] == ["model wan_q8.gguf is missing (folder diffusion_models)",
                                  "model gone.safetensors is missing (folder loras)"]
+
+
+def test_a_comfyui_without_the_models_api_still_gets_readiness(
+    client: FlaskClient, comfy_server: ComfyUITestServer
+) -> None:
+    comfy_server.models_api = False
+    ready = client.get("/api/workflows/sd15-txt2img").get_json()["readiness"]
+    assert ready["ready"] is False  # known loaders are still checked through /object_info
+    assert ready["missing_models"] == ["v1-5-pruned-emaonly.safetensors"]

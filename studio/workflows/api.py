@@ -31,10 +31,13 @@ class RunRequest(BaseModel):
 def _readiness(studio: Services, workflow: Workflow) -> dict[str, Any]:
     try:
         object_info = studio.comfy.object_info()
-        model_index = studio.comfy.model_index()
     except ComfyError as err:
         return {"ready": None, "problems": [f"ComfyUI cannot be asked: {err}"], "missing_nodes": [],
                 "missing_models": [], "models": []}
+    try:
+        model_index: dict[str, set[str]] | None = studio.comfy.model_index()
+    except ComfyError:  # a ComfyUI without /models: known loaders are still checked via object_info
+        model_index = None
     return readiness(workflow, object_info, model_index)
 
 

@@ -61,6 +61,7 @@ class ComfyUITestServer(FileRoutes):
         ]
         # Custom node packs "installed" in this server (class_type → its /object_info entry).
         self.custom_nodes: dict[str, dict[str, Any]] = {}
+        self.models_api = True  # False: an older ComfyUI without GET /models
         self.node_delays: dict[str, float] = {}
         self.fail_nodes: dict[str, tuple[str, str]] = {}
         self._step_delay_s = 0.0
@@ -404,6 +405,8 @@ class ComfyUITestServer(FileRoutes):
         return web.json_response([])
 
     async def get_model_folders(self, request: web.Request) -> web.Response:
+        if not self.models_api:
+            return web.Response(status=404, text="404: Not Found")
         return web.json_response(MODEL_FOLDERS)
 
     async def get_models(self, request: web.Request) -> web.Response:
