@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlmodel import Session, select
 
 from studio.config import Settings
 from studio.events import Event
-from studio.models.inventory import ModelInventory
+from studio.models.inventory import ModelHash, ModelInventory
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import signed_in_user, wait_until
@@ -120,7 +121,6 @@ def test_hashes_are_computed_in_the_background_cached_and_redone_when_a_file_cha
     assert files["loras/style.safetensors"]["sha256"] == hashlib.sha256(b"s" * 1000).hexdigest()
     assert {e.payload["path"] for e in hashed} == set(files)
     assert inventory.hash_pending() == 0  # cached by path, size and mtime
-    assert inventory.by_hash(hashlib.sha256(b"s" * 1000).hexdigest()) == "loras/style.safetensors"
 
     big.write_bytes(b"B" * 100)  # replaced: the old hash must not be shown for the new content
     assert {f["path"]: f for f in inventory.files()}["checkpoints/big.safetensors"]["sha256"] is None
@@ -129,7 +129,10 @@ def test_hashes_are_computed_in_the_background_cached_and_redone_when_a_file_cha
         hashlib.sha256(b"B" * 100).hexdigest()
     big.unlink()
     inventory.hash_pending()
-    assert inventory.by_hash(hashlib.sha256(b"B" * 100).hexdigest()) is None
+    with Session(services.engine) as session:  # a deleted file's hash is forgotten
+        remembered = set(session.exec(select(ModelHash.sha256)))
+    assert hashlib.sha256(b"B" * 100).hexdigest() not in remembered
+    assert hashlib.sha256(b"s" * 1000).hexdigest() in remembered
 
 
 def test_disk_report_counts_bytes_per_folder_and_lists_the_largest_files(
@@ -288,3 +291,11 @@ def test_files_on_disk_are_checked_against_the_catalogs_hash(client: FlaskClient
     assert (entries["other.safetensors"]["verified"], entries["other.safetensors"]["hash_mismatch"]) == (False, True)
     assert (entries["unhashed.safetensors"]["verified"], entries["unhashed.safetensors"]["hash_mismatch"]) == (
         False, False)
+
+
+def test_a_pair_is_named_without_its_role_but_keeps_role_words_inside_the_name() -> None:
+    from studio.models.listing import pairs
+
+    entries = [{"file": f"{role}.safetensors", "name": name, "base_model": "WAN", "pair_id": "p", "pair_role": role,
+                "status": "missing"} for role, name in (("high", "High Detail (High)"), ("low", "High Detail (Low)"))]
+    assert [p["name"] for p in pairs(entries)] == ["High Detail"]

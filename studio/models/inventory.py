@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -73,17 +73,6 @@ class ModelInventory:
                            "modified": item.mtime_ns / 1e9, "location": item.location,
                            "sha256": hit.sha256 if fresh and hit else None})
         return answer
-
-    def by_hash(self, sha256: str) -> str | None:
-        """The path (as ComfyUI names it) of a file already on disk with this content, if any."""
-        with Session(self.engine) as session:
-            rows = list(session.exec(select(ModelHash).where(ModelHash.sha256 == sha256.lower())))
-        current = {f.absolute: f for f in self.root.scan()}
-        for row in rows:
-            found = current.get(row.path)
-            if found is not None and (found.size, found.mtime_ns) == (row.size, row.mtime_ns):
-                return found.path
-        return None
 
     def disk_report(self, largest: int = 10) -> dict[str, Any]:
         scanned = self.root.scan()
@@ -164,11 +153,15 @@ class ModelInventory:
         return digest.hexdigest()
 
     def _forget_vanished(self) -> None:
-        present = {f.absolute for f in self.root.scan()}
+        """Compared in Python: a NOT IN over every file on disk would exceed SQLite's variable limit."""
+        gone = set(self._cached()) - {f.absolute for f in self.root.scan()}
+        if not gone:
+            return
 
         def work(session: Session) -> None:
-            for row in session.exec(select(ModelHash).where(col(ModelHash.path).not_in(present))):
-                session.delete(row)
+            paths = sorted(gone)
+            for start in range(0, len(paths), 500):
+                session.execute(delete(ModelHash).where(col(ModelHash.path).in_(paths[start:start + 500])))
 
         write_with_retry(self.engine, work)
 
