@@ -7,6 +7,7 @@ would list it there too.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from studio.models.catalog import Catalog, CatalogEntry
@@ -78,10 +79,10 @@ def pairs(entries: list[dict[str, Any]], base_model: str | None = None) -> list[
     return sorted(grouped.values(), key=lambda p: p["name"].lower())
 
 
+ROLE_SUFFIX = re.compile(r"\s*[(\[]?\b(high|low)(\s+noise)?[)\]]?\s*$", re.IGNORECASE)
+
+
 def _pair_name(entry: dict[str, Any]) -> str:
-    """The entry name without the role word, so the pair reads as one LoRA."""
-    name = str(entry["name"])
-    for word in (" (High)", " (Low)", " High Noise", " Low Noise", " [High]", " [Low]", " HIGH", " LOW",
-                 " High", " Low"):
-        name = name.replace(word, "")
-    return name.strip()
+    """The entry name without its trailing role ("Orbit (High)" → "Orbit"), so the pair reads as one
+    LoRA; a role word inside the name ("High Detail (Low)") stays."""
+    return ROLE_SUFFIX.sub("", str(entry["name"])).strip() or str(entry["name"])
