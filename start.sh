@@ -8,6 +8,10 @@ export STUDIO_HOST="${STUDIO_HOST:-0.0.0.0}"
 export STUDIO_PORT="${STUDIO_PORT:-8000}"
 export COMFYUI_URL="${COMFYUI_URL:-http://127.0.0.1:8188}"
 COMFYUI_HOME="${COMFYUI_HOME:-/workspace/ComfyUI}"
+# On RunPod, Studio is reached through the pod's own proxy name; nothing else may name it.
+if [[ -n "${RUNPOD_POD_ID:-}" && -z "${STUDIO_ALLOWED_HOSTS:-}" ]]; then
+  export STUDIO_ALLOWED_HOSTS="${RUNPOD_POD_ID}-${STUDIO_PORT}.proxy.runpod.net"
+fi
 
 mkdir -p "$STUDIO_DIR/logs"
 

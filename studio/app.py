@@ -7,14 +7,21 @@ from flask import Flask
 
 from studio.config import Settings
 from studio.services import Services, build_services
-from studio.web import register_error_handlers
+from studio.web import BoundedIntConverter, StrictJSONProvider, register_error_handlers
 
 # Browsers answer a ping within the interval; a socket that stops answering is closed.
 WS_PING_INTERVAL_S = 20
 
 
+class StudioFlask(Flask):
+    """Flask with Studio's strict JSON (see ``studio.jsonio``) for every body read and written."""
+
+    json_provider_class = StrictJSONProvider
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
-    app = Flask(__name__, static_folder=None)
+    app = StudioFlask(__name__, static_folder=None)
+    app.url_map.converters["int"] = BoundedIntConverter
     app.config.update(
         MAX_CONTENT_LENGTH=settings.studio_max_body_mb * 1024 * 1024,
         JSON_SORT_KEYS=False,

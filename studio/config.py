@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         "", description="Comma-separated IPs/CIDRs whose X-Forwarded-For/-Proto/-Host headers are believed."
     )
+    studio_allowed_hosts: str = Field(
+        "", description="Comma-separated host names Studio answers to besides IP addresses, localhost and this "
+        "machine's name (``*.example.com`` matches sub-domains; RunPod: ``<pod id>-8000.proxy.runpod.net``). "
+        "Any other Host header gets 421, which stops DNS-rebinding attacks.",
+    )
     studio_session_idle_hours: float = Field(72.0, gt=0, description="A session unused this long ends.")
     studio_session_max_days: float = Field(30.0, gt=0, description="A session ends this long after sign-in.")
     hf_endpoint: str = Field("https://huggingface.co", description="The Hugging Face Hub (or a mirror).")

@@ -71,6 +71,13 @@ class Conflict(StudioError):
     code = "conflict"
 
 
+class MisdirectedRequest(StudioError):
+    """A request for a host name Studio does not serve (DNS rebinding, a wrong proxy)."""
+
+    status = 421
+    code = "host_not_allowed"
+
+
 class PayloadTooLarge(StudioError):
     status = 413
     code = "payload_too_large"

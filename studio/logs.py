@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,13 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 _SECRETS: set[str] = set()
+# The ``user:password@`` of any URL (a ComfyUI URL with credentials): never written to a log.
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s\"'?#]+@")
+
+
+def mask_url_userinfo(text: str, replacement: str = "…") -> str:
+    """``http://user:pass@host`` → ``http://…@host``, for every URL inside ``text``."""
+    return _URL_USERINFO.sub(replacement + "@", text) if "@" in text else text
 _SECRETS_LOCK = threading.Lock()
 
 
@@ -41,13 +49,13 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = self.secrets
-        if not secrets:
-            return True
         message = record.getMessage()
+        if not secrets and "@" not in message and not record.exc_info:
+            return True
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        redacted = message
-        exc_text = record.exc_text or ""
+        redacted = mask_url_userinfo(message, "[redacted]")
+        exc_text = mask_url_userinfo(record.exc_text or "", "[redacted]")
         for secret in secrets:
             redacted = redacted.replace(secret, "[redacted]")
             exc_text = exc_text.replace(secret, "[redacted]")

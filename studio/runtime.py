@@ -12,11 +12,36 @@ import threading
 from dataclasses import dataclass, field
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from studio.errors import HTTP_STATUS_CODES, error_body
+from studio.jsonio import dumps
 from studio.services import Services
 
 log = logging.getLogger(__name__)
+
+
+class StudioRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, answering the errors it raises before Flask sees a request (414 URI too
+    long, 431 headers too large, 400 malformed request line) with Studio's JSON error body
+    instead of the standard library's HTML page."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        plain = HTTP_STATUS_CODES.get(code)
+        if code == 414:
+            plain = ("uri_too_long", "The address is too long.")
+        elif code == 431:
+            plain = ("headers_too_large", "The request headers are too large.")
+        label, text = plain or ("http_error", message or "The request could not be handled.")
+        body = dumps(error_body(label, text)).encode()
+        self.log_error("code %d, message %s", code, message or text)
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 @dataclass
@@ -47,7 +72,7 @@ class Runtime:
             self.services.bus.publish("system/telemetry", self.services.telemetry.sample())
 
     def bind(self, host: str, port: int) -> BaseWSGIServer:
-        self.server = make_server(host, port, self.app, threaded=True)
+        self.server = make_server(host, port, self.app, threaded=True, request_handler=StudioRequestHandler)
         return self.server
 
     @property

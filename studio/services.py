@@ -113,7 +113,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         max_age=timedelta(days=settings.studio_session_max_days),
     )
     users = UserDirectory(engine, bus)
-    guard = Guard(settings.trusted_proxies)
+    guard = Guard(settings.trusted_proxies, settings.studio_allowed_hosts)
     preferences = PreferencesService(engine, bus, settings)
     library = WorkflowLibrary(engine, data_dir.workflows)
     importer = WorkflowImporter(library, data_dir.workflows)

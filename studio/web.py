@@ -11,10 +11,14 @@ import logging
 from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ConfigDict, ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
+from studio import jsonio
 from studio.errors import HTTP_STATUS_CODES, BadRequest, StudioError, error_body
+from studio.logs import mask_url_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +33,34 @@ def _fields(err: ValidationError) -> dict[str, str]:
     return fields
 
 
-def parse_json(model: type[M]) -> M:
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, made strict: refuses NaN/huge numbers/deep nesting in, never writes NaN out,
+    and masks credentials inside URLs in every answer (a ComfyUI URL with ``user:pass@``)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return jsonio.loads(s)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("default", self.default)
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        text = jsonio.dumps(obj, **kwargs)
+        return mask_url_userinfo(text)
+
+
+def request_json() -> Any:
+    """The request body as JSON ({} when empty), parsed by the one strict parser, else a 400."""
     raw = request.get_data(cache=True)
     if not raw.strip():
-        data: Any = {}
-    else:
-        data = request.get_json(force=True, silent=True)
-        if data is None:
-            raise BadRequest("The request body is not valid JSON.", code="invalid_json")
+        return {}
+    try:
+        return jsonio.loads(raw)
+    except jsonio.JSONRefused as err:
+        raise BadRequest(f"The request body is not usable JSON: {err}.", code="invalid_json") from err
+
+
+def parse_json(model: type[M]) -> M:
+    data = request_json()
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
     try:
@@ -52,12 +76,36 @@ class EmptyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_QUERY_VALUE = 4096
+
+
 def parse_query(model: type[M]) -> M:
+    args = request.args.to_dict()
+    for key, value in args.items():
+        if len(value) > MAX_QUERY_VALUE or "\x00" in value:
+            raise BadRequest(f"Invalid query parameter {key[:40]}.", fields={key[:40]: "too long or contains NUL"})
     try:
-        return model.model_validate(request.args.to_dict())
+        parsed = model.model_validate(args)
     except ValidationError as err:
         fields = _fields(err)
         raise BadRequest(f"Invalid query parameter {', '.join(fields)}.", fields=fields) from err
+    for name in type(parsed).model_fields:
+        value = getattr(parsed, name)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > DB_INT_MAX:
+            raise BadRequest(f"Invalid query parameter {name}.", fields={name: "number too large"})
+    return parsed
+
+
+# The largest integer a database column holds (SQLite and PostgreSQL BIGINT): ids, cursors, limits.
+DB_INT_MAX = 2**63 - 1
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:id>`` in a route, refusing (404) a number no row can have instead of overflowing."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", DB_INT_MAX)
+        super().__init__(map, *args, **kwargs)
 
 
 def _respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:

@@ -13,7 +13,7 @@ from studio.app import create_app
 from studio.auth.guard import SESSION_COOKIE
 from studio.auth.keys import rotate_signing_key
 from studio.auth.models import AuthSession, Role
-from studio.auth.throttle import FREE_FAILURES
+from studio.auth.throttle import FREE_FAILURES, FREE_FAILURES_PER_IP
 from studio.db import write_with_retry
 from studio.runtime import Runtime
 from studio.services import Services, build_services
@@ -166,7 +166,7 @@ def test_secure_cookies_behind_https_and_trusted_proxies(settings, services: Ser
     assert proxied.get_cookie(SESSION_COOKIE).secure
 
 
-def test_failed_sign_ins_grow_a_delay_per_account_and_per_ip(app: Flask, client: FlaskClient) -> None:
+def test_failed_sign_ins_grow_a_delay_per_address_and_account(app: Flask, client: FlaskClient) -> None:
     attacker = app.test_client()
     for _ in range(FREE_FAILURES):
         answer = attacker.post("/api/auth/login", json={"username": ADMIN_NAME, "password": "guess"})
@@ -179,10 +179,18 @@ def test_failed_sign_ins_grow_a_delay_per_account_and_per_ip(app: Flask, client:
     assert blocked.get_json()["error"]["details"]["retry_after_s"] >= 1
     other_ip = app.test_client().post("/api/auth/login", json={"username": ADMIN_NAME, "password": ADMIN_PASSWORD},
                                       environ_base={"REMOTE_ADDR": "10.9.8.7"})
-    assert other_ip.status_code == 429  # the account itself is throttled
+    assert other_ip.status_code == 200  # the guesser never locks the real person out
     reasons = [i["payload"]["reason"] for i in client.get("/api/events?type=auth/login_failed").get_json()["items"]]
     assert reasons.count("bad_credentials") == FREE_FAILURES + 1
     assert "rate_limited" in reasons
+
+
+def test_one_address_guessing_many_accounts_is_held_back(app: Flask, client: FlaskClient) -> None:
+    spray = app.test_client()
+    codes = [spray.post("/api/auth/login", json={"username": f"user{n}", "password": "guess"},
+                        environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code for n in range(FREE_FAILURES_PER_IP + 2)]
+    assert codes[:FREE_FAILURES_PER_IP + 1] == [401] * (FREE_FAILURES_PER_IP + 1)
+    assert codes[-1] == 429  # a fresh account name does not buy a fresh allowance
 
 
 def test_a_rotated_key_keeps_people_signed_in_and_re_signs_their_cookie(

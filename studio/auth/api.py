@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.auth.models import Role, TokenScope
@@ -34,7 +34,16 @@ class PasswordChange(Strict):
 class TokenRequest(Strict):
     name: str = Field(min_length=1, max_length=64)
     scope: TokenScope = TokenScope.FULL
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(None, description="ISO 8601; without a time zone it is taken as UTC")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.year > 9000:
+            raise ValueError("must be before the year 9000")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class NewUser(Credentials):

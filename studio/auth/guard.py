@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -18,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from studio.auth.models import TokenScope
 from studio.auth.service import AuthService, Identity
-from studio.errors import Conflict, Forbidden, StudioError, Unauthorized
+from studio.errors import Conflict, Forbidden, MisdirectedRequest, StudioError, Unauthorized
 
 SESSION_COOKIE = "studio_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -59,9 +60,53 @@ def _networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
 
 
+LOOPBACK_NAMES = ("localhost", "*.localhost", "localhost.localdomain")
+
+
+def _host_name(host: str) -> str:
+    """``Host`` without its port, lowercased; IPv6 brackets removed."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_allowed_hosts(spec: str) -> tuple[str, ...]:
+    """``a.example, *.proxy.example`` → names; ``*`` alone allows every host (documented as unsafe)."""
+    return tuple(part.strip().lower().rstrip(".") for part in spec.split(",") if part.strip())
+
+
 class Guard:
-    def __init__(self, trusted_proxies: str) -> None:
+    def __init__(self, trusted_proxies: str, allowed_hosts: str = "") -> None:
         self.trusted = _networks(trusted_proxies)
+        self.allowed_hosts = (*LOOPBACK_NAMES, socket.gethostname().lower(), *parse_allowed_hosts(allowed_hosts))
+
+    def host_allowed(self, host: str) -> bool:
+        """DNS rebinding defence: a name is served only when Studio was told it is its own.
+
+        An IP address is always fine (a page reached by address cannot be an attacker's name
+        rebound to ours), as are loopback names, this machine's host name and STUDIO_ALLOWED_HOSTS
+        (``*.suffix`` matches sub-domains).
+        """
+        name = _host_name(host)
+        if not name or any(ch in name for ch in "/\\@ "):
+            return False
+        if _is_ip_literal(name):
+            return True
+        for pattern in self.allowed_hosts:
+            if pattern == "*" or name == pattern:
+                return True
+            if pattern.startswith("*.") and name.endswith(pattern[1:]) and len(name) > len(pattern) - 1:
+                return True
+        return False
 
     def set_trusted_proxies(self, spec: str) -> None:
         self.trusted = _networks(spec)
@@ -94,11 +139,16 @@ class Guard:
             return forwarded.split(",")[0].strip()
         return request.host
 
+    def own_origin(self) -> str:
+        scheme = "https" if self.is_https() else "http"
+        return _normal_origin(f"{scheme}://{self.public_host()}")
+
     def origin_ok(self) -> bool:
+        """The Origin a browser sent names us: same scheme, host and port (``null`` never does)."""
         origin = request.headers.get("Origin")
         if origin is None:
             return True  # not a browser cross-site request: browsers always send Origin on those
-        return urlsplit(origin).netloc == self.public_host()
+        return _normal_origin(origin) == self.own_origin()
 
     def set_session_cookie(self, response: Response, value: str, max_age_s: int) -> None:
         response.set_cookie(SESSION_COOKIE, value, max_age=max_age_s, httponly=True, samesite="Lax",
@@ -106,6 +156,19 @@ class Guard:
 
     def clear_session_cookie(self, response: Response) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=self.is_https())
+
+
+def _normal_origin(origin: str) -> str:
+    try:
+        parts = urlsplit(origin.strip().lower())
+        port = parts.port
+    except ValueError:
+        return "invalid"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "invalid"
+    default = 443 if parts.scheme == "https" else 80
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 def _bearer() -> str | None:
@@ -124,6 +187,10 @@ def install_guard(app: Flask, guard: Guard) -> None:
 
     @app.before_request
     def _guard() -> Response | None:
+        if not guard.host_allowed(request.host) or not guard.host_allowed(guard.public_host()):
+            raise MisdirectedRequest(
+                f"Studio does not answer to the name {_host_name(guard.public_host())[:100]!r}. "
+                "Add it to STUDIO_ALLOWED_HOSTS if this is really Studio's address.", code="host_not_allowed")
         endpoint = request.endpoint
         if endpoint is None:
             return None  # 404 / 405: answered by the error handlers, which reveal nothing

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from studio.auth.models import ApiToken, AuthSession, Role, TokenScope, User
 from studio.auth.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
-from studio.auth.throttle import LoginThrottler
+from studio.auth.throttle import FREE_FAILURES_PER_ACCOUNT, Attempt, LoginThrottler
 from studio.db import write_with_retry
 from studio.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from studio.events import EventBus
@@ -97,8 +97,13 @@ class AuthService:
     # -- sign in and sessions -------------------------------------------------------------------
 
     def login(self, username: str, password: str, *, ip: str, user_agent: str | None) -> tuple[str, Identity]:
-        keys = [f"ip:{ip}", f"user:{username.strip().lower()}"]
-        wait = self.throttle.retry_after_s(keys)
+        attempt = Attempt(ip=ip, username=username)
+        with self.throttle.serialised(attempt):
+            return self._login(attempt, username, password, ip=ip, user_agent=user_agent)
+
+    def _login(self, attempt: Attempt, username: str, password: str, *, ip: str,
+               user_agent: str | None) -> tuple[str, Identity]:
+        wait = self.throttle.retry_after_s(attempt)
         if wait:
             log.warning("sign-in as %r from %s refused for %d s (too many failures)", username[:64], ip, wait)
             self.bus.publish("auth/login_failed", {"username": username[:64], "ip": ip, "reason": "rate_limited"})
@@ -107,12 +112,16 @@ class AuthService:
             user = session.exec(select(User).where(func.lower(User.username) == username.strip().lower())).first()
         valid = verify_password(password, user.password_hash if user else DUMMY_HASH)
         if not user or not valid or user.disabled:
-            delay = self.throttle.failed(keys)
-            log.warning("failed sign-in as %r from %s (next delay %d s)", username[:64], ip, delay)
+            failure = self.throttle.failed(attempt)
+            log.warning("failed sign-in as %r from %s (next delay %d s)", username[:64], ip, failure.delay_s)
+            if failure.account_alert:
+                log.warning("account %r is being guessed from many addresses", username[:64])
+                self.bus.publish("auth/account_attacked", {"username": username[:64], "ip": ip,
+                                                           "failures": FREE_FAILURES_PER_ACCOUNT + 1})
             self.bus.publish("auth/login_failed", {"username": username[:64], "ip": ip,
                                                    "reason": "disabled" if user and valid else "bad_credentials"})
             raise Unauthorized("Wrong user name or password.", code="bad_credentials")
-        self.throttle.succeeded(keys)
+        self.throttle.succeeded(attempt)
         log.info("%s signed in from %s", user.username, ip)
         assert user.id is not None
         if needs_rehash(user.password_hash):
@@ -184,6 +193,31 @@ class AuthService:
             session.execute(update(AuthSession).where(col(AuthSession.id_hash) == id_hash).values(last_seen_at=now))
 
         write_with_retry(self.engine, work)
+
+    def recheck(self, identity: Identity) -> Identity | None:
+        """``identity`` as it stands now, or None once its session or token no longer holds.
+
+        For connections that outlive one request (the live socket): a user disabled or signed
+        out, a revoked token, an expired session, or a changed role all show here.
+        """
+        now = datetime.now(UTC)
+        with Session(self.engine) as session:
+            user = session.get(User, identity.user_id)
+            if user is None or user.disabled:
+                return None
+            if identity.via == "session":
+                row = session.get(AuthSession, identity.session_id_hash or "")
+                if row is None or row.revoked_at is not None or aware(row.expires_at) <= now \
+                        or aware(row.last_seen_at) + self.idle_timeout <= now:
+                    return None
+            else:
+                token = session.get(ApiToken, identity.token_id or 0)
+                if token is None or token.revoked_at is not None or \
+                        (token.expires_at is not None and aware(token.expires_at) <= now):
+                    return None
+        return Identity(identity.user_id, user.username, user.role, identity.via, scope=identity.scope,
+                        session_id_hash=identity.session_id_hash, csrf_token=identity.csrf_token,
+                        token_id=identity.token_id)
 
     def logout(self, identity: Identity) -> None:
         if identity.session_id_hash is None:

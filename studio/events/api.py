@@ -8,6 +8,7 @@ thread, so a stalled browser holds up nobody else.
 from __future__ import annotations
 
 import json
+import time
 
 from flask import Blueprint, Response, jsonify
 from flask_sock import ConnectionClosed, Sock
@@ -24,6 +25,11 @@ sock = Sock()
 
 # How long a socket thread waits for events before checking that its client is still there.
 IDLE_WAIT_S = 1.0
+# A socket's sign-in is checked again at least this often (and at once after any account change).
+RECHECK_EVERY_S = 5.0
+# Close codes: 1008 policy violation (no longer signed in), 4001 the rights changed (reconnect).
+CLOSE_SIGNED_OUT = 1008
+CLOSE_ROLE_CHANGED = 4001
 
 
 class RecentQuery(BaseModel):
@@ -44,14 +50,26 @@ def recent_events() -> Response:
 
 @sock.route("/ws", bp=bp)
 def live(ws) -> None:  # type: ignore[no-untyped-def]
-    hub = services().hub
+    studio = services()
+    hub = studio.hub
     identity = current_identity()
     client = hub.connect(is_admin=identity.is_admin, user_id=identity.user_id)
+    checked_at = time.monotonic()
     try:
         hello = {"type": "events/hello", "payload": {"version": __version__, "seq": hub.last_seq}}
         ws.send(json.dumps(hello))
         while ws.connected and not client.closed:
             frames = client.get_batch(IDLE_WAIT_S)
+            if client.stale or time.monotonic() - checked_at >= RECHECK_EVERY_S:
+                client.stale = False
+                checked_at = time.monotonic()
+                now = studio.auth.recheck(identity)
+                if now is None:
+                    ws.close(CLOSE_SIGNED_OUT, "You are no longer signed in.")
+                    break
+                if now.role is not identity.role:
+                    ws.close(CLOSE_ROLE_CHANGED, "Your role changed: reconnect.")
+                    break
             if len(frames) == 1:
                 ws.send(frames[0])
             elif frames:

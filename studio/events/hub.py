@@ -28,6 +28,9 @@ class ClientQueue:
         self._closed = False
         self._cond = threading.Condition()
         self.dropped = 0
+        # Set when something about who may see what changed (a user disabled, a role, a token):
+        # the socket re-checks its identity before it sends anything more.
+        self.stale = False
 
     def put(self, event: Event) -> None:
         if not self.is_admin and (event.admin_only or (event.user_id is not None and event.user_id != self.user_id)):
@@ -87,6 +90,9 @@ class SocketHub:
         self.last_seq = event.seq
         with self._lock:
             clients = list(self._clients)
+        if event.type.startswith("auth/") and event.type not in ("auth/login", "auth/login_failed"):
+            for client in clients:  # before the event is queued, so no socket sends it unchecked
+                client.stale = True
         for client in clients:
             client.put(event)
 

@@ -19,6 +19,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("events/reset", "Sent to one socket that fell behind: refetch every snapshot."),
         EventSpec("auth/login", "Someone signed in.", persist=True, admin_only=True),
         EventSpec("auth/login_failed", "A sign-in failed or was rate limited.", persist=True, admin_only=True),
+        EventSpec("auth/account_attacked", "Many addresses failed to sign in to one account.", persist=True,
+                  admin_only=True),
         EventSpec("auth/logout", "Someone signed out.", persist=True, admin_only=True),
         EventSpec("auth/token_created", "An API token was created.", persist=True, admin_only=True),
         EventSpec("auth/token_revoked", "An API token was revoked.", persist=True, admin_only=True),

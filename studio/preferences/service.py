@@ -8,6 +8,7 @@ and never revealed again; setting one to an empty string removes the stored valu
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,11 +26,13 @@ from studio.preferences.models import StoredSetting
 
 SECRET_KEYS = ("civitai_api_key", "hf_token", "telegram_bot_token", "webhook_secret")
 
+log = logging.getLogger(__name__)
+
 
 class SettingsUpdate(BaseModel):
     """What the Settings page may change; every field optional, unknown fields refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     comfyui_url: str | None = Field(None, max_length=2048)
     download_concurrency: int | None = Field(None, ge=1, le=8)
@@ -115,7 +118,8 @@ class PreferencesService:
         with self._lock:
             if self._stored is None:
                 with Session(self.engine) as session:
-                    self._stored = {row.key: row.value for row in session.exec(select(StoredSetting))}
+                    rows = {row.key: row.value for row in session.exec(select(StoredSetting))}
+                self._stored = {key: value for key, value in rows.items() if _still_valid(key, value)}
                 for key in SECRET_KEYS:
                     if self._stored.get(key):
                         register_secret(self._stored[key])
@@ -151,7 +155,13 @@ class PreferencesService:
         now = datetime.now(UTC)
         with Session(self.engine) as session:
             for key, value in given.items():
-                row = session.get(StoredSetting, key) or StoredSetting(key=key, value=None)
+                row = session.get(StoredSetting, key)
+                if key not in SECRET_KEYS and value is None:
+                    # null: back to the configured value (environment, settings.toml or default).
+                    if row is not None:
+                        session.delete(row)
+                    continue
+                row = row or StoredSetting(key=key, value=None)
                 if key in SECRET_KEYS:
                     # An empty string clears the secret, even one that came from the environment.
                     value = value or None
@@ -171,6 +181,29 @@ class PreferencesService:
         return self.public_view()
 
     def apply(self) -> None:
+        """Hand the values to every listener; one that fails is logged and never stops the rest
+        (nor Studio's start: a bad stored value must not brick the next ``studio serve``)."""
         values = self.effective()
         for listener in self._listeners:
-            listener(values)
+            try:
+                listener(values)
+            except Exception:  # noqa: BLE001 - logged; the other listeners and the caller go on
+                log.exception("applying settings failed in %s", getattr(listener, "__qualname__", listener))
+
+
+def _still_valid(key: str, value: Any) -> bool:
+    """A stored row is used only if it would be accepted today; otherwise it is ignored, loudly."""
+    if key not in SettingsUpdate.model_fields:
+        log.warning("ignoring stored setting %r: Studio no longer knows it", key)
+        return False
+    if value is None:
+        if key in SECRET_KEYS:
+            return True  # a secret cleared on purpose, even one from the environment
+        log.warning("ignoring stored setting %r: it is empty; the configured value applies", key)
+        return False
+    try:
+        SettingsUpdate.model_validate({key: value})
+    except ValidationError:
+        log.warning("ignoring stored setting %r: its value is no longer valid; the configured value applies", key)
+        return False
+    return True

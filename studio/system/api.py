@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict
 
+from studio.auth.guard import require_admin
 from studio.services import services
 from studio.web import parse_json
 
@@ -29,6 +30,7 @@ class FreeRequest(BaseModel):
 
 @bp.post("/comfy/free")
 def free_comfy_memory() -> Response:
+    require_admin()  # unloading models stops everyone's next job from starting warm
     request = parse_json(FreeRequest)
     services().system.free_comfy_memory(unload_models=request.unload_models, free_memory=request.free_memory)
     return jsonify({"ok": True})

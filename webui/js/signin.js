@@ -7,10 +7,20 @@ const mode = main.dataset.mode;
 const form = /** @type {HTMLFormElement} */ (document.getElementById('signin-form'));
 const errorLine = /** @type {HTMLElement} */ (document.getElementById('form-error'));
 
-/** Only same-site paths: `next` must never send someone to another site after signing in. */
-function nextPath() {
-  const next = new URLSearchParams(location.search).get('next') || '/';
-  return next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+/**
+ * Where to go after signing in: `next` exactly as the browser itself would resolve it, accepted
+ * only when that lands on this origin. Prefix checks on the raw text are not enough: browsers drop
+ * tabs and newlines and read `\` as `/`, so `/%09/evil.example/` would leave the site.
+ */
+export function nextPath(next = new URLSearchParams(location.search).get('next') || '/') {
+  let target;
+  try {
+    target = new URL(next, location.origin);
+  } catch {
+    return '/';
+  }
+  if (target.origin !== location.origin) return '/';
+  return target.pathname + target.search + target.hash;
 }
 
 form.addEventListener('submit', async (event) => {

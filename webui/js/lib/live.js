@@ -37,7 +37,16 @@ export class Live extends EventTarget {
       // A client that fell a little behind gets its backlog as one array of events.
       for (const event of Array.isArray(data) ? data : [data]) this.deliver(event);
     });
-    socket.addEventListener('close', () => {
+    socket.addEventListener('close', (closed) => {
+      // Studio closes the socket itself when the sign-in ended (1008) or the role changed (4001).
+      if (closed.code === 1008) {
+        location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+        return;
+      }
+      if (closed.code === 4001) {
+        location.reload();
+        return;
+      }
       const wasConnected = this.connected;
       this.connected = false;
       this.socket = null;

@@ -72,7 +72,10 @@ export function mount(main) {
     const changes = {};
     for (const field of FIELDS) {
       const input = /** @type {HTMLInputElement} */ (form.querySelector(`[name="${field.key}"]`));
-      const value = field.type === 'number' && input.value !== '' ? Number(input.value) : input.value;
+      // An emptied field (not a secret) goes back to the configured value: sent as null.
+      const emptied = !field.secret && input.value === '' && (loaded[field.key]?.value ?? '') !== '';
+      const number = field.type === 'number' && input.value !== '' ? Number(input.value) : input.value;
+      const value = emptied ? null : number;
       // Only what the person changed is saved: untouched fields keep following the configuration.
       if (field.secret ? value !== '' : value !== (loaded[field.key]?.value ?? '')) changes[field.key] = value;
     }
