@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,10 +112,8 @@ def _open_dir_chain(anchor: str, parts: list[str], *, create: bool) -> int:
             except FileNotFoundError:
                 if not create:
                     raise
-                try:
+                with suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    pass
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as err:
                 if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
@@ -241,10 +239,8 @@ def lexists_inside(root: Path, path: Path | str) -> bool:
 
 
 def fsync_fd(fd: int) -> None:
-    try:
+    with suppress(OSError):  # some file systems (and Windows folders) cannot fsync a directory
         os.fsync(fd)
-    except OSError:  # some file systems (and Windows folders) cannot fsync a directory
-        pass
 
 
 def write_atomic(root: Path, path: Path | str, data: bytes) -> None:
