@@ -165,12 +165,14 @@ _MODES = {
 }
 
 
-def open_inside(root: Path, path: Path | str, mode: str = "rb", *, create_dirs: bool = False) -> IO[Any]:
+def open_inside(root: Path, path: Path | str, mode: str = "rb", *, create_dirs: bool = False,
+                permissions: int = 0o644) -> IO[Any]:
     """``open(path, mode)`` that refuses to leave ``root`` or to pass through a link (``O_NOFOLLOW``)."""
     flags = _MODES[mode] | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     with parent_fd(root, path, create=create_dirs and mode != "rb") as (fd, leaf):
         try:
-            handle = os.open(leaf, flags, 0o644, dir_fd=fd) if fd is not None else os.open(leaf, flags, 0o644)
+            handle = (os.open(leaf, flags, permissions, dir_fd=fd) if fd is not None
+                      else os.open(leaf, flags, permissions))
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise UnsafePath(errno.ELOOP, "the file is a symlink", os.fspath(path)) from err
@@ -243,14 +245,15 @@ def fsync_fd(fd: int) -> None:
         os.fsync(fd)
 
 
-def write_atomic(root: Path, path: Path | str, data: bytes) -> None:
+def write_atomic(root: Path, path: Path | str, data: bytes, *, permissions: int = 0o644) -> None:
     """Write ``data`` to a temporary name, fsync it, rename it into place, fsync the folder.
 
     A crash at any moment leaves either the old file or the new one, never a torn one.
     """
     target = Path(path)
     temporary = target.with_name(f".{target.name}.tmp")
-    with open_inside(root, temporary, "wb", create_dirs=True) as handle:
+    unlink_inside(root, temporary)  # a leftover from a crash, or a planted link: never written through
+    with open_inside(root, temporary, "xb", create_dirs=True, permissions=permissions) as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

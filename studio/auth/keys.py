@@ -10,18 +10,17 @@ import os
 import secrets
 from pathlib import Path
 
+from studio.safepath import write_atomic
+
 KEY_FILE = "session_signing_key"
 PREVIOUS_KEY_FILE = "session_signing_key.previous"
 
 
 def _write_private(path: Path, value: str) -> None:
+    """0600, fsynced and renamed into place: a crash never leaves a torn or empty key behind."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
-    os.replace(temporary, path)
+    write_atomic(path.parent, path, value.encode(), permissions=0o600)
 
 
 def load_signing_keys(secrets_dir: Path) -> list[str]:
