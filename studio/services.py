@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy.engine import Engine
@@ -23,6 +22,7 @@ from studio.auth.users import UserDirectory
 from studio.comfy import ComfyClient, ComfyError, ComfyStream
 from studio.config import Settings
 from studio.db import create_db_engine
+from studio.downloads.credentials import credentials
 from studio.downloads.manager import DownloadManager
 from studio.events import EVENT_TYPES, EventBus
 from studio.events.hub import SocketHub
@@ -141,13 +141,8 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
                            requeue_lost=settings.studio_requeue_lost_jobs)
     def tokens() -> dict[str, str]:
         """Each secret only for its own hosts; read at every request so page changes apply at once."""
-        found = {}
-        if hf := preferences.get("hf_token"):
-            found.update({"huggingface.co": hf, "hf.co": hf, urlsplit(settings.hf_endpoint).hostname or "": hf})
-        if civitai := preferences.get("civitai_api_key"):
-            found.update({"civitai.com": civitai, "civitai.red": civitai,
-                          urlsplit(settings.civitai_endpoint).hostname or "": civitai})
-        return found
+        return credentials(hf_token=preferences.get("hf_token"), civitai_key=preferences.get("civitai_api_key"),
+                           hf_endpoint=settings.hf_endpoint, civitai_endpoint=settings.civitai_endpoint)
 
     def downloaded(path: Path, sha256: str) -> None:
         """A new model: its hash is known already, and ComfyUI's model lists have changed."""

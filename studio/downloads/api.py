@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from studio.auth.guard import current_identity, require_admin
 from studio.downloads.hub import hub_url
 from studio.errors import BadRequest, NotFound, StudioError
-from studio.models.catalog import Catalog, find_entry
+from studio.models.catalog import REVISION, Catalog, find_entry
+from studio.safepath import SUFFIX_ROOM, check_relative
 from studio.services import services
 from studio.web import EmptyBody, parse_json
 
+log = logging.getLogger(__name__)
 bp = Blueprint("downloads", __name__, url_prefix="/api")
 
 
@@ -23,12 +26,19 @@ class DownloadRequest(BaseModel):
     url: str | None = Field(None, max_length=4096, pattern=r"^https?://")
     hf_repo: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
     hf_file: str | None = Field(None, max_length=500)
-    revision: str = Field("main", max_length=100, pattern=r"^[A-Za-z0-9._/-]+$")
+    revision: str = Field("main", max_length=100, pattern=REVISION)
     dest: str = Field("", max_length=255)
     file: str | None = Field(None, max_length=255)
     name: str | None = Field(None, max_length=255)
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     allow_pickle: bool = False
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str) -> str:
+        if any(part in ("", ".", "..") for part in value.split("/")):
+            raise ValueError("must be a branch, tag or commit")
+        return value
 
 
 def _enqueue_catalog_file(catalogs: dict[str, Catalog], file_name: str, allow_pickle: bool) -> dict[str, Any]:
@@ -56,12 +66,17 @@ def start_download() -> Response:
     else:
         require_admin()  # any URL or repository: admins only
         url, source = body.url, "url"
+        file_name = body.file
         if body.hf_repo and body.hf_file:
-            url, source = hub_url(studio.settings.hf_endpoint, body.hf_repo, body.hf_file, body.revision), "huggingface"
-        file_name = body.file or (body.hf_file or "").rsplit("/", 1)[-1]
-        if not url or not file_name:
+            # a path in the repository; its last part is the file name unless ``file`` names another
+            hf_file = check_relative(body.hf_file, field="hf_file", reserve=0 if body.file is not None else SUFFIX_ROOM)
+            url, source = hub_url(studio.settings.hf_endpoint, body.hf_repo, hf_file, body.revision), "huggingface"
+            file_name = body.file if body.file is not None else hf_file.rsplit("/", 1)[-1]
+        if not url:
             raise BadRequest("Give a catalog_file, a url and a file name, or hf_repo and hf_file.",
                              fields={"url": "missing"})
+        if file_name is None:
+            raise BadRequest("Give the file name to save it as.", fields={"file": "missing"})
         item = studio.downloads.enqueue(url=url, dest=body.dest, file_name=file_name, name=body.name,
                                         source=source, expected_sha256=body.sha256, requested_by=identity.user_id,
                                         allow_pickle=body.allow_pickle)
@@ -87,36 +102,43 @@ def start_batch() -> Response:
             queued.append(_enqueue_catalog_file(catalogs, file_name, body.allow_pickle))
         except StudioError as err:
             refused.append({"file": file_name, "code": err.code, "message": err.message})
+        except Exception:  # noqa: BLE001 - one entry that breaks never fails the others
+            log.exception("batch download: %r could not be queued", file_name[:80])
+            refused.append({"file": file_name, "code": "internal_error", "message": "It could not be queued."})
     response = jsonify({"queued": queued, "refused": refused})
     response.status_code = 201 if queued else 409
     return response
 
 
+# Every control acts on the caller's own downloads (an admin's: anyone's); the rule itself is the
+# service's (DownloadManager._owned), so no route can forget it.
+
+
 @bp.post("/downloads/<download_id>/<any(pause, resume, retry, cancel):action>")
 def control(download_id: str, action: str) -> Response:
     parse_json(EmptyBody)
-    return jsonify(getattr(services().downloads, action)(download_id))
+    return jsonify(getattr(services().downloads, action)(download_id, caller=current_identity()))
 
 
 @bp.post("/downloads/pause-all")
 def pause_all() -> Response:
     parse_json(EmptyBody)
-    return jsonify({"changed": services().downloads.set_all_paused(True)})
+    return jsonify({"changed": services().downloads.set_all_paused(True, caller=current_identity())})
 
 
 @bp.post("/downloads/cancel-all")
 def cancel_all() -> Response:
     parse_json(EmptyBody)
-    return jsonify({"changed": services().downloads.cancel_all()})
+    return jsonify({"changed": services().downloads.cancel_all(caller=current_identity())})
 
 
 @bp.post("/downloads/retry-failed")
 def retry_failed() -> Response:
     parse_json(EmptyBody)
-    return jsonify({"changed": services().downloads.retry_failed()})
+    return jsonify({"changed": services().downloads.retry_failed(caller=current_identity())})
 
 
 @bp.post("/downloads/resume-all")
 def resume_all() -> Response:
     parse_json(EmptyBody)
-    return jsonify({"changed": services().downloads.set_all_paused(False)})
+    return jsonify({"changed": services().downloads.set_all_paused(False, caller=current_identity())})

@@ -7,6 +7,7 @@ and it never goes into a URL, where it would end up in logs and error messages.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -15,7 +16,25 @@ from typing import Any
 
 import requests
 
-from studio.downloads.transfer import FatalTransferError, TransferError, auth_headers
+from studio.downloads.credentials import auth_headers
+from studio.downloads.transfer import FatalTransferError, TransferError
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_SIZE_GB = 10_000_000
+
+
+def _sha(value: Any) -> str | None:
+    """CivitAI's SHA-256 of a file, only when it is one (an answer is not trusted to be well-formed)."""
+    text = str(value or "").strip().lower()
+    return text if SHA256.match(text) else None
+
+
+def _size_gb(size_kb: Any) -> float:
+    try:
+        size = float(size_kb or 0) / 1024 / 1024
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return round(size, 3) if math.isfinite(size) and 0 <= size <= MAX_SIZE_GB else 0.0
 
 
 def version_url(endpoint: str, version_id: int) -> str:
@@ -43,12 +62,17 @@ def resolve_civitai_file(
     if version.get("earlyAccessEndsAt") and not tokens:
         raise FatalTransferError("This model is in early access on CivitAI: it needs a CivitAI API key "
                                  "of an account that has access.")
-    files = version.get("files") or []
+    if not isinstance(version, dict):
+        raise TransferError("CivitAI's answer was not a model version")
+    files = [f for f in version.get("files") or [] if isinstance(f, dict)]
     primary = next((f for f in files if f.get("primary")), files[0] if files else None)
     if primary is None:
         raise FatalTransferError(f"CivitAI's model version {version_id} has no files.")
-    sha = str((primary.get("hashes") or {}).get("SHA256") or "").lower() or None
-    download = str(primary.get("downloadUrl") or version_url(endpoint, version_id))
+    hashes = primary.get("hashes")
+    sha = _sha(hashes.get("SHA256") if isinstance(hashes, dict) else None)
+    download = primary.get("downloadUrl")
+    if not isinstance(download, str) or not download.startswith(("https://", "http://")):
+        download = version_url(endpoint, version_id)
     return download, expected_sha256 or sha
 
 
@@ -114,8 +138,8 @@ class CivitaiLookup:
         version = self._get(f"/api/v1/model-versions/by-hash/{sha256.lower()}")
         if not isinstance(version, dict) or not version.get("id"):
             return None
-        wanted = next((f for f in version.get("files") or []
-                       if str((f.get("hashes") or {}).get("SHA256", "")).lower() == sha256.lower()), None)
+        wanted = next((f for f in _dicts(version.get("files"))
+                       if _sha((_dict(f.get("hashes"))).get("SHA256")) == sha256.lower()), None)
         return _found(version, wanted, "civitai_hash")
 
     def by_name(self, file_name: str, folder: str | None) -> dict[str, Any] | None:
@@ -126,10 +150,10 @@ class CivitaiLookup:
         if folder in FOLDER_TYPES:
             params["types"] = FOLDER_TYPES[folder]
         answer = self._get("/api/v1/models", params)
-        for model in (answer or {}).get("items") or [] if isinstance(answer, dict) else []:
-            for version in model.get("modelVersions") or []:
+        for model in _dicts(_dict(answer).get("items")):
+            for version in _dicts(model.get("modelVersions")):
                 version = {**version, "model": {"name": model.get("name"), "type": model.get("type")}}
-                exact = next((f for f in version.get("files") or [] if f.get("name") == file_name), None)
+                exact = next((f for f in _dicts(version.get("files")) if f.get("name") == file_name), None)
                 if exact is not None:
                     return _found(version, exact, "civitai_name")
                 shared = wanted & (_words(str(model.get("name", ""))) | _words(str(version.get("name", ""))))
@@ -138,11 +162,27 @@ class CivitaiLookup:
         return None
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _found(version: dict[str, Any], wanted: dict[str, Any] | None, via: str) -> dict[str, Any] | None:
-    files = version.get("files") or []
+    """What a lookup found, or None when CivitAI's answer is not usable (it is not trusted to be)."""
+    files = _dicts(version.get("files"))
     chosen = wanted or next((f for f in files if f.get("primary")), files[0] if files else None)
-    if chosen is None:
+    if not isinstance(chosen, dict):
         return None
-    sha = str((chosen.get("hashes") or {}).get("SHA256") or "").lower() or None
-    return {"version_id": int(version["id"]), "name": str((version.get("model") or {}).get("name") or chosen["name"]),
-            "size_gb": round(float(chosen.get("sizeKB") or 0) / 1024 / 1024, 3), "sha256": sha, "via": via}
+    version_id = version.get("id")
+    if not isinstance(version_id, int) or isinstance(version_id, bool) or not 0 < version_id <= 2**53:
+        return None
+    model = _dict(version.get("model"))
+    name = str(model.get("name") or chosen.get("name") or "")[:255]
+    if not name:
+        return None
+    hashes = chosen.get("hashes")
+    return {"version_id": version_id, "name": name, "size_gb": _size_gb(chosen.get("sizeKB")),
+            "sha256": _sha(hashes.get("SHA256") if isinstance(hashes, dict) else None), "via": via}

@@ -1,13 +1,15 @@
 """Hugging Face files: resolved through huggingface-hub before every attempt.
 
 ``get_hf_file_metadata`` follows the Hub's own redirects and stops at the storage (CDN) URL, so
-the token goes to the Hub and never to the storage host; the LFS ETag is the file's SHA-256,
-checked when the file is complete.
+the token goes to the Hub and never to the storage host (the download itself sends it only to the
+exact API hosts in ``credentials.py``: ``cdn-lfs.hf.co`` and the like never see it); the LFS ETag
+is the file's SHA-256, checked when the file is complete.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import httpx2
 from huggingface_hub import get_hf_file_metadata
@@ -25,7 +27,8 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def hub_url(endpoint: str, repo: str, file_name: str, revision: str = "main") -> str:
-    return f"{endpoint.rstrip('/')}/{repo}/resolve/{revision}/{file_name}"
+    """The Hub's ``resolve`` URL; the file's path is quoted (a ``#`` or ``?`` in a name stays a name)."""
+    return f"{endpoint.rstrip('/')}/{repo}/resolve/{quote(revision, safe='')}/{quote(file_name, safe='/')}"
 
 
 def resolve_hub_file(url: str, token: str | None,

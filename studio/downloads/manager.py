@@ -7,16 +7,21 @@ with a sentence a person can act on.
 
 from __future__ import annotations
 
+import builtins
 import logging
+import math
+import os
 import random
+import re
 import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -26,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from studio.db import transition, write_with_retry
 from studio.downloads.civitai import resolve_civitai_file, version_url
+from studio.downloads.credentials import hf_hosts, request_host
 from studio.downloads.hub import hub_url, resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
 from studio.downloads.transfer import (
@@ -37,10 +43,11 @@ from studio.downloads.transfer import (
     TransferError,
     fetch,
 )
-from studio.errors import BadRequest, Conflict, InsufficientStorage, NotFound
+from studio.errors import BadRequest, Conflict, InsufficientStorage, NotFound, StudioError
 from studio.events import EventBus
-from studio.models.catalog import CatalogEntry
+from studio.models.catalog import CatalogEntry, text_problem
 from studio.models.storage import PICKLE_SUFFIXES, ModelsRoot
+from studio.safepath import UnsafePath, check_relative, lexists_inside, unlink_inside
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,20 @@ MAX_ATTEMPTS = 6
 # A worker owns the row in these states; whatever ends its attempt moves it on from either.
 WORKING = (DownloadStatus.DOWNLOADING, DownloadStatus.VERIFYING)
 SPACE_MARGIN = 256 * 1024 * 1024
+# Larger than any disk: a size beyond this is a mistake (or 1e308), never a reason to overflow.
+MAX_SIZE = 2**60
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+URL = re.compile(r"^https?://[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$")  # no control characters
+
+
+class Caller(Protocol):
+    """Who asks for a download control: their own downloads, or everyone's for an admin."""
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def is_admin(self) -> bool: ...
 
 
 def view(item: Download, speed: float = 0.0) -> dict[str, Any]:
@@ -56,6 +77,7 @@ def view(item: Download, speed: float = 0.0) -> dict[str, Any]:
             "status": item.status.value, "bytes_done": item.bytes_done, "total_bytes": item.total_bytes,
             "speed": round(speed), "eta_s": round(remaining / speed) if remaining and speed > 0 else None,
             "error": item.error, "attempts": item.attempts, "sha256": item.sha256,
+            "requested_by": item.requested_by,
             # compared with a hash known beforehand (catalog, Hugging Face LFS, CivitAI), not just computed
             "revision": item.source_revision,
             "verified": bool(item.sha256 and item.expected_sha256 and item.sha256 == item.expected_sha256.lower())}
@@ -120,17 +142,29 @@ class DownloadManager:
     def enqueue(self, *, url: str, dest: str, file_name: str, name: str | None = None, source: str = "url",
                 expected_sha256: str | None = None, expected_size: int | None = None,
                 requested_by: int | None = None, allow_pickle: bool = False) -> dict[str, Any]:
+        """Every way into the queue comes through here: each value that will become a file name, a
+        URL or a column is checked against its real limits first (a 400 naming the field)."""
         target = self.root.target(dest, file_name)
+        name = _display_name(name or file_name)
+        if not isinstance(url, str) or len(url) > 4096 or not URL.match(url):
+            raise BadRequest("The download URL must be an http(s) URL of at most 4096 characters.",
+                             fields={"url": "not an http(s) URL"})
+        if expected_sha256 is not None and not (isinstance(expected_sha256, str) and SHA256.match(expected_sha256)):
+            raise BadRequest("The SHA-256 must be 64 hexadecimal digits.", fields={"sha256": "not a SHA-256"})
+        if expected_size is not None and not (isinstance(expected_size, int) and 0 <= expected_size <= MAX_SIZE):
+            raise BadRequest("The expected size is not a usable number of bytes.", fields={"size_gb": "out of range"})
         if target.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
             raise Conflict(f"{file_name} is a pickle file, which can run code when loaded: "
                            "an admin must confirm it.", code="pickle_needs_confirmation")
-        if target.is_file():
+        self.root.check_writable(target)
+        if lexists_inside(self.root.root, target):  # a file, or a link someone put there: installed
             raise Conflict(f"{file_name} is already in the models folder.", code="already_installed")
         relative = self.root.relative(target)
         if expected_size:
             self._check_space(file_name, expected_size)
-        item = Download(id=str(uuid.uuid4()), name=name or file_name, path=relative, url=url, source=source,
-                        expected_sha256=expected_sha256, expected_size=expected_size, requested_by=requested_by)
+        item = Download(id=str(uuid.uuid4()), name=name, path=relative, url=url, source=source,
+                        expected_sha256=expected_sha256.lower() if expected_sha256 else None,
+                        expected_size=expected_size or None, requested_by=requested_by)
 
         def work(session: Session) -> Download:
             waiting = [*ACTIVE, DownloadStatus.PAUSED]
@@ -174,7 +208,7 @@ class DownloadManager:
             raise BadRequest(f"The catalog entry {entry.name} says nowhere to download it from.",
                              fields={"catalog_file": "no source"})
         return self.enqueue(url=url, dest=entry.dest, file_name=entry.file, name=entry.name, source=entry.source,
-                            expected_sha256=entry.sha256, expected_size=int(entry.size_gb * 1024**3) or None,
+                            expected_sha256=entry.sha256, expected_size=size_in_bytes(entry.size_gb),
                             requested_by=requested_by, allow_pickle=allow_pickle)
 
     def list(self) -> list[dict[str, Any]]:
@@ -189,6 +223,24 @@ class DownloadManager:
             raise NotFound("No such download.")
         return item
 
+    def _owned(self, caller: Caller, download_id: str) -> Download:
+        """The one rule for every control: a caller acts on their own downloads, an admin on any.
+
+        Someone else's download answers exactly like one that does not exist, and nothing changes.
+        """
+        item = self.get(download_id)
+        if not caller.is_admin and item.requested_by != caller.user_id:
+            raise NotFound("No such download.")
+        return item
+
+    def _owned_ids(self, caller: Caller, statuses: tuple[DownloadStatus, ...]) -> builtins.list[str]:
+        """The ids in ``statuses`` that ``caller`` may act on (the ``…-all`` actions)."""
+        query = select(Download.id).where(col(Download.status).in_(statuses))
+        if not caller.is_admin:
+            query = query.where(Download.requested_by == caller.user_id)
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
     def _set(self, download_id: str, status: DownloadStatus, allowed: tuple[DownloadStatus, ...],
              **changes: Any) -> Download | None:
         values = {"status": status, "updated_at": datetime.now(UTC), **changes}
@@ -198,13 +250,15 @@ class DownloadManager:
             self._publish(item)
         return item
 
-    def pause(self, download_id: str) -> dict[str, Any]:
+    def pause(self, download_id: str, *, caller: Caller) -> dict[str, Any]:
+        self._owned(caller, download_id)
         item = self._set(download_id, DownloadStatus.PAUSED, (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING,
                                                              DownloadStatus.VERIFYING))
         self._signal(download_id)
         return view(item or self.get(download_id))
 
-    def resume(self, download_id: str) -> dict[str, Any]:
+    def resume(self, download_id: str, *, caller: Caller) -> dict[str, Any]:
+        self._owned(caller, download_id)
         item = self._set(download_id, DownloadStatus.QUEUED, (DownloadStatus.PAUSED, DownloadStatus.FAILED),
                          retry_at=None, error=None)
         threading.Thread(target=self.pump, daemon=True).start()
@@ -212,38 +266,47 @@ class DownloadManager:
 
     retry = resume
 
-    def cancel(self, download_id: str) -> dict[str, Any]:
+    def cancel(self, download_id: str, *, caller: Caller) -> dict[str, Any]:
+        self._owned(caller, download_id)
         item = self._set(download_id, DownloadStatus.CANCELLED,
                          (*ACTIVE, DownloadStatus.PAUSED, DownloadStatus.FAILED), finished_at=datetime.now(UTC))
         self._signal(download_id)
         found = item or self.get(download_id)
-        if item is not None and download_id not in self._running:
+        with self._lock:
+            running = download_id in self._running
+        if item is not None and not running:
             self._discard_part(found)
         return view(found)
 
-    def set_all_paused(self, paused: bool) -> int:
-        with Session(self.engine) as session:
-            wanted = (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING) if paused else (DownloadStatus.PAUSED,)
-            ids = list(session.exec(select(Download.id).where(col(Download.status).in_(wanted))))
+    def _each(self, ids: builtins.list[str], action: Callable[[str], object]) -> int:
+        """Runs ``action`` on every id; one row that fails is logged and never stops the rest."""
+        changed = 0
         for download_id in ids:
-            self.pause(download_id) if paused else self.resume(download_id)
-        return len(ids)
+            try:
+                action(download_id)
+            except StudioError:
+                continue  # gone or changed meanwhile
+            except Exception:  # noqa: BLE001 - one bad row must not stop the others
+                log.exception("download %s: the action failed; carrying on with the others", download_id)
+                continue
+            changed += 1
+        return changed
 
-    def cancel_all(self) -> int:
-        """Cancels everything not finished yet (queued, running, paused, failed)."""
-        with Session(self.engine) as session:
-            ids = list(session.exec(select(Download.id).where(col(Download.status).in_(
-                [*ACTIVE, DownloadStatus.PAUSED, DownloadStatus.FAILED]))))
-        for download_id in ids:
-            self.cancel(download_id)
-        return len(ids)
+    def set_all_paused(self, paused: bool, *, caller: Caller) -> int:
+        wanted = (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING) if paused else (DownloadStatus.PAUSED,)
+        ids = self._owned_ids(caller, wanted)
+        if paused:
+            return self._each(ids, lambda download_id: self.pause(download_id, caller=caller))
+        return self._each(ids, lambda download_id: self.resume(download_id, caller=caller))
 
-    def retry_failed(self) -> int:
-        with Session(self.engine) as session:
-            ids = list(session.exec(select(Download.id).where(Download.status == DownloadStatus.FAILED)))
-        for download_id in ids:
-            self.retry(download_id)
-        return len(ids)
+    def cancel_all(self, *, caller: Caller) -> int:
+        """Cancels everything of the caller's (an admin's: everyone's) not finished yet."""
+        ids = self._owned_ids(caller, (*ACTIVE, DownloadStatus.PAUSED, DownloadStatus.FAILED))
+        return self._each(ids, lambda download_id: self.cancel(download_id, caller=caller))
+
+    def retry_failed(self, *, caller: Caller) -> int:
+        ids = self._owned_ids(caller, (DownloadStatus.FAILED,))
+        return self._each(ids, lambda download_id: self.retry(download_id, caller=caller))
 
     def _signal(self, download_id: str) -> None:
         with self._lock:
@@ -252,8 +315,19 @@ class DownloadManager:
             flag.set()
 
     def _discard_part(self, item: Download) -> None:
-        part = self.root.root / (item.path + ".part")
-        part.unlink(missing_ok=True)
+        """Removes a cancelled download's partial file; a link there is removed itself, never its target.
+
+        Never raises: a row whose name cannot exist on disk, or a folder turned into a link, leaves
+        nothing to remove (and must not stop ``cancel-all``).
+        """
+        try:
+            relative = check_relative(item.path, field="path")
+        except BadRequest:
+            return  # a name that cannot exist on disk: there is no partial file to remove
+        try:
+            unlink_inside(self.root.root, self.root.root / (relative + ".part"))
+        except (OSError, ValueError) as err:
+            log.warning("download %s: its partial file was not removed: %s", item.id, err)
 
     # -- working --------------------------------------------------------------------------------
 
@@ -261,7 +335,7 @@ class DownloadManager:
         """Starts queued downloads while fewer than the cap are running."""
         while True:
             with self._lock:
-                if len(self._running) >= max(1, self.concurrency()):
+                if len(self._running) >= self._cap():
                     return
             item = self._claim()
             if item is None:
@@ -269,10 +343,22 @@ class DownloadManager:
             flag = threading.Event()
             with self._lock:
                 self._running[item.id] = flag
+            # A pause or cancel between the claim and the line above found no flag to set: look again.
+            with Session(self.engine) as session:
+                current = session.get(Download, item.id)
+            if current is None or current.status is not DownloadStatus.DOWNLOADING:
+                flag.set()
             try:
                 self._pool.submit(self._run, item, flag)
             except RuntimeError:  # shutting down
                 return
+
+    def _cap(self) -> int:
+        """How many run at once; a setting that is not a number never stops the queue."""
+        try:
+            return max(1, min(64, int(self.concurrency())))
+        except (TypeError, ValueError, OverflowError):
+            return 1
 
     def _claim(self) -> Download | None:
         now = datetime.now(UTC)
@@ -287,9 +373,31 @@ class DownloadManager:
                          attempts=candidate.attempts + 1)
 
     def _run(self, item: Download, stop: threading.Event) -> None:
-        target = self.root.root / item.path
+        try:
+            self._attempt(item, stop)
+        except Exception as err:  # noqa: BLE001 - whatever happens, the row moves on and the slot frees
+            log.exception("download %s: unexpected failure", item.id)
+            self._fail(item, f"The download failed unexpectedly ({type(err).__name__}).")
+        finally:
+            with self._lock:
+                self._running.pop(item.id, None)
+            threading.Thread(target=self.pump, daemon=True).start()
+
+    def _attempt(self, item: Download, stop: threading.Event) -> None:
+        try:  # a row from before names were checked (or edited by hand) fails with the reason
+            relative = check_relative(item.path, field="path")
+        except BadRequest as err:
+            self._fail(item, f"This download cannot be written: {err.message}")
+            return
+        root = self.root.root
+        root.mkdir(parents=True, exist_ok=True)  # the root itself may be a link (a mounted volume)
+        target = root / relative
         part = target.with_name(target.name + ".part")
-        kept_before = part.stat().st_size if part.is_file() else 0
+        try:
+            info = os.lstat(part)
+            kept_before = info.st_size if stat.S_ISREG(info.st_mode) else 0
+        except OSError:
+            kept_before = 0
         item.bytes_done = kept_before
 
         def report(progress: Progress) -> None:
@@ -305,18 +413,27 @@ class DownloadManager:
             else:
                 self._set(item.id, DownloadStatus.DOWNLOADING, (DownloadStatus.VERIFYING,))
 
+        def remember(validator: str | None) -> None:
+            """Stored before the first byte of a fresh partial file is written, so a restart resumes
+            with the same If-Range."""
+            item.validator = validator
+            write_with_retry(self.engine, lambda s: s.execute(update(Download).where(col(Download.id) == item.id)
+                             .values(validator=validator)))
+
         try:
             url, expected, revision = item.url, item.expected_sha256, None
             if item.source == "huggingface":  # signed storage URLs expire: resolve again on every attempt
-                url, expected, revision = resolve_hub_file(item.url, self.hf_token(), expected)
+                token = self.hf_token() if request_host(item.url) in hf_hosts(self.hf_endpoint) else None
+                url, expected, revision = resolve_hub_file(item.url, token, expected)
             elif item.source == "civitai":
                 version_id = int(item.url.rstrip("/").rsplit("/", 1)[-1])
                 url, expected = resolve_civitai_file(self.session, self.civitai_endpoint, version_id,
                                                      self.tokens(), expected)
-            digest = fetch(self.session, url, target, tokens=self.tokens(), expected_sha256=expected,
-                           should_stop=stop.is_set, report=report,
-                           free_bytes=lambda: shutil.disk_usage(self.root.root).free, margin=self.margin,
-                           stall=self.stall, verifying=verifying)
+            fetched = fetch(self.session, url, target, root=root, tokens=self.tokens(), expected_sha256=expected,
+                            should_stop=stop.is_set, report=report,
+                            free_bytes=lambda: shutil.disk_usage(root).free, margin=self.margin,
+                            stall=self.stall, verifying=verifying, validator=item.validator,
+                            known_total=item.total_bytes if kept_before else None, remember=remember)
         except Stopped:
             with Session(self.engine) as session:
                 current = session.get(Download, item.id)
@@ -337,21 +454,30 @@ class DownloadManager:
                 log.info("download %s: %s; retrying in %.0fs", item.name, err, delay)
                 self._set(item.id, DownloadStatus.QUEUED, WORKING, attempts=attempts,
                           retry_at=datetime.now(UTC) + timedelta(seconds=delay), error=str(err))
+        except UnsafePath as err:  # before OSError: a link (or a hard link) planted in the models folder
+            self._fail(item, f"Refused to write {relative}: {err.strerror}{self._where(err)}. Studio never "
+                             "follows a symbolic link inside the models folder; remove it, then retry.")
         except OSError as err:  # the disk or the folder, not the network (transfer.py sorts those out)
             self._fail(item, f"Writing the file failed: {err.strerror or type(err).__name__}")
         else:
-            done = self._set(item.id, DownloadStatus.COMPLETED, WORKING, sha256=digest, expected_sha256=expected,
-                             source_revision=revision,
-                             error=None, finished_at=datetime.now(UTC), bytes_done=target.stat().st_size,
-                             total_bytes=target.stat().st_size)
+            done = self._set(item.id, DownloadStatus.COMPLETED, WORKING, sha256=fetched.sha256,
+                             expected_sha256=expected, source_revision=revision, error=None,
+                             finished_at=datetime.now(UTC), bytes_done=fetched.size, total_bytes=fetched.size)
             if done is not None:
                 if self.on_completed is not None:
-                    self.on_completed(target, digest)
+                    self.on_completed(target, fetched.sha256)
                 self.bus.publish("downloads/finished", {"id": done.id, "name": done.name, "status": "completed"})
-        finally:
-            with self._lock:
-                self._running.pop(item.id, None)
-            threading.Thread(target=self.pump, daemon=True).start()
+
+    def _where(self, err: OSError) -> str:
+        """`` (at <path>)`` for the part of the models folder an error names, if it names one."""
+        name = os.fsdecode(err.filename) if err.filename else ""
+        if not name:
+            return ""
+        if os.path.isabs(name):
+            name = self.root.relative(Path(name))
+            if name.startswith(".."):
+                return ""
+        return f" (at {name})"
 
     def _fail(self, item: Download, message: str) -> None:
         failed = self._set(item.id, DownloadStatus.FAILED, WORKING, error=message,
@@ -362,3 +488,20 @@ class DownloadManager:
 
     def _publish(self, item: Download, speed: float = 0.0) -> None:
         self.bus.publish("downloads/update", view(item, speed), key=item.id)
+
+
+def _display_name(name: object) -> str:
+    """A download's display name: text of at most 255 characters, no control characters."""
+    problem = text_problem(name, 255)
+    if problem:
+        raise BadRequest(f"The name {str(name)[:80]!r} {problem}.", fields={"name": problem})
+    assert isinstance(name, str)
+    return name
+
+
+def size_in_bytes(size_gb: float) -> int | None:
+    """A catalog's ``size_gb`` in bytes; None when unknown (0) or not a usable number."""
+    if not isinstance(size_gb, (int, float)) or not math.isfinite(size_gb) or size_gb <= 0:
+        return None
+    size = int(size_gb * 1024**3)
+    return size if 0 < size <= MAX_SIZE else None

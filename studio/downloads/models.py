@@ -39,6 +39,9 @@ class Download(SQLModel, table=True):
     sha256: str | None = Field(default=None, max_length=64)
     # The Hugging Face commit the file came from (X-Repo-Commit), so a model can be traced back.
     source_revision: str | None = Field(default=None, max_length=64)
+    # What the response that started the partial file said about its version (a strong ETag, else
+    # Last-Modified): sent as If-Range on resume, so a file changed on the server starts over.
+    validator: str | None = Field(default=None, max_length=512)
     error: str | None = Field(default=None, max_length=2000)
     attempts: int = 0
     retry_at: datetime | None = None

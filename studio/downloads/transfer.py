@@ -2,8 +2,15 @@
 before an atomic rename into place.
 
 The hash covers the bytes already on disk too (they are read once when resuming), so a resumed
-file is verified exactly like one fetched in a single go. A server that ignores Range, or answers
-for a different file, makes the transfer start over cleanly instead of gluing two files together.
+file is verified exactly like one fetched in a single go. A resumed request carries ``If-Range``
+with the validator (a strong ``ETag``, else ``Last-Modified``) the first response gave: a server
+whose file changed in between answers 200 with the whole new file, and the transfer starts over
+from zero instead of gluing two files together. A 206 whose validator, start or total disagree
+with what was kept (a server that ignores ``If-Range``) also starts over.
+
+Every write, rename and removal goes through ``studio.safepath`` below the models folder: no
+component may be a symlink (a planted ``X.part`` or ``.quarantine`` link makes the download fail,
+it never writes elsewhere), and a partial file with other hard links is refused too.
 """
 
 from __future__ import annotations
@@ -11,16 +18,25 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import IO, Any
 
 import requests
 import urllib3
 
+from studio.downloads.credentials import auth_headers, token_for
+from studio.safepath import UnsafePath, makedirs_inside, open_inside, parent_fd, replace_inside, unlink_inside
+
 CHUNK = 1024 * 1024
+MAX_VALIDATOR = 512
+
+__all__ = ["auth_headers", "fetch", "Fetched", "Progress", "Stall", "TransferError", "FatalTransferError",
+           "DiskFull", "Stopped", "validator_of"]
 
 
 class TransferError(Exception):
@@ -55,23 +71,94 @@ class Progress:
     speed: float
 
 
-def auth_headers(url: str, tokens: dict[str, str]) -> dict[str, str]:
-    """The token for this URL's host, if there is one; never anyone else's."""
-    host = (urlsplit(url).hostname or "").lower()
-    for suffix, token in tokens.items():
-        if host == suffix or host.endswith("." + suffix):
-            return {"Authorization": f"Bearer {token}"}
-    return {}
+@dataclass(frozen=True)
+class Fetched:
+    sha256: str
+    size: int
 
 
-def _hash_existing(path: Path) -> tuple[hashlib._Hash, int]:
+def validator_of(response: requests.Response) -> str | None:
+    """What ``If-Range`` may carry for this response: a strong ETag, else Last-Modified, else None.
+
+    A weak ETag (``W/"…"``) is not allowed in ``If-Range``, so it falls back to the date.
+    """
+    etag = (response.headers.get("ETag") or "").strip()
+    if len(etag) >= 2 and etag.startswith('"') and etag.endswith('"') and len(etag) <= MAX_VALIDATOR:
+        return etag
+    modified = (response.headers.get("Last-Modified") or "").strip()
+    if modified and len(modified) <= 100:
+        try:
+            parsedate_to_datetime(modified)
+        except (TypeError, ValueError):
+            return None
+        return modified
+    return None
+
+
+def _disagrees(stored: str | None, response: requests.Response) -> bool:
+    """True when a 206 names another version of the file than the one the partial file came from."""
+    if not stored:
+        return False
+    if stored.startswith('"'):
+        etag = (response.headers.get("ETag") or "").strip()
+        return etag.startswith('"') and etag != stored
+    modified = (response.headers.get("Last-Modified") or "").strip()
+    return bool(modified) and modified != stored
+
+
+def _content_range(header: str) -> tuple[int | None, int | None]:
+    """(first byte, total) of ``bytes first-last/total``; None for what is missing."""
+    unit, _, spec = header.strip().partition(" ")
+    if unit.lower() != "bytes":
+        return None, None
+    span, _, total = spec.partition("/")
+    first = span.partition("-")[0].strip()
+    return (int(first) if first.isdigit() else None), (int(total) if total.strip().isdigit() else None)
+
+
+def _check_alone(handle: IO[Any], path: Path) -> os.stat_result:
+    """A partial file with another hard link could be someone else's file: never written to."""
+    info = os.fstat(handle.fileno())
+    if info.st_nlink > 1:
+        raise UnsafePath(errno.EMLINK, "the partial file has other hard links", os.fspath(path))
+    return info
+
+
+def _hash_existing(root: Path, part: Path, verifying: Callable[[bool], None]) -> tuple[hashlib._Hash, int]:
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    try:
+        handle = open_inside(root, part, "rb")
+    except FileNotFoundError:
+        return digest, 0
+    with handle:
+        if not _check_alone(handle, part).st_size:
+            return digest, 0
+        verifying(True)
+        try:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        finally:
+            verifying(False)
     return digest, size
+
+
+def _fresh_part(root: Path, part: Path) -> IO[Any]:
+    """An empty partial file: whatever had that name (a link included) is removed, never followed."""
+    unlink_inside(root, part)
+    return open_inside(root, part, "xb")
+
+
+def _resumed_part(root: Path, part: Path, offset: int) -> IO[Any]:
+    handle = open_inside(root, part, "ab")
+    try:
+        if _check_alone(handle, part).st_size != offset:
+            raise TransferError("the partial file changed while resuming; starting over")
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def fetch(
@@ -79,6 +166,7 @@ def fetch(
     url: str,
     target: Path,
     *,
+    root: Path,
     tokens: dict[str, str],
     expected_sha256: str | None,
     should_stop: Callable[[], bool],
@@ -87,33 +175,46 @@ def fetch(
     margin: int,
     stall: Stall | None = None,
     verifying: Callable[[bool], None] = lambda _: None,
-) -> str:
-    """Downloads ``url`` to ``target``; returns the file's SHA-256. Raises the errors above.
+    validator: str | None = None,
+    known_total: int | None = None,
+    remember: Callable[[str | None], None] = lambda _: None,
+) -> Fetched:
+    """Downloads ``url`` to ``target`` (below ``root``); returns its SHA-256 and size.
 
     ``verifying(True)`` / ``verifying(False)`` bracket re-reading a partial file, which for a
-    20 GB model takes a while and should not look like a stuck download.
+    20 GB model takes a while and should not look like a stuck download. ``validator`` and
+    ``known_total`` are what the response that started the partial file said (``remember`` is
+    called with the new validator whenever a transfer starts from zero, before any byte is written).
     """
     stall = stall or Stall()
     part = target.with_name(target.name + ".part")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if part.is_file() and part.stat().st_size:
-        verifying(True)
-        digest, offset = _hash_existing(part)
-        verifying(False)
-    else:
-        digest, offset = hashlib.sha256(), 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
-    try:
-        response = _get(session, url, headers, tokens)
-    except requests.RequestException as err:
-        raise TransferError(f"{type(err).__name__} while connecting") from None
+    makedirs_inside(root, target.parent)
+    digest, offset = _hash_existing(root, part, verifying)
+    while True:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        if offset and validator:
+            headers["If-Range"] = validator
+        try:
+            response = _get(session, url, headers, tokens)
+        except requests.RequestException as err:
+            raise TransferError(f"{type(err).__name__} while connecting") from None
+        if offset and response.status_code == 206:
+            first, total = _content_range(response.headers.get("Content-Range", ""))
+            if (first != offset or _disagrees(validator, response)
+                    or (known_total is not None and total is not None and total != known_total)):
+                response.close()  # another version of the file: the kept bytes are worthless
+                unlink_inside(root, part)
+                digest, offset, validator, known_total = hashlib.sha256(), 0, None, None
+                continue
+        break
     with response:
         if response.status_code == 416 and offset:
-            total = _content_range_total(response.headers.get("Content-Range", ""))
-            if total == offset:  # the part file already holds the whole thing
-                return _finish(part, target, digest, expected_sha256)
+            total = _content_range(response.headers.get("Content-Range", ""))[1]
+            if total == offset and (known_total is None or known_total == total):
+                return _finish(root, part, target, digest, expected_sha256, offset)
             response.close()
-            part.unlink()
+            unlink_inside(root, part)
+            remember(None)
             raise TransferError("the partial file did not match the server's file; starting over")
         if response.status_code in (401, 403):
             raise FatalTransferError(f"The server refused access (HTTP {response.status_code}): "
@@ -122,17 +223,23 @@ def fetch(
             raise FatalTransferError("The server has no such file (HTTP 404).")
         if response.status_code >= 400:
             raise TransferError(f"HTTP {response.status_code}")
-        if offset and response.status_code == 200:  # Range ignored: start over
+        if response.status_code != 206:  # a whole file: a fresh start, or Range refused, or the file changed
             digest, offset = hashlib.sha256(), 0
-            part.write_bytes(b"")
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
+        if response.status_code == 206:
+            total = _content_range(response.headers.get("Content-Range", ""))[1] or total
         if total is not None and total - offset + margin > free_bytes():
             raise FatalTransferError(f"Not enough disk space: {total - offset} more bytes are needed, "
                                      f"{free_bytes()} are free.")
+        if offset == 0:
+            remember(validator_of(response))
+        elif not validator:
+            remember(validator_of(response))  # an older partial file: at least the rest is checked
         started, done, last_report = time.monotonic(), offset, 0.0
         window_start, window_done = started, done
-        with part.open("ab" if offset else "wb") as handle:
+        handle = _resumed_part(root, part, offset) if offset else _fresh_part(root, part)
+        with handle:
             try:
                 # read1 hands over whatever arrived, so a trickling server is noticed below; a silent
                 # one runs into the read timeout.
@@ -162,35 +269,57 @@ def fetch(
         report(Progress(done, total, 0.0))
         if total is not None and done != total:
             raise TransferError(f"the connection ended after {done} of {total} bytes")
-    return _finish(part, target, digest, expected_sha256)
+    return _finish(root, part, target, digest, expected_sha256, done)
 
 
 def _get(session: requests.Session, url: str, headers: dict[str, str], tokens: dict[str, str]) -> requests.Response:
-    """Follows redirects by hand so a token is only ever sent to its own host."""
+    """Follows redirects by hand so a token is only ever sent to its own host.
+
+    The host is read from the request as ``requests`` prepared it, the URL it really connects to.
+    """
     for _ in range(10):
         # identity: the bytes on disk are the bytes hashed, and Range offsets mean file offsets.
-        wanted = {**headers, **auth_headers(url, tokens), "Accept-Encoding": "identity"}
-        response = session.get(url, headers=wanted, stream=True, timeout=(10, 60), allow_redirects=False)
+        prepared = session.prepare_request(requests.Request(
+            "GET", url, headers={**headers, "Accept-Encoding": "identity"}))
+        token = token_for(prepared.url or "", tokens)
+        if token:
+            prepared.headers["Authorization"] = f"Bearer {token}"
+        environment = session.merge_environment_settings(prepared.url, {}, True, None, None)
+        response = session.send(prepared, timeout=(10, 60), allow_redirects=False, **environment)
         if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-            url = requests.compat.urljoin(url, response.headers["Location"])
+            url = requests.compat.urljoin(prepared.url or url, response.headers["Location"])
             response.close()
             continue
         return response
     raise TransferError("too many redirects")
 
 
-def _content_range_total(header: str) -> int | None:
-    total = header.rpartition("/")[2]
-    return int(total) if total.isdigit() else None
+def _leaf_is_link(root: Path, path: Path) -> bool:
+    """True when ``path`` exists and is not a regular file (a symlink, a folder): never replaced."""
+    with parent_fd(root, path) as (fd, leaf):
+        try:
+            info = os.stat(leaf, dir_fd=fd, follow_symlinks=False) if fd is not None else os.lstat(leaf)
+        except FileNotFoundError:
+            return False
+    return not stat.S_ISREG(info.st_mode)
 
 
-def _finish(part: Path, target: Path, digest: hashlib._Hash, expected: str | None) -> str:
+def _finish(root: Path, part: Path, target: Path, digest: hashlib._Hash, expected: str | None, size: int) -> Fetched:
     found = digest.hexdigest()
     if expected and found.lower() != expected.lower():
         quarantine = target.parent / ".quarantine"
-        quarantine.mkdir(exist_ok=True)
-        os.replace(part, quarantine / target.name)
+        try:
+            makedirs_inside(root, quarantine)
+            replace_inside(root, part, quarantine / target.name)
+        except UnsafePath:
+            unlink_inside(root, part)
+            raise FatalTransferError(
+                f"The file's SHA-256 is {found}, not the expected {expected.lower()}. It was deleted, not "
+                f"quarantined: {quarantine.name}/ is a symbolic link or not a folder, which Studio never "
+                "follows.") from None
         raise FatalTransferError(f"The file's SHA-256 is {found}, not the expected {expected.lower()}: "
                                  f"it was moved to {quarantine.name}/ and not used.")
-    os.replace(part, target)
-    return found
+    if _leaf_is_link(root, target):
+        raise UnsafePath(errno.ELOOP, "the target is a symbolic link or not a file", os.fspath(target))
+    replace_inside(root, part, target)
+    return Fetched(found, size)

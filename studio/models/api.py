@@ -63,8 +63,7 @@ def delete_file() -> Response:
     identity = require_admin()
     path = parse_query(FileQuery).path
     studio = services()
-    target = studio.models_root.existing(path)
-    target.unlink()
+    path = studio.models_root.delete(path)  # never through a link, never outside the models root
     studio.bus.publish("system/notice", {"level": "info", "message": f"{identity.username} deleted {path}."})
     return jsonify({"deleted": path})
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from studio.errors import BadRequest
+from studio.safepath import UnsafePath, check_relative, lexists_inside, name_problem, open_inside
 
 log = logging.getLogger(__name__)
 
@@ -21,25 +24,93 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent.parent / "catalogs"
 CATALOG_FILES = {"models": "models.json", "loras": "loras.json", "llm": "llm.json"}
 
 
+# A catalog's size in GB: finite and at most this (1e308, NaN, ±inf or a negative make the entry invalid).
+MAX_SIZE_GB = 10_000_000
+HF_REPO = r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"
+REVISION = r"^[A-Za-z0-9._/-]{1,100}$"
+
+
+def text_problem(value: object, max_chars: int) -> str | None:
+    """Why ``value`` cannot be a short line of text (a display name), or None when it can."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be non-empty text"
+    if len(value) > max_chars:
+        return f"is too long ({len(value)} characters; at most {max_chars})"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "must not contain control characters (NUL included)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid text (a lone surrogate)"
+    return None
+
+
+def _relative_problem(value: str, *, reserve: int, allow_empty: bool) -> str | None:
+    try:
+        check_relative(value, field="path", reserve=reserve, allow_empty=allow_empty)
+    except BadRequest as err:
+        return next(iter(err.fields.values()), err.message)
+    return None
+
+
 class CatalogEntry(BaseModel):
+    """One entry. Every value that becomes a file name, a folder, a URL or a number is checked
+    against its real limits here, so a bad entry is named and skipped when a catalog is loaded or
+    imported, and never reaches the download queue or a listing."""
+
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=255)
     file: str = Field(min_length=1)
     dest: str = ""
     source: Literal["huggingface", "civitai", "url", "direct"] = "url"
-    size_gb: float = Field(0.0, ge=0)
-    base_model: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    pair_id: str | None = None
+    size_gb: float = Field(0.0, ge=0, le=MAX_SIZE_GB, allow_inf_nan=False)
+    base_model: str | None = Field(None, max_length=255)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    pair_id: str | None = Field(None, max_length=255)
     pair_role: Literal["high", "low", "both"] | None = None
-    hf_repo: str | None = None
-    hf_file: str | None = None
+    hf_repo: str | None = Field(None, max_length=200, pattern=HF_REPO)
+    hf_file: str | None = Field(None, max_length=1024)
     # A branch, tag or commit of the Hugging Face repository; "main" when absent.
-    revision: str | None = Field(None, pattern=r"^[A-Za-z0-9._/-]{1,100}$")
-    civitai_version_id: int | None = None
-    url: str | None = None
+    revision: str | None = Field(None, pattern=REVISION)
+    civitai_version_id: int | None = Field(None, gt=0, le=2**53)
+    url: str | None = Field(None, max_length=4096, pattern=r"^https?://[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$")
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if problem := text_problem(value, 255):
+            raise ValueError(f"the name {problem}")
+        return value
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str) -> str:
+        if problem := name_problem(value):
+            raise ValueError(f"the file name {problem}")
+        return value
+
+    @field_validator("dest")
+    @classmethod
+    def _dest(cls, value: str) -> str:
+        if problem := _relative_problem(value, reserve=0, allow_empty=True):
+            raise ValueError(f"the folder {problem}")
+        return value
+
+    @field_validator("hf_file")
+    @classmethod
+    def _hf_file(cls, value: str | None) -> str | None:
+        if value is not None and (problem := _relative_problem(value, reserve=0, allow_empty=False)):
+            raise ValueError(f"the repository path {problem}")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str | None) -> str | None:
+        if value is not None and any(part in ("", ".", "..") for part in value.split("/")):
+            raise ValueError("the revision must be a branch, tag or commit")
+        return value
 
 
 @dataclass
@@ -62,36 +133,75 @@ def find_entry(catalogs: dict[str, Catalog], file_name: str) -> CatalogEntry | N
     return None
 
 
+def _label(item: Any, index: int) -> str:
+    """How a problem names an entry: its name or file, shortened and printable, else its position."""
+    if isinstance(item, dict):
+        for key in ("name", "file"):
+            value = item.get(key)
+            if isinstance(value, str) and value:
+                shown = value[:80]
+                return shown if shown.isprintable() else ascii(shown)
+    return f"entry {index + 1}"
+
+
 def parse_catalog(kind: str, raw: Any) -> Catalog:
     if not isinstance(raw, dict) or not isinstance(raw.get("categories"), list):
         return Catalog(kind, None, problems=["not a catalog: expected {version, date, categories: [...]}"])
-    catalog = Catalog(kind, raw.get("version") if isinstance(raw.get("version"), int) else None)
-    for category in raw["categories"]:
-        category_id = str((category or {}).get("id", "")) if isinstance(category, dict) else ""
-        for index, item in enumerate((category or {}).get("models") or [] if isinstance(category, dict) else []):
-            label = item.get("name") or item.get("file") or f"entry {index + 1}" if isinstance(item, dict) else index
+    version = raw.get("version")
+    catalog = Catalog(kind, version if isinstance(version, int) and not isinstance(version, bool) else None)
+    for position, category in enumerate(raw["categories"]):
+        if not isinstance(category, dict):
+            catalog.problems.append(f"category {position + 1}: not an object")
+            continue
+        category_id = str(category.get("id", ""))
+        models = category.get("models") or []
+        if not isinstance(models, list):
+            catalog.problems.append(f"{category_id[:80]}: models: not a list")
+            continue
+        for index, item in enumerate(models):
             try:
                 catalog.entries.append((category_id, CatalogEntry.model_validate(item)))
             except ValidationError as err:
                 first = err.errors()[0]
-                where = ".".join(str(part) for part in first["loc"])
-                catalog.problems.append(f"{category_id}/{label}: {where}: {first['msg']}")
+                where = ".".join(str(part) for part in first["loc"]) or "entry"
+                catalog.problems.append(f"{category_id[:80]}/{_label(item, index)}: {where}: {first['msg']}")
     return catalog
+
+
+def read_user_file(user_dir: Path, name: str) -> bytes | None:
+    """The user's copy of a catalog file, None when there is none. A link there (or a ``catalogs``
+    folder entry that is not a plain file) raises ``UnsafePath``: never followed."""
+    if not lexists_inside(user_dir, user_dir / name):
+        return None
+    with open_inside(user_dir, user_dir / name, "rb") as handle:
+        return handle.read()
+
+
+def unreadable(name: str, err: BaseException) -> str:
+    if isinstance(err, UnsafePath):
+        return f"{name} cannot be read: it is a symbolic link or not a file, which Studio does not follow"
+    if isinstance(err, RecursionError):
+        return f"{name} cannot be read: it is nested too deeply"
+    return f"{name} cannot be read: {err}"
 
 
 def load_catalogs(user_dir: Path, bundled_dir: Path = BUNDLED_DIR) -> dict[str, Catalog]:
     catalogs: dict[str, Catalog] = {}
     for kind, name in CATALOG_FILES.items():
-        path = user_dir / name if (user_dir / name).is_file() else bundled_dir / name
-        if not path.is_file():
-            catalogs[kind] = Catalog(kind, None)
-            continue
         try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            catalogs[kind] = Catalog(kind, None, problems=[f"{path.name} cannot be read: {err}"])
+            data = read_user_file(user_dir, name)
+            if data is None:
+                bundled = bundled_dir / name
+                if not bundled.is_file():
+                    catalogs[kind] = Catalog(kind, None)
+                    continue
+                data = bundled.read_bytes()
+            raw = json.loads(data)
+        except (OSError, ValueError, RecursionError) as err:
+            catalogs[kind] = Catalog(kind, None, problems=[unreadable(name, err)])
+            log.warning("catalog %s", catalogs[kind].problems[0])
             continue
         catalogs[kind] = parse_catalog(kind, raw)
         for problem in catalogs[kind].problems:
-            log.warning("catalog %s: %s", path.name, problem)
+            log.warning("catalog %s: %s", name, problem)
     return catalogs

@@ -6,9 +6,11 @@ from then on wins over the bundled one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import threading
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -16,46 +18,68 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from studio.errors import BadRequest, NotFound
-from studio.models.catalog import BUNDLED_DIR, CATALOG_FILES, CatalogEntry, parse_catalog
+from studio.models.catalog import BUNDLED_DIR, CATALOG_FILES, CatalogEntry, parse_catalog, read_user_file, unreadable
+from studio.safepath import open_inside, replace_inside, unlink_inside
 
-
-def _path(user_dir: Path, bundled_dir: Path, kind: str) -> Path:
-    name = CATALOG_FILES[kind]
-    return user_dir / name if (user_dir / name).is_file() else bundled_dir / name
+_WRITE_LOCK = threading.Lock()  # read-modify-write of one user's catalogs: one change at a time
 
 
 def read_raw(user_dir: Path, kind: str, bundled_dir: Path = BUNDLED_DIR) -> dict[str, Any]:
-    path = _path(user_dir, bundled_dir, kind)
-    if not path.is_file():
-        return {"version": 1, "categories": []}
+    name = CATALOG_FILES[kind]
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise BadRequest(f"{path.name} cannot be read ({err}); fix or delete it first.") from None
+        data = read_user_file(user_dir, name)
+        if data is None:
+            bundled = bundled_dir / name
+            if not bundled.is_file():
+                return {"version": 1, "categories": []}
+            data = bundled.read_bytes()
+        raw = json.loads(data)
+    except (OSError, ValueError, RecursionError) as err:
+        raise BadRequest(f"{unreadable(name, err)}; fix or delete it first.") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("categories"), list):
-        raise BadRequest(f"{path.name} is not a catalog; fix or delete it first.")
+        raise BadRequest(f"{name} is not a catalog; fix or delete it first.")
     return raw
 
 
 def write_raw(user_dir: Path, kind: str, raw: dict[str, Any]) -> None:
-    """Written next to the target and renamed over it: a crash leaves the old catalog or the new one."""
-    user_dir.mkdir(parents=True, exist_ok=True)
+    """Written next to the target and renamed over it: a crash leaves the old catalog or the new one.
+
+    Both steps go through ``studio.safepath`` below the catalogs folder: a link planted as the
+    catalog is replaced itself (never written through), and the temporary name is unguessable.
+    """
     raw["date"] = datetime.now().strftime("%Y-%m-%d %H:%M")
-    handle, temporary = tempfile.mkstemp(dir=user_dir, prefix=".catalog-", suffix=".json")
     try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(raw, out, indent=2, ensure_ascii=False)
+        text = json.dumps(raw, indent=2, ensure_ascii=False, allow_nan=False)
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate somewhere: escaped, so the file stays valid UTF-8
+            data = json.dumps(raw, indent=2, ensure_ascii=True, allow_nan=False).encode("ascii")
+    except (ValueError, RecursionError):
+        raise BadRequest("The catalog holds a number that is not finite, or is nested too deeply.",
+                         fields={"catalog": "not storable"}) from None
+    user_dir.mkdir(parents=True, exist_ok=True)
+    temporary = user_dir / f".catalog-{uuid.uuid4().hex}.tmp"
+    try:
+        with open_inside(user_dir, temporary, "xb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, user_dir / CATALOG_FILES[kind])
+        replace_inside(user_dir, temporary, user_dir / CATALOG_FILES[kind])
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            unlink_inside(user_dir, temporary)
         raise
 
 
 def import_catalog(user_dir: Path, kind: str, incoming: Any, mode: Literal["merge", "replace"],
                    bundled_dir: Path = BUNDLED_DIR) -> dict[str, Any]:
     """Adds (or replaces, by file name) every valid entry; reports the bad ones by name."""
+    with _WRITE_LOCK:
+        return _import(user_dir, kind, incoming, mode, bundled_dir)
+
+
+def _import(user_dir: Path, kind: str, incoming: Any, mode: Literal["merge", "replace"],
+            bundled_dir: Path) -> dict[str, Any]:
     parsed = parse_catalog(kind, incoming)
     if parsed.version is None and not parsed.entries and parsed.problems:
         raise BadRequest(f"That is not a catalog: {parsed.problems[0]}.", fields={"catalog": "not a catalog"})
@@ -85,6 +109,11 @@ def import_catalog(user_dir: Path, kind: str, incoming: Any, mode: Literal["merg
 
 
 def remove_entry(user_dir: Path, kind: str, file_name: str, bundled_dir: Path = BUNDLED_DIR) -> dict[str, Any]:
+    with _WRITE_LOCK:
+        return _remove(user_dir, kind, file_name, bundled_dir)
+
+
+def _remove(user_dir: Path, kind: str, file_name: str, bundled_dir: Path) -> dict[str, Any]:
     raw = read_raw(user_dir, kind, bundled_dir)
     for category in raw["categories"]:
         models = category.get("models") if isinstance(category, dict) else None
@@ -103,8 +132,11 @@ def _valid_items(incoming: dict[str, Any]) -> list[tuple[dict[str, Any], list[di
     for category in incoming.get("categories") or []:
         if not isinstance(category, dict):
             continue
+        models = category.get("models") or []
+        if not isinstance(models, list):
+            continue
         items = []
-        for item in category.get("models") or []:
+        for item in models:
             try:
                 CatalogEntry.model_validate(item)
             except ValidationError:

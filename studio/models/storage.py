@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.errors import BadRequest
+from studio.safepath import UnsafePath, check_name, check_relative, parent_fd, unlink_inside
 
 MODEL_SUFFIXES = {".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl", ".onnx"}
 # Formats that can run code when loaded: an admin must confirm them explicitly.
@@ -42,28 +44,64 @@ class ModelsRoot:
     extra: tuple[tuple[str, Path], ...] = field(default=())
 
     def target(self, dest: str, file_name: str) -> Path:
-        """``root/dest/file``; refuses every name that would land anywhere else."""
-        for part, label in ((dest, "dest"), (file_name, "file")):
-            if "\x00" in part or "\\" in part or part.startswith("/") or (len(part) > 1 and part[1] == ":"):
-                raise BadRequest(f"The {label} {part!r} is not a safe path.", fields={label: "unsafe path"})
-        if not file_name or "/" in file_name or file_name in (".", ".."):
-            raise BadRequest(f"The file name {file_name!r} is not allowed.", fields={"file": "unsafe name"})
-        root = self.root.resolve()
-        target = (root / dest / file_name).resolve()
-        if not target.is_relative_to(root) or target == root or any(p in ("..",) for p in Path(dest).parts):
-            raise BadRequest(f"{dest}/{file_name} would land outside the models folder.", fields={"dest": "unsafe"})
-        return target
+        """``root/dest/file``; refuses every name that would land anywhere else or could never be written.
+
+        Purely by its names (each part a real file name with room for ``.part``, no ``..``, not
+        absolute): nothing on disk is resolved here, so a link below the root changes nothing. The
+        writes themselves walk from the root refusing links (``studio.safepath``).
+        """
+        folder = check_relative(dest, field="dest", reserve=0, allow_empty=True)
+        name = check_name(file_name, field="file")
+        return self.root / folder / name if folder else self.root / name
+
+    def check_writable(self, target: Path) -> None:
+        """Refuses, as a 400 naming ``dest``, a target whose folders below the root include a link."""
+        try:
+            with parent_fd(self.root, target):
+                pass
+        except UnsafePath:
+            raise BadRequest(f"{self.relative(target.parent) or 'The models folder'} is a symbolic link or not a "
+                             "folder: Studio does not write through links inside the models folder.",
+                             fields={"dest": "a symbolic link on the way"}) from None
+        except OSError:
+            return  # missing (created when the download starts) or unreadable (the download says why)
 
     def existing(self, relative: str) -> Path:
         """A model file in the models root by its relative path (for deleting); never one elsewhere."""
-        dest, _, name = relative.strip("/").rpartition("/")
-        target = self.target(dest, name)
-        if target.suffix.lower() not in MODEL_SUFFIXES or not target.is_file():
+        cleaned = check_relative(relative, field="path", reserve=0)
+        dest, _, name = cleaned.rpartition("/")
+        target = self.root / cleaned
+        if os.path.splitext(name)[1].lower() not in MODEL_SUFFIXES or not self._is_file_or_link(target):
             raise BadRequest(f"{relative} is not a model file in the models folder.", fields={"path": "not found"})
         return target
 
+    def _is_file_or_link(self, target: Path) -> bool:
+        """A regular file, or a link itself (deleting a link removes the link, never what it points to),
+        reached from the root without passing through any link."""
+        try:
+            with parent_fd(self.root, target) as (fd, leaf):
+                info = os.stat(leaf, dir_fd=fd, follow_symlinks=False) if fd is not None else os.lstat(leaf)
+        except OSError:
+            return False
+        return stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)
+
+    def delete(self, relative: str) -> str:
+        """Removes one model file (or a link standing for one) below the root; returns its clean path."""
+        target = self.existing(relative)
+        try:
+            unlink_inside(self.root, target, missing_ok=False)
+        except FileNotFoundError:
+            raise BadRequest(f"{relative} is not a model file in the models folder.",
+                             fields={"path": "not found"}) from None
+        except UnsafePath:
+            raise BadRequest(f"{relative} is reached through a symbolic link: Studio does not delete through links.",
+                             fields={"path": "a symbolic link on the way"}) from None
+        return self.relative(target)
+
     def relative(self, path: Path) -> str:
-        return str(path.resolve().relative_to(self.root.resolve()))
+        """``path`` relative to the root, by its names (``target`` built it; nothing is resolved)."""
+        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))
+        return "" if relative == os.curdir else relative.replace(os.sep, "/")
 
     def disk(self) -> dict[str, int]:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -85,8 +123,16 @@ class ModelsRoot:
         if not top.is_dir():
             return
         pending = [(str(top.resolve()), category or "")]
+        seen: set[tuple[int, int]] = set()  # folders already walked: a link loop is walked once
         while pending:
             folder, label_prefix = pending.pop()
+            try:
+                info = os.stat(folder)
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
             try:
                 entries = list(os.scandir(folder))
             except OSError:

@@ -1,5 +1,11 @@
 """A plain HTTP file server for download tests: Range support (or not), throttling, a dropped
-connection, tokens, redirects to another host, and a record of every request's headers."""
+connection, tokens, redirects to another host, and a record of every request's headers.
+
+Like a real server it sends a strong ``ETag`` (from the content) and ``Last-Modified`` (when that
+content first appeared) and honours ``If-Range``: a validator that no longer matches gets the whole
+new file with 200 instead of the range. It also answers as an HTTP proxy (a request line with an
+absolute URL), so a test can send requests for any host name (``cdn-lfs.hf.co``,
+``huggingface.co.evil.com``) to it and see which headers each host would have received."""
 
 from __future__ import annotations
 
@@ -8,8 +14,11 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 
 class FileServer:
@@ -19,6 +28,13 @@ class FileServer:
         self.chunk = 64 * 1024
         self.delay_per_chunk = 0.0
         self.drop_after: int | None = None  # close the connection once, after this many bytes
+        self.after_drop: Callable[[], None] | None = None  # called once, right before that drop
+        self.delays: dict[str, float] = {}  # path -> seconds per chunk, for that path only
+        # Validators: a strong ETag (or a weak one, or none) and Last-Modified; If-Range honoured
+        # unless ``ignore_if_range`` (a server that sends the range of whatever it has now).
+        self.etag: Literal["strong", "weak"] | None = "strong"
+        self.last_modified = True
+        self.ignore_if_range = False
         self.trickle_after: int | None = None  # once, after this many bytes: a byte every 10 ms, for 20 s
         self.tokens: dict[str, str] = {}  # path -> required bearer token
         self.redirects: dict[str, str] = {}  # path -> absolute URL
@@ -28,10 +44,15 @@ class FileServer:
         self.hub_files: dict[tuple[str, str], bytes] = {}
         self.hub_private: dict[str, str] = {}  # repo -> required token
         self.single_use_signatures = False
+        # Where the Hub's storage lives: 127.0.0.1 on this port, or a host name such as
+        # ``cas-bridge.xethub.hf.co`` (reached through this server acting as the proxy).
+        self.hub_storage_host: str | None = None
         # CivitAI: /api/v1/model-versions/{id} and /api/download/models/{id} → storage on 127.0.0.1.
         self.civitai_versions: dict[int, dict[str, Any]] = {}
         self.civitai_key: str | None = None
         self._signatures: dict[str, bytes] = {}
+        self._modified: dict[str, float] = {}  # content hash -> when that content first appeared
+        self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -42,6 +63,16 @@ class FileServer:
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
+
+    def validators(self, data: bytes) -> tuple[str, str]:
+        """(strong ETag, Last-Modified) of this content, as this server sends them."""
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            if digest not in self._modified:
+                latest = max(self._modified.values(), default=time.time() - 60)
+                self._modified[digest] = max(time.time(), latest + 1)  # a new second for every new content
+            when = self._modified[digest]
+        return f'"{digest[:32]}"', formatdate(when, usegmt=True)
 
     def start(self) -> FileServer:
         self._thread.start()
@@ -57,6 +88,12 @@ class FileServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def _as_origin(self) -> None:
+                """A proxy's request line names the whole URL: serve its path, as that host would."""
+                if self.path.startswith(("http://", "https://")):
+                    parts = urlsplit(self.path)
+                    self.path = parts.path + (f"?{parts.query}" if parts.query else "")
 
             def _json(self, status: int, payload: Any) -> None:
                 body = json.dumps(payload).encode()
@@ -150,6 +187,7 @@ class FileServer:
                 self.connection.close()
 
             def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+                self._as_origin()
                 server.requests.append({"method": "HEAD", "path": self.path, "host": self.headers.get("Host"),
                                         "authorization": self.headers.get("Authorization")})
                 parts = self.path.split("?")[0].strip("/").split("/")
@@ -173,8 +211,9 @@ class FileServer:
                     return
                 signature = uuid.uuid4().hex
                 server._signatures[signature] = data
+                storage = server.hub_storage_host or f"127.0.0.1:{server.port}"
                 self.send_response(302)
-                self.send_header("Location", f"http://127.0.0.1:{server.port}/cdn/{signature}")
+                self.send_header("Location", f"http://{storage}/cdn/{signature}")
                 self.send_header("X-Repo-Commit", "4b0b0ac4" * 5)
                 self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
                 self.send_header("X-Linked-Size", str(len(data)))
@@ -183,10 +222,11 @@ class FileServer:
                 self.end_headers()
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                server.requests.append({"path": self.path, "host": self.headers.get("Host"),
-                                        "range": self.headers.get("Range"),
-                                        "authorization": self.headers.get("Authorization")})
-                server.requests[-1]["query"] = self.path.partition("?")[2]
+                self._as_origin()
+                record = {"path": self.path, "host": self.headers.get("Host"), "range": self.headers.get("Range"),
+                          "if_range": self.headers.get("If-Range"),
+                          "authorization": self.headers.get("Authorization"), "query": self.path.partition("?")[2]}
+                server.requests.append(record)
                 if self.path.startswith(("/api/v1/model-versions/by-hash/", "/api/v1/models")):
                     self._civitai_lookup()
                     return
@@ -218,19 +258,36 @@ class FileServer:
                     self.send_response(404)
                     self.end_headers()
                     return
+                etag, modified = server.validators(data)
                 start = 0
                 wanted = self.headers.get("Range")
-                if wanted and not server.ignore_range and wanted.startswith("bytes="):
+                ranged = bool(wanted and not server.ignore_range and wanted.startswith("bytes="))
+                condition = self.headers.get("If-Range")
+                if ranged and condition and not server.ignore_if_range:
+                    if condition.startswith(('"', "W/")):  # only a strong ETag can match (RFC 9110 13.1.5)
+                        ranged = server.etag == "strong" and condition == etag
+                    else:
+                        ranged = server.last_modified and condition == modified
+                if ranged and wanted:
                     start = int(wanted[6:].split("-")[0])
                     if start >= len(data):
+                        record["status"] = 416
                         self.send_response(416)
                         self.send_header("Content-Range", f"bytes */{len(data)}")
                         self.end_headers()
                         return
+                    record["status"] = 206
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
+                    record["status"] = 200
                     self.send_response(200)
+                if server.etag == "strong":
+                    self.send_header("ETag", etag)
+                elif server.etag == "weak":
+                    self.send_header("ETag", f"W/{etag}")
+                if server.last_modified:
+                    self.send_header("Last-Modified", modified)
                 self.send_header("Content-Length", str(len(data) - start))
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
@@ -238,6 +295,9 @@ class FileServer:
                 for offset in range(start, len(data), server.chunk):
                     if server.drop_after is not None and sent >= server.drop_after:
                         server.drop_after = None
+                        if server.after_drop is not None:
+                            hook, server.after_drop = server.after_drop, None
+                            hook()
                         self.connection.close()
                         return
                     if server.trickle_after is not None and sent >= server.trickle_after:
@@ -249,7 +309,8 @@ class FileServer:
                     except (BrokenPipeError, ConnectionResetError):
                         return
                     sent += server.chunk
-                    if server.delay_per_chunk:
-                        time.sleep(server.delay_per_chunk)
+                    delay = server.delays.get(self.path, server.delay_per_chunk)
+                    if delay:
+                        time.sleep(delay)
 
         return Handler
