@@ -12,6 +12,7 @@ from studio.comfy import (
     ComfyRejected,
     ComfyStream,
     ComfyUnavailable,
+    ComfyUnsendable,
     PreviewImage,
     ProgressText,
     decode_binary_frame,
@@ -196,10 +197,37 @@ def test_object_info_is_cached_until_refreshed(comfy: ComfyClient, comfy_server:
 
 def test_a_stopped_server_is_unavailable_not_a_crash(comfy: ComfyClient, comfy_server: ComfyUITestServer) -> None:
     comfy_server.stop()
-    with pytest.raises(ComfyUnavailable, match="cannot be reached"):
+    with pytest.raises(ComfyUnavailable, match="cannot be reached") as caught:
         comfy.get_queue()
+    assert caught.value.status is None  # nothing answered: ComfyUI is away
     with pytest.raises(ComfyUnavailable):
         comfy.queue_prompt(BASIC)
+
+
+def test_odd_answers_and_unwritable_requests_are_told_apart(
+    comfy: ComfyClient, comfy_server: ComfyUITestServer
+) -> None:
+    """A 5xx carries its status; a 400 whose body is not ComfyUI's usual shape is still a rejection
+    with a message; a body that cannot be JSON never leaves and is not 'unavailable'."""
+    answers = iter([(503, "busy"), (400, '{"error": "invalid json", "node_errors": []}'),
+                    (400, '{"error": {"message": "bad"}, "node_errors": {"1": "x", "2": {"errors": [1]}}}')])
+    comfy_server.answer_prompt = lambda body: next(answers)
+    with pytest.raises(ComfyUnavailable) as unavailable:
+        comfy.queue_prompt(BASIC)
+    assert unavailable.value.status == 503
+    with pytest.raises(ComfyRejected) as rejected:
+        comfy.queue_prompt(BASIC)
+    assert str(rejected.value) == "invalid json"
+    assert rejected.value.problems()[0]["message"] == "invalid json"
+    with pytest.raises(ComfyRejected) as odd:
+        comfy.queue_prompt(BASIC)
+    assert [p["message"] for p in odd.value.problems()] == ["bad"]
+    posts = comfy_server.prompt_posts
+    with pytest.raises(ComfyUnsendable):
+        comfy.queue_prompt({"1": {"class_type": "EmptyImage", "inputs": {"width": float("nan")}}})
+    with pytest.raises(ComfyUnsendable):
+        comfy.download("\ud800.png")
+    assert comfy_server.prompt_posts == posts  # nothing was sent
 
 
 def test_the_stream_reconnects_with_a_fresh_client_id_and_keeps_working(

@@ -23,7 +23,7 @@ STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # Routes a user may call for themselves only: they run with the user's own identity and cannot
 # name anyone else's things. They are still called below, and the snapshot must still hold.
 SELF_ONLY = {"auth.logout", "auth.change_password", "auth.create_token", "auth.login", "auth.setup",
-             "jobs.upload_input", "workflows.run_workflow", "downloads.start_download", "downloads.start_batch"}
+             "jobs.upload_input", "workflows.run", "downloads.start_download", "downloads.start_batch"}
 
 
 def _snapshot(admin: FlaskClient, services: Services, admin_id: int) -> dict[str, Any]:

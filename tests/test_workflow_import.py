@@ -4,6 +4,8 @@ across re-imports, and the mapping editor."""
 import copy
 import io
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -11,10 +13,11 @@ from flask.testing import FlaskClient
 from PIL import Image, PngImagePlugin
 
 from studio.runtime import Runtime
+from studio.services import Services
 from studio.workflows.detect import detect
 from studio.workflows.uiformat import convert
 from tests.conftest import signed_in_user
-from tests.jobs_helpers import run, wait_status
+from tests.jobs_helpers import bomb_png, run, wait_status
 from tests.servers.comfyui import load_object_info
 from tests.ui_workflows import SAMPLER_API, node, sampler_ui, subgraph_ui
 
@@ -174,3 +177,149 @@ def test_unknown_nodes_in_a_ui_workflow_are_named(client: FlaskClient) -> None:
 def test_only_admins_import(app: Flask, client: FlaskClient) -> None:
     ivy = signed_in_user(app, client, "ivy")
     assert upload(ivy, json.dumps(SAMPLER_API).encode(), "x.json").status_code == 403
+
+
+def _ui(**changes: Any) -> bytes:
+    workflow = sampler_ui()
+    workflow.update(changes)
+    return json.dumps(workflow).encode()
+
+
+def _ui_node(index: int, value: Any) -> bytes:
+    workflow = sampler_ui()
+    workflow["nodes"][index] = value
+    return json.dumps(workflow).encode()
+
+
+def _ui_field(index: int, **fields: Any) -> bytes:
+    workflow = sampler_ui()
+    workflow["nodes"][index].update(fields)
+    return json.dumps(workflow).encode()
+
+
+def _api(**nodes: Any) -> bytes:
+    return json.dumps({**SAMPLER_API, **nodes}).encode()
+
+
+def _self_nesting_subgraph() -> bytes:
+    inner = [node(1, "sub", []), node(2, "sub", []), node(3, "sub", []), node(4, "SaveImage", ["x"])]
+    workflow = sampler_ui()
+    workflow["nodes"].append(node(30, "sub", []))
+    workflow["definitions"] = {"subgraphs": [{"id": "sub", "nodes": inner, "links": []}]}
+    return json.dumps(workflow).encode()
+
+
+def _reroute_cycle() -> bytes:
+    workflow = sampler_ui()
+    workflow["nodes"] += [node(40, "Reroute", [], [("", "*", 41)], [("*", [40])]),
+                          node(41, "Reroute", [], [("", "*", 40)], [("*", [41])])]
+    workflow["links"] += [[40, 40, 0, 41, 0, "*"], [41, 41, 0, 40, 0, "*"], [42, 40, 0, 3, 4, "INT"]]
+    workflow["nodes"][4]["inputs"][4]["link"] = 42
+    return json.dumps(workflow).encode()
+
+
+HOSTILE_IMPORTS = [
+    ("nested 50,000 deep", ("{" + '"a":{' * 50_000 + "}" * 50_001).encode()),
+    ("NaN in a prompt", b'{"1": {"class_type": "SaveImage", "inputs": {"x": NaN}}}'),
+    ("a huge number", b'{"1": {"class_type": "SaveImage", "inputs": {"x": 1e999}}}'),
+    ("a 400-digit integer", b'{"1": {"class_type": "SaveImage", "inputs": {"x": ' + b"9" * 400 + b"}}}"),
+    ("a lone surrogate", b'{"1": {"class_type": "SaveImage", "inputs": {"x": "\\ud800"}}}'),
+    ("class_type a list", _api(**{"9": {"class_type": ["SaveImage"], "inputs": {}}})),
+    ("class_type a number", _api(**{"9": {"class_type": 7, "inputs": {}}})),
+    ("class_type empty", _api(**{"9": {"class_type": "", "inputs": {}}})),
+    ("inputs a list", _api(**{"9": {"class_type": "SaveImage", "inputs": [1]}})),
+    ("a title that is a list", _api(**{"9": {"class_type": "SaveImage", "inputs": {}, "_meta": {"title": [1]}}})),
+    ("too many nodes", json.dumps({str(i): {"class_type": "SaveImage", "inputs": {}} for i in range(6000)}).encode()),
+    ("prompt key with junk", json.dumps({"prompt": {"1": {"class_type": {"a": 1}}}}).encode()),
+    ("nodes an object", _ui(nodes={"1": {}})),
+    ("a node that is a number", _ui_node(0, 5)),
+    ("a node that is text", _ui_node(0, "node")),
+    ("a node that is null", _ui_node(0, None)),
+    ("a node without an id", _ui_node(0, {"type": "SaveImage"})),
+    ("a node id that is a list", _ui_field(0, id=[1])),
+    ("a node type that is a number", _ui_field(0, type=5)),
+    ("a node without a type", _ui_node(0, {"id": 99})),
+    ("widgets_values a number", _ui_field(4, widgets_values=5)),
+    ("widgets_values text", _ui_field(4, widgets_values="seed")),
+    ("node inputs an object", _ui_field(4, inputs={"model": 1})),
+    ("node inputs of numbers", _ui_field(4, inputs=[5])),
+    ("an input name that is a list", _ui_field(4, inputs=[{"name": ["model"], "link": 1}])),
+    ("an input link that is a list", _ui_field(4, inputs=[{"name": "model", "link": [1]}])),
+    ("outputs a number", _ui_field(0, outputs=5)),
+    ("mode text", _ui_field(0, mode="muted")),
+    ("links a number", _ui(links=5)),
+    ("a link too short", _ui(links=[[1, 4]])),
+    ("a link slot that is text", _ui(links=[[1, 4, "zero", 3, 0, "MODEL"]])),
+    ("a link that is a number", _ui(links=[7])),
+    ("a link object without ids", _ui(links=[{"id": 1}])),
+    ("extra a number", _ui(extra=5)),
+    ("definitions a list", _ui(definitions=[1])),
+    ("subgraphs a number", _ui(definitions={"subgraphs": 5})),
+    ("a subgraph without an id", _ui(definitions={"subgraphs": [{"nodes": []}]})),
+    ("a subgraph's nodes junk", _ui(definitions={"subgraphs": [{"id": "s", "nodes": [1, 2]}]})),
+    ("a subgraph holding itself", _self_nesting_subgraph()),
+    ("a cycle of reroutes", _reroute_cycle()),
+    ("a decompression bomb", bomb_png(30_000, 30_000, {"workflow": json.dumps(sampler_ui())})),
+    ("a smaller bomb", bomb_png(10_000, 10_000, {"workflow": json.dumps(sampler_ui())})),
+    ("a PNG whose workflow is junk", png_with(ui={"nodes": [1, 2, 3]})),
+    ("a PNG whose prompt is a list", bomb_png(8, 8, {"prompt": "[1, 2]"})),
+    ("a PNG whose workflow is NaN", bomb_png(8, 8, {"workflow": "NaN"})),
+]
+
+
+@pytest.mark.parametrize(("what", "data"), HOSTILE_IMPORTS, ids=[what for what, _ in HOSTILE_IMPORTS])
+def test_hostile_imports_are_a_4xx_naming_the_problem(client: FlaskClient, services: Services, what: str,
+                                                      data: bytes) -> None:
+    answer = upload(client, data, "x.png" if data[:4] == b"\x89PNG" else "x.json")
+    assert 400 <= answer.status_code < 500, (what, answer.status_code, answer.get_data()[:300])
+    error = answer.get_json()["error"]
+    assert error["code"]
+    assert error["message"]
+    assert not any(services.data_dir.workflows.iterdir()) if services.data_dir.workflows.is_dir() else True
+
+
+@pytest.mark.parametrize(("form", "field"), [({"name": "n" * 300}, "name"), ({"name": "a\x00b"}, "name"),
+                                             ({"id": "../x"}, "id"), ({"id": "a" * 200}, "id")])
+def test_bad_names_and_ids_are_refused(client: FlaskClient, form: dict[str, str], field: str) -> None:
+    answer = upload(client, json.dumps(SAMPLER_API).encode(), "x.json", **form)
+    assert answer.status_code == 400
+    assert field in answer.get_json()["error"]["details"]["fields"]
+
+
+def test_replacing_never_writes_through_a_link_and_a_folder_without_a_manifest_is_replaced(
+    client: FlaskClient, runtime: Runtime, services: Services, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "workflow.json").write_text("outside")
+    (outside / "manifest.yaml").write_text("outside")
+    workflows = services.data_dir.workflows
+    workflows.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(SAMPLER_API).encode()
+
+    (workflows / "linked").symlink_to(outside)  # the whole folder a link
+    assert upload(client, data, "x.json", id="linked", replace="1").status_code == 409
+    assert upload(client, data, "x.json", id="linked").status_code == 409
+
+    (workflows / "files").mkdir()  # the folder real, its files links
+    (workflows / "files" / "workflow.json").symlink_to(outside / "workflow.json")
+    (workflows / "files" / "manifest.yaml").symlink_to(outside / "manifest.yaml")
+    replaced = upload(client, data, "x.json", id="files", replace="1")
+    assert replaced.status_code == 201, replaced.get_json()
+    assert not (workflows / "files" / "workflow.json").is_symlink()
+
+    (workflows / "tmp").mkdir()  # the temporary name planted as a link
+    (workflows / "tmp" / ".workflow.json.tmp").symlink_to(outside / "workflow.json")
+    assert upload(client, data, "x.json", id="tmp", replace="1").status_code == 201
+    assert not (workflows / "tmp" / ".workflow.json.tmp").exists()
+
+    (workflows / "empty").mkdir()  # no manifest at all: replaced as a new workflow
+    (workflows / "empty" / "notes.txt").write_text("left by hand")
+    fresh = upload(client, data, "x.json", id="empty", replace="1")
+    assert fresh.status_code == 201, fresh.get_json()
+    assert client.get("/api/workflows/empty").get_json()["manifest"]["version"] == 1
+
+    assert sorted(p.name for p in outside.iterdir()) == ["manifest.yaml", "workflow.json"]
+    assert all(p.read_text() == "outside" for p in outside.iterdir())
+    [job] = run(client, "files", {"positive_prompt": "still runs", "steps": 2})
+    assert wait_status(client, job["id"])["status"] == "completed"

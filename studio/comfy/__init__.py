@@ -11,6 +11,7 @@ from studio.comfy.errors import (
     ComfyProtocolError,
     ComfyRejected,
     ComfyUnavailable,
+    ComfyUnsendable,
 )
 from studio.comfy.messages import ComfyMessage, PreviewImage, ProgressText, decode_binary_frame
 from studio.comfy.stream import ComfyStream, ConnectionState
@@ -25,6 +26,7 @@ __all__ = [
     "ComfyProtocolError",
     "ComfyRejected",
     "ComfyUnavailable",
+    "ComfyUnsendable",
     "ComfyMessage",
     "PreviewImage",
     "ProgressText",

@@ -18,7 +18,14 @@ from urllib.parse import quote
 
 import requests
 
-from studio.comfy.errors import ComfyError, ComfyNotFound, ComfyProtocolError, ComfyRejected, ComfyUnavailable
+from studio.comfy.errors import (
+    ComfyError,
+    ComfyNotFound,
+    ComfyProtocolError,
+    ComfyRejected,
+    ComfyUnavailable,
+    ComfyUnsendable,
+)
 
 DEFAULT_TIMEOUT_S = 10.0
 # Uploads and /view downloads can be large: the timeout then bounds each read, not the whole transfer.
@@ -98,6 +105,8 @@ class ComfyClient:
         url = f"{self.base_url}{path}"
         try:
             response = self._session.request(method, url, timeout=timeout or self.timeout_s, **kwargs)
+        except (requests.exceptions.InvalidJSONError, UnicodeError) as err:
+            raise ComfyUnsendable(f"{method} {path}: the request cannot be written ({err.__class__.__name__})") from err
         except requests.Timeout as err:
             raise ComfyUnavailable(f"ComfyUI at {self.base_url} did not answer {method} {path} in time") from err
         except requests.ConnectionError as err:
@@ -105,7 +114,8 @@ class ComfyClient:
         except requests.RequestException as err:
             raise ComfyUnavailable(f"{method} {path} to ComfyUI failed: {err.__class__.__name__}") from err
         if response.status_code >= 500:
-            raise ComfyUnavailable(f"ComfyUI answered {response.status_code} to {method} {path}")
+            raise ComfyUnavailable(f"ComfyUI answered {response.status_code} to {method} {path}",
+                                   status=response.status_code)
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:

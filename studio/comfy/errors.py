@@ -10,7 +10,20 @@ class ComfyError(Exception):
 
 
 class ComfyUnavailable(ComfyError):
-    """ComfyUI could not be reached (refused, timed out, reset) or answered 5xx."""
+    """ComfyUI could not be reached (refused, timed out, reset) or answered 5xx.
+
+    ``status`` is the 5xx it answered, or None when nothing answered at all: a caller retries the
+    two differently (ComfyUI away vs. one request it cannot handle).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ComfyUnsendable(ComfyError):
+    """The request could not be written at all (a body that is not JSON, a name that is not text):
+    nothing reached ComfyUI, and trying again will not help."""
 
 
 class ComfyNotFound(ComfyError):
@@ -28,10 +41,13 @@ class ComfyRejected(ComfyError):
     ComfyUI sent them; ``problems()`` turns them into lines a person can read.
     """
 
-    def __init__(self, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
-        self.error = error
-        self.node_errors = node_errors
-        super().__init__(error.get("message") or "ComfyUI rejected the prompt")
+    def __init__(self, error: Any, node_errors: Any) -> None:
+        # Kept as sent, but always as mappings: a server may answer {"error": "invalid json"}.
+        self.error: dict[str, Any] = error if isinstance(error, dict) else {"message": str(error or "")}
+        self.node_errors: dict[str, Any] = {
+            str(key): value for key, value in node_errors.items() if isinstance(value, dict)
+        } if isinstance(node_errors, dict) else {}
+        super().__init__(str(self.error.get("message") or "ComfyUI rejected the prompt"))
 
     @property
     def type(self) -> str:
@@ -41,8 +57,12 @@ class ComfyRejected(ComfyError):
         """One entry per failing input: node id and class, input name, and a readable message."""
         found: list[dict[str, Any]] = []
         for node_id, node in self.node_errors.items():
-            for err in node.get("errors", []):
-                extra = err.get("extra_info") or {}
+            errors = node.get("errors")
+            for err in errors if isinstance(errors, list) else []:
+                if not isinstance(err, dict):
+                    continue
+                extra_info = err.get("extra_info")
+                extra: dict[str, Any] = extra_info if isinstance(extra_info, dict) else {}
                 found.append(
                     {
                         "node_id": node_id,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request, send_file, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from studio.auth.guard import allow_run_scope, current_identity
+from studio import safepath
+from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.errors import BadRequest, NotFound
 from studio.jobs.export import stream_zip
 from studio.jobs.models import JobStatus
@@ -15,6 +19,28 @@ from studio.services import services
 from studio.web import EmptyBody, parse_json, parse_query
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
+
+JOB_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def send_inside(root: Path, path: Path, *, download_name: str, max_age: int) -> Response:
+    """``send_file`` for a file below ``root`` reached without following any link (``O_NOFOLLOW`` at
+    every step), with ranges and conditional requests; a 404 for anything else."""
+    try:
+        handle = safepath.open_inside(root, path, "rb")
+    except (OSError, ValueError) as err:
+        raise NotFound("The file is gone.", code="output_missing") from err
+    facts = os.fstat(handle.fileno())
+    response = send_file(handle, download_name=download_name, conditional=False, max_age=max_age,
+                         etag=f"{facts.st_mtime_ns:x}-{facts.st_size:x}", last_modified=facts.st_mtime)
+    response.content_length = facts.st_size
+    try:
+        response.make_conditional(request.environ, accept_ranges=True, complete_length=facts.st_size)
+    except RequestedRangeNotSatisfiable:
+        handle.close()
+        raise
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 class JobQuery(BaseModel):
@@ -24,7 +50,7 @@ class JobQuery(BaseModel):
     q: str | None = Field(None, max_length=200)
     since: datetime | None = None
     until: datetime | None = None
-    before: str | None = Field(None, max_length=36)
+    before: str | None = Field(None, pattern=JOB_ID, description="the last job id of the previous page")
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -71,13 +97,18 @@ def job_preview(job_id: str) -> Response:
 def job_output(job_id: str, output_id: int) -> Response:
     studio = services()
     output = studio.jobs.output(job_id, output_id, actor=current_identity())
-    root = (studio.data_dir.outputs / "studio" / job_id).resolve()
-    path = (studio.data_dir.outputs / output.path).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = _output_path(studio.data_dir.outputs, job_id, output.path)
+    if path is None:
         raise NotFound("The file is gone.", code="output_missing")
-    response = send_file(path, conditional=True, download_name=output.filename, max_age=0)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return send_inside(studio.data_dir.outputs, path, download_name=output.filename, max_age=0)
+
+
+def _output_path(outputs: Path, job_id: str, relative: str) -> Path | None:
+    """Where a stored output is: ``studio/<job id>/<name>`` and nothing else, whatever the row says."""
+    folder, _, name = relative.partition(f"studio/{job_id}/")
+    if folder or safepath.name_problem(job_id) or safepath.name_problem(name, reserve=0):
+        return None
+    return outputs / "studio" / job_id / name
 
 
 @bp.get("/jobs/<job_id>/export")
@@ -85,16 +116,16 @@ def job_output(job_id: str, output_id: int) -> Response:
 def export_job(job_id: str) -> Response:
     studio = services()
     view = studio.jobs.get(job_id, actor=current_identity())
-    files = []
-    for name in {str(v) for v in view["params"].values() if isinstance(v, str)}:
+    files: list[tuple[str, Path, Path]] = []
+    for name in sorted({v for v in view["params"].values() if isinstance(v, str)}):
         path = studio.inputs.path_of(name)
         if path is not None:
-            files.append((f"inputs/{path.name}", path))
-    root = (studio.data_dir.outputs / "studio" / job_id).resolve()
+            files.append((f"inputs/{path.name}", studio.inputs.root, path))
     for output in view.get("outputs", []):
-        path = (root / output["filename"]).resolve()
-        if path.is_relative_to(root) and path.is_file():
-            files.append((f"outputs/{output['filename']}", path))
+        row = studio.jobs.output(job_id, output["id"], actor=current_identity())
+        found = _output_path(studio.data_dir.outputs, job_id, row.path)
+        if found is not None:
+            files.append((f"outputs/{found.name}", studio.data_dir.outputs, found))
     response = Response(stream_with_context(stream_zip(view, files)), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="job-{job_id}.zip"'
     return response
@@ -150,14 +181,17 @@ def queue_state() -> Response:
 
 @bp.post("/queue/pause")
 def pause() -> Response:
+    """Admin: the queue is everyone's, so only an admin stops or restarts it."""
+    actor = require_admin()
     parse_json(EmptyBody)
-    return jsonify(services().jobs.set_paused(True, actor=current_identity()))
+    return jsonify(services().jobs.set_paused(True, actor=actor))
 
 
 @bp.post("/queue/resume")
 def resume() -> Response:
+    actor = require_admin()
     parse_json(EmptyBody)
-    return jsonify(services().jobs.set_paused(False, actor=current_identity()))
+    return jsonify(services().jobs.set_paused(False, actor=actor))
 
 
 @bp.post("/queue/cancel-waiting")
@@ -193,9 +227,8 @@ def recent_inputs() -> Response:
 @allow_run_scope
 def input_image(name: str) -> Response:
     """An earlier input, for thumbnails; names are content hashes, so anyone signed in may see them."""
-    path = services().inputs.path_of(f"studio/{name}")
+    store = services().inputs
+    path = store.path_of(f"studio/{name}")
     if path is None:
         raise NotFound("No such input.")
-    response = send_file(path, max_age=3600)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return send_inside(store.root, path, download_name=path.name, max_age=3600)

@@ -10,6 +10,7 @@ listener only records live progress and previews, and hands "finished" over to t
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -27,10 +28,14 @@ from studio.db import write_with_retry
 from studio.errors import Conflict, ServiceUnavailable
 from studio.events import EventBus
 from studio.jobs import outputs
+from studio.jobs.backoff import Backoff, answered
 from studio.jobs.inputs import InputStore
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.service import JobService
+from studio.jobs.views import shown
 from studio.paths import DataDir
+from studio.safepath import UnsafePath
+from studio.workflows.params import prompt_problem
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,7 @@ class JobEngine:
         self._thread: threading.Thread | None = None
         self._served: dict[int | None, float] = {}
         self._lock = threading.Lock()
+        self.backoff = Backoff()
         stream.on_state(self._on_state)
         stream.on_message(self._on_message)
         stream.on_binary(self._on_binary)
@@ -130,24 +136,36 @@ class JobEngine:
                 log.exception("job engine step failed")
 
     def step(self) -> None:
-        """One round of work; the loop calls it every tick and whenever something changed."""
+        """One round of work; the loop calls it every tick and whenever something changed.
+
+        Each part is guarded on its own: a job whose history cannot be read must not keep the
+        others from being sent, nor the other way round.
+        """
         while True:
             try:
                 job_id = self._finished.get_nowait()
             except queue.Empty:
                 break
-            self._finalize(job_id)
+            self._guarded("finalize", self._finalize, job_id)
         if not self.stream.connected:
             return
         if self._reconcile.is_set() or self._has_detached():
             self._reconcile.clear()
-            self.reconcile()
+            self._guarded("reconcile", self.reconcile)
         self._dispatch()
+
+    @staticmethod
+    def _guarded(what: str, work: Callable[..., None], *args: Any) -> None:
+        try:
+            work(*args)
+        except Exception:  # noqa: BLE001 - logged; the rest of the step still runs
+            log.exception("job engine: %s failed", what)
 
     # -- socket listeners (stream thread: record and hand over, never block) --------------------
 
     def _on_state(self, change: StateChange) -> None:
         if change.state is ConnectionState.CONNECTED:
+            self.backoff.reset()
             self._reconcile.set()
             self.service.wakeup.set()
 
@@ -171,11 +189,11 @@ class JobEngine:
         elif kind == "progress":
             if live.step == 0:
                 live.step_started = time.monotonic()
-            live.step, live.total = int(data.get("value", 0)), int(data.get("max", 0))
+            live.step, live.total = _count(data.get("value")), _count(data.get("max"))
             self._publish_progress(live)
         elif kind == "executed":
-            self.bus.publish("jobs/output", {"id": job_id, "node": data.get("node"), "output": data.get("output")},
-                             user_id=live.owner_id)
+            self.bus.publish("jobs/output", {"id": job_id, "node": shown(data.get("node")),
+                                             "output": shown(data.get("output"))}, user_id=live.owner_id)
         elif kind == "executing" and data.get("node") is None:
             self._finished.put(job_id)
             self.service.wakeup.set()
@@ -212,69 +230,111 @@ class JobEngine:
             return list(session.exec(select(Job).where(col(Job.status).in_(IN_FLIGHT))))
 
     def _next_job(self) -> Job | None:
-        """Jobs moved to the front first; otherwise the owner served longest ago, oldest job first."""
+        """Jobs moved to the front first; otherwise the owner served longest ago, oldest job first.
+
+        Jobs held back after a server error are skipped until their time comes.
+        """
+        held = self.backoff.held()
         with Session(self.service.engine) as session:
             queued = select(Job).where(Job.status == JobStatus.QUEUED)
+            if held:
+                queued = queued.where(col(Job.id).not_in(held))
             front = session.exec(queued.where(Job.priority > 0).order_by(col(Job.position)).limit(1)).first()
             if front is not None:
                 return front
-            owners = list(session.exec(select(Job.owner_id).where(Job.status == JobStatus.QUEUED).distinct()))
+            waiting_owners = select(Job.owner_id).where(Job.status == JobStatus.QUEUED)
+            if held:
+                waiting_owners = waiting_owners.where(col(Job.id).not_in(held))
+            owners = list(session.exec(waiting_owners.distinct()))
             if not owners:
                 return None
             owner = min(owners, key=lambda o: self._served.get(o, 0.0))
             return session.exec(queued.where(Job.owner_id == owner).order_by(col(Job.position)).limit(1)).first()
 
     def _dispatch(self) -> None:
-        if self.service.paused:
+        if self.service.paused or self.backoff.waiting():
             return
         slots = self.max_in_flight() - len(self._in_flight())
         while slots > 0 and not self._stop.is_set():
             job = self._next_job()
-            if job is None or not self._submit(job):
+            if job is None:
                 return
-            slots -= 1
+            try:
+                sent = self._submit(job)
+            except Exception as err:  # noqa: BLE001 - one job Studio cannot send must not stop the queue
+                log.exception("job %s could not be sent to ComfyUI", job.id)
+                self._fail(job.id, f"Studio could not send this job to ComfyUI ({type(err).__name__}).")
+                continue
+            if sent is None:
+                return
+            slots -= int(sent)
 
-    def _submit(self, job: Job) -> bool:
-        """Sends one job to ComfyUI; False when ComfyUI cannot take it now (the job stays queued).
+    def _fail(self, job_id: str, message: str, **error: Any) -> None:
+        self.live.pop(job_id, None)
+        self.backoff.forget(job_id)
+        self.service.mark(job_id, JobStatus.FAILED, only_from=(JobStatus.QUEUED, JobStatus.SUBMITTED),
+                          error={"message": message, **error})
+
+    def _submit(self, job: Job) -> bool | None:
+        """Sends one job to ComfyUI: True when it went, False when it did not but the next job may
+        (this one failed, or is held back), None when ComfyUI cannot take anything now.
 
         The job is marked submitted *before* the POST, so ComfyUI's first messages about it always
         find it submitted; if the POST then fails for want of ComfyUI, it goes back to the queue.
+        Only a ComfyUI that cannot be reached, or answers with a server error, puts a job back: a
+        prompt that cannot be sent, or that ComfyUI refuses, fails that job with the reason.
         """
         client_id = self.stream.client_id
         if client_id is None:
+            return None
+        problem = prompt_problem(job.prompt)
+        if problem:
+            self._fail(job.id, f"This job cannot be sent to ComfyUI: {problem}.")
             return False
         marked = self.service.mark(job.id, JobStatus.SUBMITTED, only_from=(JobStatus.QUEUED,),
                                    submitted_at=datetime.now(UTC), comfy_client_id=client_id)
         if marked is None:
-            return True  # cancelled meanwhile: look for the next one
+            return False  # cancelled meanwhile: look for the next one
         self.live[job.id] = LiveJob(job.id, job.owner_id, job.prompt)
         try:
             self._upload_inputs(job)
             accepted = self.comfy.queue_prompt(job.prompt, client_id=client_id, prompt_id=job.id)
+        except (AttributeError, TypeError, KeyError) as err:  # an answer of a shape nobody expected
+            log.warning("job %s: ComfyUI's answer could not be read", job.id, exc_info=True)
+            self._fail(job.id, f"ComfyUI refused the job with an answer Studio cannot read ({type(err).__name__}).")
+            return False
         except ComfyUnavailable as err:
             self.live.pop(job.id, None)
-            self.service.mark(job.id, JobStatus.QUEUED, only_from=(JobStatus.SUBMITTED,), comfy_client_id=None,
-                              submitted_at=None, note=f"ComfyUI could not take it: {err}")
-            return False
+            return self._put_back(job, err)
         except ComfyRejected as err:
-            self.live.pop(job.id, None)
             problems = err.problems()
-            self.service.mark(job.id, JobStatus.FAILED, error={
-                "message": "ComfyUI refused the workflow: " + "; ".join(
-                    f"{p['class_type'] or 'node'} {p['node_id'] or ''}"
-                    f"{' input ' + p['input'] if p['input'] else ''}: {p['message']}" for p in problems),
-                "problems": problems,
-            })
-            return True
+            self._fail(job.id, "ComfyUI refused the workflow: " + "; ".join(
+                f"{p['class_type'] or 'node'} {p['node_id'] or ''}"
+                f"{' input ' + p['input'] if p['input'] else ''}: {p['message']}" for p in problems),
+                problems=problems)
+            return False
         except (ComfyError, MissingInput) as err:
-            self.live.pop(job.id, None)
-            self.service.mark(job.id, JobStatus.FAILED, error={"message": str(err)})
-            return True
+            self._fail(job.id, f"ComfyUI did not take the job: {err}")
+            return False
+        self.backoff.sent(job.id)
         self._served[job.owner_id] = time.monotonic()
         if accepted.node_errors:
             dropped = "; ".join(f"{node.get('class_type')} {node_id}" for node_id, node in accepted.node_errors.items())
             log.warning("job %s: ComfyUI skipped outputs that failed validation: %s", job.id, dropped)
         return True
+
+    def _put_back(self, job: Job, err: ComfyUnavailable) -> bool | None:
+        if not answered(err):  # nothing answered: wait for ComfyUI, not for this job
+            self.backoff.unreachable()
+            self.service.put_back(job.id, f"ComfyUI could not take it: {err}")
+            return None
+        errors = self.backoff.server_error(job.id)
+        if errors is not None:
+            self._fail(job.id, f"ComfyUI answered this job with a server error {errors} times ({err}); "
+                               "its log says why.")
+            return False
+        self.service.put_back(job.id, f"ComfyUI answered with a server error: {err}")
+        return False
 
     def _upload_inputs(self, job: Job) -> None:
         for node in job.prompt.values():
@@ -284,9 +344,10 @@ class JobEngine:
             if not isinstance(name, str) or not name.startswith("studio/"):
                 continue
             path = self.inputs.path_of(name)
-            if path is None:
+            data = self.inputs.read(name)
+            if path is None or data is None:
                 raise MissingInput(f"The input image {name} is no longer in Studio's input folder.")
-            self.comfy.upload_image(path.read_bytes(), path.name, subfolder="studio", overwrite=True)
+            self.comfy.upload_image(data, path.name, subfolder="studio", overwrite=True)
 
     # -- finishing ------------------------------------------------------------------------------
 
@@ -300,25 +361,43 @@ class JobEngine:
         if entry is None:
             self._reconcile.set()
             return
-        self._finish_from_history(job_id, entry)
+        self._finish_safely(job_id, entry)
+
+    def _finish_safely(self, job_id: str, entry: dict[str, Any]) -> None:
+        """Finishes the job from its history entry; an entry Studio cannot make sense of fails this
+        job with the reason, instead of keeping it in flight (and its slot taken) for ever."""
+        try:
+            self._finish_from_history(job_id, entry)
+        except Exception as err:  # noqa: BLE001 - whatever ComfyUI sent, the job must end
+            log.exception("job %s: ComfyUI's history entry could not be read", job_id)
+            self.live.pop(job_id, None)
+            self.service.mark(job_id, JobStatus.FAILED, error={
+                "message": f"ComfyUI's record of this job could not be read ({type(err).__name__})."})
 
     def _finish_from_history(self, job_id: str, entry: dict[str, Any]) -> None:
-        status = entry.get("status") or {}
-        messages = status.get("messages") or []
+        found = entry.get("status")
+        status: dict[str, Any] = found if isinstance(found, dict) else {}
+        messages = [m for m in (status.get("messages") or []) if isinstance(m, list | tuple) and len(m) >= 2
+                    and isinstance(m[1], dict)] if isinstance(status.get("messages"), list) else []
         last_event, last_data = (messages[-1][0], messages[-1][1]) if messages else ("", {})
-        stored = self._store_outputs(job_id, entry)
+        stored, skipped = self._store_outputs(job_id, entry)
         # Live state goes first: once the job reads as finished it has no preview or progress left.
         self.live.pop(job_id, None)
+        self.backoff.forget(job_id)
         with self._lock:
             self.previews.pop(job_id, None)
         if status.get("status_str") == "success":
-            self.service.mark(job_id, JobStatus.COMPLETED, progress={"percent": 100.0})
+            note = None
+            if skipped:
+                note = (f"{len(skipped)} output{'s' if len(skipped) > 1 else ''} not kept: "
+                        + "; ".join(skipped[:5]) + ("; …" if len(skipped) > 5 else ""))
+            self.service.mark(job_id, JobStatus.COMPLETED, progress={"percent": 100.0}, note=note)
         elif last_event == "execution_interrupted":
             self.service.mark(job_id, JobStatus.INTERRUPTED, error={
                 "message": f"Interrupted at {last_data.get('node_type')} (node {last_data.get('node_id')}).",
                 "node_id": last_data.get("node_id"), "node_type": last_data.get("node_type")})
         else:
-            error: dict[str, Any] = next((data for event, data in messages if event == "execution_error"), {})
+            error: dict[str, Any] = next((data for event, data, *_ in messages if event == "execution_error"), {})
             self.service.mark(job_id, JobStatus.FAILED, error={
                 "message": f"{error.get('node_type', 'A node')} (node {error.get('node_id', '?')}) failed: "
                            f"{str(error.get('exception_message', 'unknown error')).strip()}",
@@ -326,17 +405,20 @@ class JobEngine:
                 "exception_type": error.get("exception_type")})
         log.info("job %s finished (%d outputs)", job_id, stored)
 
-    def _store_outputs(self, job_id: str, entry: dict[str, Any]) -> int:
+    def _store_outputs(self, job_id: str, entry: dict[str, Any]) -> tuple[int, list[str]]:
+        """Keeps each output in the job's own folder; returns how many, and why any were not kept."""
+        planned, skipped = outputs.plan(entry)
         rows = []
-        for node_id, item in outputs.files_in_history(entry):
+        for item in planned:
             try:
-                path = outputs.fetch(self.comfy, self.data_dir.outputs, item)
+                path = outputs.keep(self.comfy, self.data_dir.outputs, job_id, item)
+                facts = outputs.describe(path)
             except (ComfyError, OSError, ValueError) as err:
-                log.warning("output %s of job %s not stored: %s", item.get("filename"), job_id, err)
+                log.warning("output %r of job %s not stored: %s", item.filename[:200], job_id, err)
+                skipped.append(f"{item.local_name} ({_reason(err)})")
                 continue
-            facts = outputs.describe(path)
-            rows.append(JobOutput(job_id=job_id, node_id=node_id, filename=path.name,
-                                  path=str(path.relative_to(self.data_dir.outputs.resolve())), **facts))
+            rows.append(JobOutput(job_id=job_id, node_id=item.node_id, filename=item.local_name,
+                                  path=f"studio/{job_id}/{item.local_name}", **facts))
 
         def work(session: Session) -> None:
             known = {o.path for o in session.exec(select(JobOutput).where(JobOutput.job_id == job_id))}
@@ -345,7 +427,7 @@ class JobEngine:
                     session.add(row)
 
         write_with_retry(self.service.engine, work)
-        return len(rows)
+        return len(rows), skipped
 
     # -- reconciling ----------------------------------------------------------------------------
 
@@ -373,7 +455,7 @@ class JobEngine:
                 self._reconcile.set()
                 return
             if entry is not None:
-                self._finish_from_history(job.id, entry)
+                self._finish_safely(job.id, entry)
             elif job.id in running or job.id in pending:
                 self.live.setdefault(job.id, LiveJob(job.id, job.owner_id, job.prompt))
                 if job.id in running:
@@ -413,3 +495,19 @@ class JobEngine:
 
 class MissingInput(Exception):
     pass
+
+
+def _count(value: Any) -> int:
+    """A step count from a progress message: a whole number, whatever ComfyUI (or a node) sent."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0
+    return max(0, min(int(value), 2**31))
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, UnsafePath):
+        return "its folder is reached through a link"
+    if isinstance(err, ComfyError):
+        return str(err)
+    return type(err).__name__ if not isinstance(err, outputs.Refused) else str(err)
+

@@ -7,11 +7,16 @@ MP4 are compressed already.
 
 from __future__ import annotations
 
-import json
+import logging
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from studio import jsonio
+from studio.safepath import open_inside
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 
@@ -40,15 +45,34 @@ class _Drain:
         return data
 
 
-def stream_zip(job: dict[str, Any], files: list[tuple[str, Path]]) -> Iterator[bytes]:
-    """Yields the ZIP of ``job`` (as job.json) and ``files`` (archive name, path on disk)."""
+def job_json(job: dict[str, Any]) -> bytes:
+    """job.json as UTF-8 text a person can read, and valid whatever a stored value holds (a lone
+    surrogate from an old job is written as its ``\\ud800`` escape; NaN as null)."""
+    text = jsonio.dumps(job, indent=2, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return jsonio.dumps(job, indent=2, ensure_ascii=True).encode("ascii")
+
+
+def stream_zip(job: dict[str, Any], files: list[tuple[str, Path, Path]]) -> Iterator[bytes]:
+    """Yields the ZIP of ``job`` (as job.json) and ``files`` (archive name, the folder it must stay
+    inside, path on disk). A file that is gone, or reached through a link, is left out."""
     sink = _Drain()
+    seen = {"job.json"}
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[call-overload]
-        archive.writestr("job.json", json.dumps(job, indent=2, ensure_ascii=False),
-                         compress_type=zipfile.ZIP_DEFLATED)
+        archive.writestr("job.json", job_json(job), compress_type=zipfile.ZIP_DEFLATED)
         yield sink.take()
-        for name, path in files:
-            with path.open("rb") as source, archive.open(name, mode="w", force_zip64=True) as target:
+        for name, root, path in files:
+            if name in seen:
+                continue
+            try:
+                source = open_inside(root, path, "rb")
+            except OSError as err:
+                log.warning("export of job %s: %s left out (%s)", job.get("id"), name, err.strerror or err)
+                continue
+            seen.add(name)
+            with source, archive.open(name, mode="w", force_zip64=True) as target:
                 while chunk := source.read(CHUNK):
                     target.write(chunk)
                     yield sink.take()

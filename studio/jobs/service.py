@@ -7,7 +7,10 @@ nothing a refetch cannot show. The engine (``studio.jobs.engine``) is what talks
 from __future__ import annotations
 
 import builtins
+import logging
+import os
 import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Callable
@@ -18,9 +21,10 @@ from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from studio import safepath
 from studio.auth.service import Identity
 from studio.db import transition, write_with_retry
-from studio.errors import Conflict, Forbidden, NotFound
+from studio.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from studio.events import EventBus
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.views import job_view
@@ -29,8 +33,24 @@ from studio.preferences.models import StoredSetting
 from studio.workflows import params as workflow_params
 from studio.workflows.library import WorkflowLibrary
 
+log = logging.getLogger(__name__)
+
 MAX_BATCH = 100
 PAUSED_KEY = "queue_paused"
+# A job's timeline keeps its first entry and the newest ones: nothing can make it grow without end.
+MAX_TIMELINE = 50
+
+
+def _bounded(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return timeline if len(timeline) <= MAX_TIMELINE else [timeline[0], *timeline[-(MAX_TIMELINE - 1):]]
+
+
+def _sendable(prompt: dict[str, Any]) -> dict[str, Any]:
+    """The prompt, if ComfyUI can be sent it; else a 422 saying what in it cannot travel."""
+    problem = workflow_params.prompt_problem(prompt)
+    if problem:
+        raise Unprocessable(f"This workflow cannot be sent to ComfyUI: {problem}.", code="prompt_unsendable")
+    return prompt
 
 
 def prompt_text_of(workflow_inputs: list[Any], values: dict[str, Any]) -> str:
@@ -78,7 +98,7 @@ class JobService:
                     workflow_name=workflow.manifest.name,
                     owner_id=owner.user_id,
                     params=resolved,
-                    prompt=workflow_params.build_prompt(workflow, resolved, job_id=job_id),
+                    prompt=_sendable(workflow_params.build_prompt(workflow, resolved, job_id=job_id)),
                     prompt_text=prompt_text_of(workflow.manifest.inputs, resolved),
                     position=last + 1 + index,
                     timeline=[{"at": datetime.now(UTC).isoformat(), "status": "queued",
@@ -97,7 +117,13 @@ class JobService:
     def retry(self, job_id: str, *, actor: Identity) -> dict:
         original = self._job(job_id, actor)
         workflow = self.library.get(original.workflow_id)
+        params = original.params if isinstance(original.params, dict) else {}
+        problems = workflow_params.value_problems(params)
+        if problems:  # a value stored before today's checks, or planted: never sent again as it is
+            raise BadRequest("This job's parameters cannot be used again: " + "; ".join(
+                f"{key[:80]} {problem}" for key, problem in problems.items()), fields=problems)
         new_id = str(uuid.uuid4())
+        prompt = _sendable(workflow_params.build_prompt(workflow, params, job_id=new_id))
 
         def work(session: Session) -> Job:
             last = session.exec(select(func.max(Job.position))).one() or 0.0
@@ -106,8 +132,8 @@ class JobService:
                 workflow_id=original.workflow_id,
                 workflow_name=original.workflow_name,
                 owner_id=actor.user_id,
-                params=dict(original.params),
-                prompt=workflow_params.build_prompt(workflow, original.params, job_id=new_id),
+                params=dict(params),
+                prompt=prompt,
                 prompt_text=original.prompt_text,
                 position=last + 1,
                 retry_of=original.id,
@@ -294,7 +320,7 @@ class JobService:
             job: Job | None = transition(session, Job, job_id, allowed, values)
             if job is not None:
                 entry = {"at": datetime.now(UTC).isoformat(), "status": status.value}
-                job.timeline = [*job.timeline, {**entry, "note": note} if note else entry]
+                job.timeline = _bounded([*job.timeline, {**entry, "note": note} if note else entry])
                 session.add(job)
             return job
 
@@ -306,6 +332,36 @@ class JobService:
                                                    "workflow": job.workflow_name, "error": job.error},
                                  user_id=job.owner_id)
                 self.wakeup.set()
+        return job
+
+    def put_back(self, job_id: str, note: str) -> Job | None:
+        """Submitted → queued again, when ComfyUI could not take the job just now.
+
+        Whatever the number of tries, the timeline grows by one entry per run of them: the try's
+        "submitted" entry is dropped and the last "could not take it" entry is replaced with one
+        that counts the tries.
+        """
+
+        def work(session: Session) -> Job | None:
+            job: Job | None = transition(session, Job, job_id, [JobStatus.SUBMITTED], {
+                "status": JobStatus.QUEUED, "submitted_at": None, "comfy_client_id": None})
+            if job is None:
+                return None
+            timeline = list(job.timeline)
+            if timeline and timeline[-1].get("status") == JobStatus.SUBMITTED.value:
+                timeline.pop()
+            tries = 1
+            if timeline and timeline[-1].get("status") == JobStatus.QUEUED.value and timeline[-1].get("tries"):
+                tries = int(timeline.pop()["tries"]) + 1
+            timeline.append({"at": datetime.now(UTC).isoformat(), "status": JobStatus.QUEUED.value,
+                             "note": note if tries == 1 else f"{note} ({tries} tries)", "tries": tries})
+            job.timeline = _bounded(timeline)
+            session.add(job)
+            return job
+
+        job = write_with_retry(self.engine, work)
+        if job is not None:
+            self.publish(job)
         return job
 
     def cancel_pending(self, *, actor: Identity) -> int:
@@ -340,10 +396,30 @@ class JobService:
                 session.delete(found)
 
         write_with_retry(self.engine, work)
-        folder = (self.data_dir.outputs / "studio" / job_id).resolve()
-        if folder.is_relative_to((self.data_dir.outputs / "studio").resolve()) and folder.is_dir():
-            shutil.rmtree(folder)
+        self._remove_outputs(job_id)
         self.bus.publish("jobs/update", {"id": job_id, "deleted": True}, user_id=job.owner_id)
+
+    def _remove_outputs(self, job_id: str) -> None:
+        """Deletes ``assets/output/studio/<job id>``, never through a link (a planted one is removed
+        itself, and what it points to is left alone)."""
+        if safepath.name_problem(job_id) is not None:
+            return
+        root = self.data_dir.outputs
+        try:
+            with safepath.parent_fd(root, root / "studio" / job_id) as (fd, leaf):
+                if fd is None:  # no openat (Windows): the chain was checked for links already
+                    if os.path.isdir(leaf) and not os.path.islink(leaf):
+                        shutil.rmtree(leaf)
+                    return
+                mode = os.stat(leaf, dir_fd=fd, follow_symlinks=False).st_mode
+                if stat.S_ISDIR(mode):
+                    shutil.rmtree(leaf, dir_fd=fd)
+                else:
+                    os.unlink(leaf, dir_fd=fd)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            log.warning("the files of job %s were not removed: %s", job_id, err)
 
     # -- pause ----------------------------------------------------------------------------------
 

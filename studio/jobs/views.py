@@ -1,11 +1,44 @@
-"""How a job looks in API answers and events."""
+"""How a job looks in API answers and events.
+
+Stored values are shown as JSON every client can read, whatever an older Studio or a hand edit left
+in the row: NaN and infinity become null, a lone surrogate U+FFFD, an integer no JSON reader keeps
+exactly becomes text, and anything nested past any real workflow's depth is cut short.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from studio.jobs.models import Job, JobOutput
+
+MAX_SHOWN_INT = 2**64
+MAX_SHOWN_DEPTH = 32
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+
+
+def shown(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= MAX_SHOWN_INT else f"({len(str(abs(value)))}-digit number)"
+    if depth >= MAX_SHOWN_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        return {_text(str(key)): shown(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [shown(item, depth + 1) for item in value]
+    return str(value)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -34,18 +67,18 @@ def job_view(job: Job, *, outputs: list[JobOutput] | None = None, full: bool = F
         "workflow_name": job.workflow_name,
         "owner_id": job.owner_id,
         "status": job.status.value,
-        "params": job.params,
-        "progress": job.progress,
-        "error": job.error,
+        "params": shown(job.params),
+        "progress": shown(job.progress),
+        "error": shown(job.error),
         "retry_of": job.retry_of,
-        "timeline": job.timeline,
+        "timeline": shown(job.timeline),
         "created_at": _iso(job.created_at),
         "submitted_at": _iso(job.submitted_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
     }
     if full:
-        view["prompt"] = job.prompt
+        view["prompt"] = shown(job.prompt)
     if outputs is not None:
         view["outputs"] = [output_view(output) for output in outputs]
     return view

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.comfy import ComfyError
 from studio.downloads.civitai import CivitaiLookup
+from studio.downloads.manager import size_in_bytes
 from studio.errors import BadRequest, ServiceUnavailable, StudioError, Unprocessable
 from studio.services import Services, services
 from studio.web import EmptyBody, parse_json, parse_query
@@ -126,17 +127,25 @@ def missing_models(workflow_id: str) -> Response:
 
 @bp.post("/<workflow_id>/install-missing")
 def install_missing(workflow_id: str) -> Response:
-    """Queues every missing model that can be found; says which ones could not."""
+    """Queues every missing model that can be found; says which ones could not.
+
+    Anyone may queue what the catalogs list (as with ``POST /api/downloads``); a model found only in
+    the workflow's own sources or on CivitAI is an arbitrary URL, which only an admin may fetch.
+    """
     parse_json(EmptyBody)
     studio = services()
     answer, installs = _missing(studio, studio.library.get(workflow_id), civitai=True)
     identity = current_identity()
     queued, refused = [], []
     for item in installs:
+        if item.via != "catalog" and not identity.is_admin:  # as POST /api/downloads: any URL is an admin's
+            refused.append({"file": item.file, "code": "admin_only",
+                            "message": "Only an admin can download a model from outside the catalogs."})
+            continue
         try:
             queued.append(studio.downloads.enqueue(
                 url=item.url, dest=item.dest, file_name=item.file, name=item.name, source=item.source,
-                expected_sha256=item.sha256, expected_size=int(item.size_gb * 1024**3) or None,
+                expected_sha256=item.sha256, expected_size=size_in_bytes(item.size_gb),
                 requested_by=identity.user_id))
         except StudioError as err:
             refused.append({"file": item.file, "code": err.code, "message": err.message})

@@ -11,12 +11,13 @@ original's code does, so assembled prompts match what existing users saw.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from pathlib import Path
 from typing import Any
 
+from studio import jsonio
 from studio.errors import Unprocessable
+from studio.safepath import name_problem
 from studio.workflows.params import PLACEHOLDER
 
 FIRST_ID = 101
@@ -61,13 +62,26 @@ class Assembler:
         self.next_id = FIRST_ID
 
     def _block(self, name: str) -> dict[str, Any]:
+        if any(name_problem(part, reserve=0) for part in name.split("/")):
+            raise Unprocessable(f"The pipeline names a block file {name[:80]!r} that cannot exist.",
+                                code="bad_pipeline")
         path = (self.blocks_dir / name).resolve()
         if not path.is_relative_to(self.blocks_dir.resolve()) or not path.is_file():
             raise Unprocessable(f"The pipeline names a block file {name!r} that does not exist.", code="bad_pipeline")
         try:
-            block: dict[str, Any] = json.loads(path.read_text())
-        except ValueError as err:
-            raise Unprocessable(f"Block {name} is not valid JSON.", code="bad_pipeline") from err
+            block = jsonio.loads(path.read_bytes())
+        except jsonio.JSONRefused as err:
+            raise Unprocessable(f"Block {name} is not usable JSON: {err}.", code="bad_pipeline") from err
+        nodes = block.get("nodes", {}) if isinstance(block, dict) else None
+        if not isinstance(nodes, dict) or not all(
+                isinstance(node, dict) and isinstance(node.get("class_type"), str)
+                and isinstance(node.get("inputs") or {}, dict) for node in nodes.values()):
+            raise Unprocessable(f"Block {name} needs \"nodes\": {{name: {{class_type, inputs}}}}.", code="bad_pipeline")
+        exports = block.get("exports") or {}
+        if not isinstance(exports, dict) or not all(
+                isinstance(target, dict) and isinstance(target.get("node"), str) and target["node"] in nodes
+                and isinstance(target.get("output", 0), int) for target in exports.values()):
+            raise Unprocessable(f"Block {name}: every export must name one of its nodes.", code="bad_pipeline")
         return block
 
     def _add(self, node: dict[str, Any]) -> str:

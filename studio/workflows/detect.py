@@ -72,22 +72,27 @@ def _title(node: dict[str, Any]) -> str:
     return str((node.get("_meta") or {}).get("title") or "")
 
 
-def _trace_conditioning(prompt: dict[str, Any], start: Any, seen: set[str] | None = None) -> set[str]:
-    """Every text-encode node feeding a sampler's positive or negative input."""
-    seen = seen if seen is not None else set()
+def _trace_conditioning(prompt: dict[str, Any], start: Any) -> set[str]:
+    """Every text-encode node feeding a sampler's positive or negative input (walked, not recursed:
+    a chain of thousands of nodes must not exhaust the stack)."""
     found: set[str] = set()
-    if not (isinstance(start, list) and len(start) == 2):
-        return found
-    node_id = str(start[0])
-    if node_id in seen or node_id not in prompt:
-        return found
-    seen.add(node_id)
-    node = prompt[node_id]
-    if isinstance(node.get("inputs", {}).get("text"), str):
-        found.add(node_id)
-    for value in node.get("inputs", {}).values():
-        if isinstance(value, list) and len(value) == 2 and node["class_type"] not in SAMPLERS:
-            found |= _trace_conditioning(prompt, value, seen)
+    seen: set[str] = set()
+    pending = [start]
+    while pending:
+        link = pending.pop()
+        if not (isinstance(link, list) and len(link) == 2):
+            continue
+        node_id = str(link[0])
+        if node_id in seen or node_id not in prompt:
+            continue
+        seen.add(node_id)
+        node = prompt[node_id]
+        if isinstance(node.get("inputs", {}).get("text"), str):
+            found.add(node_id)
+        if node["class_type"] in SAMPLERS:
+            continue
+        pending.extend(value for value in node.get("inputs", {}).values()
+                       if isinstance(value, list) and len(value) == 2)
     return found
 
 
@@ -95,10 +100,10 @@ def _linear_data(ui: dict[str, Any] | None) -> list[tuple[str, str, dict[str, An
     """App Mode's chosen inputs, in its order: ComfyUI's frontend saves ``extra.linearData.inputs``
     as ``[node id, widget name, config?]`` tuples (config may carry a ``description``)."""
     extra = (ui or {}).get("extra") or {}
-    data = extra.get("linearData") or {}
+    data = extra.get("linearData") if isinstance(extra, dict) else None
     pairs = data.get("inputs") if isinstance(data, dict) else data
     found = []
-    for item in pairs or []:
+    for item in pairs if isinstance(pairs, list) else []:
         if isinstance(item, list | tuple) and len(item) >= 2:
             config = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
             found.append((str(item[0]), str(item[1]), config))
@@ -109,9 +114,11 @@ def _linear_data(ui: dict[str, Any] | None) -> list[tuple[str, str, dict[str, An
 
 def app_mode_outputs(ui: dict[str, Any] | None) -> list[str]:
     """The output node ids App Mode shows (``extra.linearData.outputs``), if any."""
-    data = ((ui or {}).get("extra") or {}).get("linearData")
+    extra = (ui or {}).get("extra") or {}
+    data = extra.get("linearData") if isinstance(extra, dict) else None
     outputs = data.get("outputs") if isinstance(data, dict) else None
-    return [str(node_id) for node_id in outputs or [] if isinstance(node_id, str | int)]
+    return [str(node_id) for node_id in (outputs if isinstance(outputs, list) else [])
+            if isinstance(node_id, str | int)]
 
 
 def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, Any] | None = None) -> list[dict]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,26 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
+from studio import jsonio, safepath
 from studio.errors import BadRequest, Conflict, Unprocessable
 from studio.workflows.detect import app_mode_outputs, detect, slug
-from studio.workflows.library import WorkflowLibrary, load_folder
+from studio.workflows.library import LOAD_ERRORS, WorkflowLibrary, load_folder
 from studio.workflows.manifest import Manifest
+from studio.workflows.shapes import ShapeError, check_api_prompt, check_ui_workflow
 from studio.workflows.sources import model_sources, node_sources
 from studio.workflows.uiformat import convert
+
+log = logging.getLogger(__name__)
+
+# Pillow's own default limit, applied here explicitly: an image with more pixels is refused before
+# anything decodes it (a 100 kB PNG can claim 50,000 x 50,000 pixels and fill the memory).
+MAX_IMAGE_PIXELS = 89_478_485
+# Text chunks written after the image data are only reachable by decoding it: small images only.
+MAX_DECODE_PIXELS = 16_777_216
+MAX_NAME = 200
+# What reading an image's metadata can raise on a broken or hostile file.
+IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error,
+                Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 EDITABLE = ("name", "hidden", "advanced", "default", "min", "max", "step", "description", "required")
 OUTPUT_NODES = {"SaveImage": "image", "VHS_VideoCombine": "video", "SaveAnimatedWEBP": "image",
@@ -32,9 +48,46 @@ OUTPUT_NODES = {"SaveImage": "image", "VHS_VideoCombine": "video", "SaveAnimated
 
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError as err:
-        raise BadRequest(f"The {what} is not valid JSON.", fields={"file": "invalid JSON"}) from err
+        return jsonio.loads(text)
+    except jsonio.JSONRefused as err:
+        raise BadRequest(f"The {what} is not usable JSON: {err}.", fields={"file": "invalid JSON"}) from err
+
+
+def _shaped(prompt: Any, ui: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Both halves checked for the shapes the converter and detector rely on; a 400 names the part."""
+    try:
+        if ui is not None:
+            check_ui_workflow(ui)
+        if prompt is not None:
+            check_api_prompt(prompt)
+    except ShapeError as err:
+        raise BadRequest(f"This workflow cannot be read: {err}.", fields={"file": str(err)}) from err
+    return prompt, ui
+
+
+def _image_texts(data: bytes) -> dict[str, str]:
+    """The ``prompt`` / ``workflow`` texts ComfyUI saves in a PNG's chunks or a WebP's EXIF."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise BadRequest(f"This image is too large to read ({width} x {height} pixels).",
+                                 fields={"file": "too many pixels"})
+            texts = {k: v for k, v in (image.info or {}).items() if k in ("prompt", "workflow") and isinstance(v, str)}
+            if not texts and width * height <= MAX_DECODE_PIXELS:
+                texts = {k: v for k, v in (getattr(image, "text", {}) or {}).items()
+                         if k in ("prompt", "workflow") and isinstance(v, str)}
+            for value in image.getexif().values():
+                if isinstance(value, str) and ":" in value:
+                    key, _, rest = value.partition(":")
+                    if key in ("prompt", "workflow"):
+                        texts.setdefault(key, rest)
+    except IMAGE_ERRORS as err:
+        bomb = isinstance(err, Image.DecompressionBombError | Image.DecompressionBombWarning)
+        raise BadRequest("This image is too large to read." if bomb else
+                         "Import a workflow JSON, or a PNG/WebP saved by ComfyUI.",
+                         fields={"file": "too many pixels" if bomb else "unsupported file"}) from err
+    return texts
 
 
 def read_upload(data: bytes) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -42,32 +95,52 @@ def read_upload(data: bytes) -> tuple[dict[str, Any] | None, dict[str, Any] | No
     stripped = data.lstrip()
     if stripped[:1] == b"{":
         parsed = _json(data, "file")
-        if isinstance(parsed, dict) and isinstance(parsed.get("nodes"), list):
-            return None, parsed
+        if isinstance(parsed, dict) and "nodes" in parsed:
+            return _shaped(None, parsed)
         if isinstance(parsed, dict) and isinstance(parsed.get("prompt"), dict):
-            return parsed["prompt"], parsed.get("workflow") if isinstance(parsed.get("workflow"), dict) else None
+            return _shaped(parsed["prompt"], parsed.get("workflow") if isinstance(parsed.get("workflow"), dict)
+                           else None)
         if isinstance(parsed, dict) and parsed and all(isinstance(n, dict) and "class_type" in n
                                                        for n in parsed.values()):
-            return parsed, None
+            return _shaped(parsed, None)
         raise BadRequest("This JSON is neither a ComfyUI workflow nor an API-format prompt.",
                          fields={"file": "not a workflow"})
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            texts: dict[str, str] = dict(getattr(image, "text", {}) or {})
-            for value in image.getexif().values():
-                if isinstance(value, str) and ":" in value:
-                    key, _, rest = value.partition(":")
-                    if key in ("prompt", "workflow"):
-                        texts.setdefault(key, rest)
-    except (UnidentifiedImageError, OSError) as err:
-        raise BadRequest("Import a workflow JSON, or a PNG/WebP saved by ComfyUI.",
-                         fields={"file": "unsupported file"}) from err
+    texts = _image_texts(data)
     prompt = _json(texts["prompt"], "image's prompt") if "prompt" in texts else None
     ui = _json(texts["workflow"], "image's workflow") if "workflow" in texts else None
     if prompt is None and ui is None:
         raise BadRequest("This image carries no ComfyUI workflow (it was saved without metadata).",
                          fields={"file": "no workflow inside"})
-    return prompt, ui
+    return _shaped(prompt if isinstance(prompt, dict) or prompt is None else {},
+                   ui if isinstance(ui, dict) or ui is None else [])
+
+
+def _bad_text(text: str) -> bool:
+    try:
+        jsonio.check_shape(text)
+    except jsonio.JSONRefused:
+        return True
+    return "\x00" in text
+
+
+# What converting or reading a workflow of a shape nobody foresaw can raise; a 400, never a 500.
+READ_ERRORS = (KeyError, TypeError, IndexError, ValueError, AttributeError, RecursionError)
+
+
+def _convert(ui: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
+    """UI → API format; whatever the shape checks missed is still a 400, never a crash."""
+    try:
+        converted = convert(ui, object_info)
+    except READ_ERRORS as err:
+        log.warning("a UI workflow could not be converted", exc_info=True)
+        raise BadRequest(f"This workflow cannot be converted ({type(err).__name__}): check its nodes and links.",
+                         fields={"file": "cannot be converted"}) from err
+    if converted:
+        try:
+            check_api_prompt(converted)
+        except ShapeError as err:
+            raise BadRequest(f"This workflow cannot be read: {err}.", fields={"file": str(err)}) from err
+    return converted
 
 
 def _merge(detected: list[dict[str, Any]], previous: Manifest | None) -> list[dict[str, Any]]:
@@ -92,24 +165,42 @@ class WorkflowImporter:
     ) -> Manifest:
         prompt, ui = read_upload(data)
         if ui is not None:
-            converted = convert(ui, object_info)
+            converted = _convert(ui, object_info)
             prompt = converted if converted else prompt
-        assert prompt is not None
-        title = name or (ui or {}).get("extra", {}).get("name") or "Imported workflow"
-        chosen_id = workflow_id or slug(str(title)).replace("_", "-")
+        if prompt is None:
+            raise BadRequest("This workflow has no nodes Studio can run.", fields={"file": "no nodes"})
+        saved_name = ((ui or {}).get("extra") or {}).get("name")
+        if not isinstance(saved_name, str) or not saved_name.strip() or _bad_text(saved_name):
+            saved_name = "Imported workflow"  # the name the file carries is only a suggestion
+        title = name or saved_name.strip()[:MAX_NAME]
+        if not isinstance(title, str) or len(title) > MAX_NAME or _bad_text(title):
+            raise BadRequest(f"The name must be text of at most {MAX_NAME} characters.", fields={"name": "invalid"})
+        chosen_id = workflow_id or slug(title)[:64].strip("_").replace("_", "-") or "imported"
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", chosen_id):
             raise BadRequest("Use letters, digits, '-' and '_' for the id.", fields={"id": "invalid id"})
         folder = self.user_dir / chosen_id
         previous = None
-        if folder.exists():
+        if safepath.lexists_inside(self.user_dir, folder) or folder.is_symlink():
             if not replace:
                 raise Conflict(f"A workflow {chosen_id!r} exists. Import with replace to update it.",
                                code="workflow_exists")
-            previous = load_folder(folder, bundled=False).manifest
-        inputs = _merge(detect(prompt, object_info, ui), previous)
+            if folder.is_symlink() or not folder.is_dir():
+                raise Conflict(f"workflows/{chosen_id} is not a plain folder (a link or a file); "
+                               "Studio does not write through it.", code="workflow_folder_unsafe")
+            try:
+                previous = load_folder(folder, bundled=False).manifest
+            except LOAD_ERRORS as err:  # a folder without a usable manifest: replaced as new
+                log.warning("replacing workflows/%s, whose manifest could not be read: %s", chosen_id, err)
+        try:
+            detected = detect(prompt, object_info, ui)
+        except READ_ERRORS as err:
+            log.warning("the form of an imported workflow could not be found", exc_info=True)
+            raise BadRequest(f"This workflow's inputs cannot be read ({type(err).__name__}).",
+                             fields={"file": "cannot be read"}) from err
+        inputs = _merge(detected, previous)
         outputs = [{"id": f"{kind}_{node_id}", "name": str((node.get("_meta") or {}).get("title") or kind),
                     "type": kind, "node_id": node_id}
-                   for node_id, node in prompt.items() if (kind := OUTPUT_NODES.get(node["class_type"]))]
+                   for node_id, node in prompt.items() if (kind := OUTPUT_NODES.get(str(node["class_type"])))]
         shown = app_mode_outputs(ui)
         if shown and any(output["node_id"] in shown for output in outputs):
             outputs = [output for output in outputs if output["node_id"] in shown]
@@ -139,9 +230,11 @@ class WorkflowImporter:
         if workflow.bundled:
             raise Conflict("Bundled workflows cannot be edited; import a copy instead.", code="workflow_bundled")
         current = {spec.id: spec.model_dump(exclude_none=True) for spec in workflow.manifest.inputs}
-        unknown = [entry.get("id") for entry in inputs if entry.get("id") not in current]
+        unknown = [entry.get("id") for entry in inputs if not isinstance(entry.get("id"), str)
+                   or entry["id"] not in current]
         if unknown:
-            raise BadRequest(f"Unknown parameter {unknown[0]!r}.", fields={"inputs": f"unknown id {unknown[0]}"})
+            raise BadRequest(f"Unknown parameter {str(unknown[0])[:80]!r}.",
+                             fields={"inputs": f"unknown id {str(unknown[0])[:80]}"})
         edited = []
         for entry in inputs:
             merged = {**current[entry["id"]], **{k: entry[k] for k in EDITABLE if k in entry}}
@@ -158,11 +251,14 @@ class WorkflowImporter:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise BadRequest(f"{where}: {first['msg']}", fields={where: first["msg"]}) from err
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "workflow.json.tmp").write_text(json.dumps(prompt, indent=2))
-        (folder / "manifest.yaml.tmp").write_text(
-            yaml.safe_dump(manifest.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True))
-        (folder / "workflow.json.tmp").replace(folder / "workflow.json")
-        (folder / "manifest.yaml.tmp").replace(folder / "manifest.yaml")
+        manifest_text = yaml.safe_dump(manifest.model_dump(mode="json", exclude_none=True), sort_keys=False,
+                                       allow_unicode=True)
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            safepath.write_atomic(self.user_dir, folder / "workflow.json", json.dumps(prompt, indent=2).encode())
+            safepath.write_atomic(self.user_dir, folder / "manifest.yaml", manifest_text.encode())
+        except safepath.UnsafePath as err:
+            raise Conflict(f"workflows/{folder.name} is reached through a link; Studio does not write through it.",
+                           code="workflow_folder_unsafe") from err
         self.library.refresh(force=True)
         return manifest

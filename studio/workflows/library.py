@@ -5,7 +5,6 @@ the database so jobs and searches can refer to them."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -18,10 +17,17 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from studio import jsonio
 from studio.db import write_with_retry
-from studio.errors import NotFound
+from studio.errors import NotFound, StudioError
 from studio.workflows.manifest import Manifest
 from studio.workflows.models import WorkflowRecord
+from studio.workflows.shapes import ShapeError, check_api_prompt, check_tree
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# What loading one folder can raise when its files are broken in some way nobody foresaw: the folder
+# is listed as a problem, and every other workflow still loads.
+LOAD_ERRORS = (ValueError, OSError, TypeError, KeyError, IndexError, AttributeError, RecursionError, StudioError)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,11 @@ def _fingerprint(roots: list[Path]) -> tuple:
             continue
         for path in sorted(root.glob("*/*")):
             if path.suffix in (".yaml", ".yml", ".json"):
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except OSError:  # a dangling link: it changes the fingerprint, loading reports it
+                    marks.append((str(path), -1, -1))
+                    continue
                 marks.append((str(path), stat.st_mtime_ns, stat.st_size))
     return tuple(marks)
 
@@ -66,10 +76,18 @@ def load_folder(folder: Path, *, bundled: bool) -> Workflow:
     if manifest_path is None:
         raise ValueError("no manifest.yaml")
     raw = manifest_path.read_bytes()
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ValueError("manifest.yaml is too large")
     try:
         data = yaml.safe_load(raw) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"manifest.yaml is not valid YAML: {err}") from err
+    except RecursionError as err:
+        raise ValueError("manifest.yaml is nested too deeply") from err
+    try:
+        check_tree(data, "manifest.yaml")
+    except ShapeError as err:
+        raise ValueError(str(err)) from err
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as err:
@@ -83,11 +101,15 @@ def load_folder(folder: Path, *, bundled: bool) -> Workflow:
         raise ValueError(f"{manifest.workflow_file} is missing")
     workflow_bytes = workflow_path.read_bytes()
     try:
-        prompt = json.loads(workflow_bytes)
-    except ValueError as err:
-        raise ValueError(f"{manifest.workflow_file} is not valid JSON") from err
+        prompt = jsonio.loads(workflow_bytes)
+    except jsonio.JSONRefused as err:
+        raise ValueError(f"{manifest.workflow_file} is not usable JSON: {err}") from err
     if not isinstance(prompt, dict) or not all(isinstance(n, dict) and "class_type" in n for n in prompt.values()):
         raise ValueError(f"{manifest.workflow_file} is not an API-format workflow (export it with 'Save (API)')")
+    try:
+        check_api_prompt(prompt, manifest.workflow_file)
+    except ShapeError as err:
+        raise ValueError(str(err)) from err
     for spec in manifest.inputs:
         if spec.node_id is not None and spec.node_id not in prompt:
             raise ValueError(f"input {spec.id!r} points at node {spec.node_id}, which the workflow does not have")
@@ -141,7 +163,7 @@ class WorkflowLibrary:
                 for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
                     try:
                         workflow = load_folder(folder, bundled=root == self.roots[0])
-                    except (ValueError, OSError) as err:
+                    except LOAD_ERRORS as err:
                         problems.append(LoadProblem(str(folder), str(err)))
                         log.warning("workflow %s not loaded: %s", folder.name, err)
                         continue

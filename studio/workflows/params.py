@@ -8,12 +8,16 @@ the job records the seed it really used. Building substitutes ``node_id``/``fiel
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 import secrets
 from collections.abc import Callable
 from typing import Any
 
+from studio import jsonio
 from studio.errors import BadRequest, Unprocessable
+from studio.safepath import name_problem
 from studio.workflows.library import Workflow
 from studio.workflows.lora_pairs import inject_lora_pairs, validate_pairs
 from studio.workflows.manifest import PICKER_FOLDERS, InputSpec, Manifest
@@ -22,6 +26,11 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Seeds stay below 2^53 so they survive a round trip through JavaScript numbers unchanged.
 SEED_LIMIT = 2**53
 MAX_TEXT = 20_000
+# No input ComfyUI has takes a number beyond ±2^64 (its seeds stop at 2^64 - 1); anything larger is a
+# mistake or an attack, and Python would otherwise carry it (or NaN, or infinity) all the way to the POST.
+MAX_MAGNITUDE = jsonio.MAX_INT
+MAX_NAME = 1024
+INT_TEXT = re.compile(r"[+-]?\d+")
 MISSING = object()
 
 FOLDER_LOADERS = {"checkpoints": ("CheckpointLoaderSimple", "ckpt_name"), "vae": ("VAELoader", "vae_name"),
@@ -38,20 +47,71 @@ OUTPUT_PREFIXES = {
 }
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot travel as text to ComfyUI and back (JSON, SQLite, a ZIP), or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid text (it holds a lone surrogate)"
+    return None
+
+
 def _number(spec: InputSpec, value: Any, kind: type) -> tuple[Any, str | None]:
+    """A finite number within ±2^64 and the input's limits; for ``int`` a whole one, never truncated."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None, f"must be a number, not {type(value).__name__}"
-    try:
-        number = kind(float(value)) if kind is int else float(value)
-    except (TypeError, ValueError):
-        return None, "must be a number"
-    if kind is int and float(value) != int(float(value)):
-        return None, "must be a whole number"
+    if isinstance(value, str):
+        text = value.strip()
+        if INT_TEXT.fullmatch(text):
+            if len(text.lstrip("+-")) > len(str(MAX_MAGNITUDE)):
+                return None, "is out of range"
+            value = int(text)
+        else:
+            try:
+                value = float(text) if len(text) <= 64 else math.nan
+            except ValueError:
+                return None, "must be a number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, "must be a finite number (not NaN or infinity)"
+    if abs(value) > MAX_MAGNITUDE:
+        return None, "is out of range"
+    if kind is int and isinstance(value, float):
+        if not value.is_integer():
+            return None, "must be a whole number"
+        value = int(value)
+    number = value if kind is int else float(value)
     if spec.min is not None and number < spec.min:
         return None, f"must be at least {spec.min:g}"
     if spec.max is not None and number > spec.max:
         return None, f"must be at most {spec.max:g}"
     return number, None
+
+
+def _choice(value: Any) -> str | None:
+    """A select or picker value: one plain JSON value, never a structure or a non-finite number."""
+    if isinstance(value, str):
+        return text_problem(value) or ("is too long" if len(value) > MAX_NAME else None)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number (not NaN or infinity)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_MAGNITUDE:
+        return "is out of range"
+    if value is not None and not isinstance(value, bool | int | float):
+        return f"must be one value, not {type(value).__name__}"
+    return None
+
+
+def image_name_problem(value: Any) -> str | None:
+    """An input image's name: ``folder/file`` below ComfyUI's input folder, each part a safe name."""
+    if not isinstance(value, str) or not value:
+        return "must name an uploaded image"
+    if len(value) > MAX_NAME or value.startswith("/") or "\\" in value:
+        return "must name an uploaded image"
+    for part in value.split("/"):
+        if name_problem(part, reserve=0):
+            return "must name an uploaded image"
+    return None
 
 
 def choices_for(spec: InputSpec, prompt: dict[str, Any], object_info: dict[str, Any] | None) -> list[Any] | None:
@@ -76,7 +136,9 @@ def convert(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any
     if kind == "text":
         if not isinstance(value, str):
             return None, "must be text"
-        return (value, None) if len(value) <= MAX_TEXT else (None, f"is longer than {MAX_TEXT} characters")
+        if len(value) > MAX_TEXT:
+            return None, f"is longer than {MAX_TEXT} characters"
+        return (None, problem) if (problem := text_problem(value)) else (value, None)
     if kind == "int":
         return _number(spec, value, int)
     if kind == "float":
@@ -91,15 +153,17 @@ def convert(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any
     if kind == "boolean":
         return (value, None) if isinstance(value, bool) else (None, "must be true or false")
     if kind in ("select", "checkpoint_picker", "vae_picker"):
+        if (problem := _choice(value)) is not None:
+            return None, problem
+        if kind != "select" and not isinstance(value, str):
+            return None, "must be a file name"
         if choices is not None and value not in choices:
             if kind == "select":
                 return None, "is not one of the choices"
             return None, f"{value!r} is not installed in ComfyUI"
         return value, None
     if kind == "image":
-        if not isinstance(value, str) or not value or ".." in value or value.startswith("/"):
-            return None, "must name an uploaded image"
-        return value, None
+        return (None, problem) if (problem := image_name_problem(value)) else (value, None)
     if kind == "resolution_picker":
         if not isinstance(value, dict):
             return None, "must be {w, h}"
@@ -111,6 +175,10 @@ def convert(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any
         return _loras(spec, value, choices)
     if kind == "scene_list":
         return _scenes(spec, value)
+    try:
+        jsonio.check_shape(value)
+    except jsonio.JSONRefused as err:
+        return None, f"cannot be used: {err}"
     return value, None
 
 
@@ -128,6 +196,8 @@ def _scenes(spec: InputSpec, value: Any) -> tuple[Any, str | None]:
     for number, scene in enumerate(value, start=1):
         if not isinstance(scene, dict) or not isinstance(scene.get("prompt"), str) or not scene["prompt"].strip():
             return None, f"scene {number} needs a prompt"
+        if len(scene["prompt"]) > MAX_TEXT or (problem := text_problem(scene["prompt"])):
+            return None, f"scene {number} prompt {problem or 'is too long'}"
         duration = scene.get("duration", 5)
         if isinstance(duration, bool) or not isinstance(duration, int | float) or not 1 <= duration <= 30:
             return None, f"scene {number} must last 1 to 30 seconds"
@@ -149,6 +219,8 @@ def _loras(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any,
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("file"), str):
             return None, "must be a list of {file, strength}"
+        if (problem := _choice(item["file"])) is not None:
+            return None, f"LoRA file {problem}"
         if choices is not None and item["file"] not in choices:
             return None, f"{item['file']!r} is not installed in ComfyUI"
         strength = item.get("strength", 1.0)
@@ -196,6 +268,8 @@ def validate(
             errors[spec.id] = f"{spec.name} {problem}"
         else:
             values[spec.id] = value
+    for key, problem in value_problems(values).items():  # a last net: nothing unsendable is queued
+        errors[key] = f"{key} {problem}"
     if errors:
         raise BadRequest("Some values need fixing: " + "; ".join(errors.values()), fields=errors)
     return values
@@ -302,3 +376,59 @@ def patch_outputs(prompt: dict[str, Any], job_id: str) -> None:
         inputs["filename_prefix"] = f"studio/{job_id}/{name}"
         if node["class_type"] == "VHS_VideoCombine":
             inputs["save_output"] = True
+
+
+MAX_NODES = 10_000
+
+
+def value_problems(values: dict[str, Any]) -> dict[str, str]:
+    """Parameter values that could never be stored, sent or shown as JSON (NaN, a lone surrogate...).
+
+    ``validate`` never lets such a value through; this is for values that come back from elsewhere
+    (a retried job's stored parameters, a preset written by hand).
+    """
+    problems: dict[str, str] = {}
+    for key, value in values.items():
+        try:
+            jsonio.check_shape(value)
+        except jsonio.JSONRefused as err:
+            problems[str(key)] = str(err)
+            continue
+        if isinstance(value, str) and (problem := text_problem(value)):
+            problems[str(key)] = problem
+    return problems
+
+
+def prompt_problem(prompt: Any) -> str | None:
+    """Why ``prompt`` cannot be sent to ComfyUI as it stands, in words naming the node; None if it can.
+
+    Python's ``json`` would write NaN or infinity and read them back, but nothing else does: such a
+    prompt never reaches ComfyUI, whatever put the value there (a workflow file, a stored job).
+    """
+    if not isinstance(prompt, dict) or not prompt:
+        return "it has no nodes"
+    if len(prompt) > MAX_NODES:
+        return f"it has more than {MAX_NODES} nodes"
+    for node_id, node in prompt.items():
+        if not isinstance(node_id, str) or not node_id or len(node_id) > 64:
+            return f"the node id {str(node_id)[:40]!r} is not usable"
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str) or not node["class_type"]:
+            return f"node {node_id} has no class_type"
+        class_type = node["class_type"][:80]
+        inputs = node.get("inputs", {})
+        if not isinstance(inputs, dict):
+            return f"node {node_id} ({class_type}) has no inputs object"
+        for name, value in inputs.items():
+            try:
+                jsonio.check_shape(value)
+            except jsonio.JSONRefused as err:
+                return f"node {node_id} ({class_type}) input {str(name)[:80]}: {err}"
+        try:
+            jsonio.check_shape(node)
+        except jsonio.JSONRefused as err:
+            return f"node {node_id} ({class_type}): {err}"
+    try:
+        json.dumps(prompt, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        return f"it cannot be written as JSON ({err})"
+    return None

@@ -16,9 +16,9 @@ CORE_PACKS = {"comfy-core", ""}
 
 def model_sources(ui: dict[str, Any]) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    listed = list(ui.get("models") or [])
+    listed = _list(ui.get("models"))
     for node in _all_nodes(ui):
-        listed += list((node.get("properties") or {}).get("models") or [])
+        listed += _list(_dict(node.get("properties")).get("models"))
     for item in listed:
         if not isinstance(item, dict) or not item.get("name") or not str(item.get("url", "")).startswith("http"):
             continue
@@ -34,7 +34,7 @@ def node_sources(ui: dict[str, Any]) -> dict[str, dict[str, str]]:
     """``{class_type: {cnr_id?, aux_id?, ver?}}`` for nodes that are not ComfyUI's own."""
     found: dict[str, dict[str, str]] = {}
     for node in _all_nodes(ui):
-        properties = node.get("properties") or {}
+        properties = _dict(node.get("properties"))
         cnr_id, aux_id = str(properties.get("cnr_id") or ""), str(properties.get("aux_id") or "")
         if (cnr_id in CORE_PACKS and not aux_id) or not node.get("type"):
             continue
@@ -55,11 +55,19 @@ def repository(source: dict[str, str] | None) -> str | None:
     return None
 
 
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _all_nodes(ui: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [n for n in ui.get("nodes") or [] if isinstance(n, dict)]
-    for subgraph in ((ui.get("definitions") or {}).get("subgraphs") or []):
+    nodes = [n for n in _list(ui.get("nodes")) if isinstance(n, dict)]
+    for subgraph in _list(_dict(ui.get("definitions")).get("subgraphs")):
         if isinstance(subgraph, dict):
-            nodes += [n for n in subgraph.get("nodes") or [] if isinstance(n, dict)]
+            nodes += [n for n in _list(subgraph.get("nodes")) if isinstance(n, dict)]
     return nodes
 
 

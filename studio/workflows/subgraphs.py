@@ -16,6 +16,8 @@ from studio.errors import Unprocessable
 
 INPUT_NODE, OUTPUT_NODE = -10, -20
 MAX_DEPTH = 16
+# A subgraph that holds several instances of itself doubles the graph at every level.
+MAX_FLAT_NODES = 5000
 
 
 def link_rows(raw_links: list[Any]) -> dict[str, list[Any]]:
@@ -40,6 +42,9 @@ def flatten(workflow: dict[str, Any]) -> dict[str, Any]:
             return {**workflow, "nodes": nodes, "links": list(links.values()), "definitions": {}}
         for instance in instances:
             nodes, links = _expand(instance, definitions[str(instance["type"])], nodes, links)
+            if len(nodes) > MAX_FLAT_NODES:
+                raise Unprocessable(f"Its subgraphs expand to more than {MAX_FLAT_NODES} nodes.",
+                                    code="subgraphs_too_large")
     raise Unprocessable("Subgraphs are nested too deeply to flatten.", code="subgraphs_too_deep")
 
 

@@ -18,6 +18,13 @@ from studio.workflows.subgraphs import flatten, link_rows
 MUTED, BYPASSED = 2, 4
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode", "PrimitiveString", "Label (rgthree)"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+# Reroutes and bypassed nodes followed from one input before the links are taken to go round in a loop.
+MAX_HOPS = 64
+
+
+def _loop() -> Unprocessable:
+    return Unprocessable("The workflow's links go round in a loop (through reroutes or bypassed nodes).",
+                         code="link_loop")
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,10 @@ def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, 
 
     def source(link_id: Any, wanted_type: str | None = None, depth: int = 0) -> tuple[str, int] | None:
         """Where a link really comes from, through reroutes and bypassed nodes; None if nowhere."""
-        if link_id is None or str(link_id) not in links or depth > 64:
+        if link_id is None or str(link_id) not in links:
             return None
+        if depth > MAX_HOPS:
+            raise _loop()
         link = links[str(link_id)]
         origin = nodes.get(link.origin)
         if origin is None or origin.get("mode", 0) == MUTED:
@@ -86,15 +95,17 @@ def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, 
             return None
         return link.origin, link.slot
 
-    def primitive_value(link_id: Any) -> tuple[bool, Any]:
+    def primitive_value(link_id: Any, depth: int = 0) -> tuple[bool, Any]:
         if link_id is None or str(link_id) not in links:
             return False, None
+        if depth > MAX_HOPS:
+            raise _loop()
         origin = nodes.get(links[str(link_id)].origin)
         if origin is not None and origin["type"] in ("PrimitiveNode", "PrimitiveString"):
             values = origin.get("widgets_values") or [None]
             return True, values[0] if isinstance(values, list) else next(iter(values.values()), None)
         if origin is not None and origin["type"] == "Reroute":
-            return primitive_value((origin.get("inputs") or [{}])[0].get("link"))
+            return primitive_value((origin.get("inputs") or [{}])[0].get("link"), depth + 1)
         return False, None
 
     prompt: dict[str, Any] = {}

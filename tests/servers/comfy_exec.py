@@ -240,11 +240,12 @@ class PromptRun(NodeContext):
 class PromptWorker:
     """Owns the queue and history; runs one prompt at a time in its own thread, like ComfyUI."""
 
-    def __init__(self, *, emit: Emit, object_info: dict[str, Any], root: Path) -> None:
+    def __init__(self, *, emit: Emit, object_info: dict[str, Any], root: Path, output_dir: Path | None = None) -> None:
         self.emit = emit
         self.object_info = object_info
         self.input_dir = root / "input"
-        self.output_dir = root / "output"
+        self.output_dir = output_dir or root / "output"
+        self.history_hook: Callable[[dict[str, Any]], None] | None = None
         self.temp_dir = root / "temp"
         for folder in (self.input_dir, self.output_dir, self.temp_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -338,6 +339,8 @@ class PromptWorker:
             entry = run.run()
             if self.stopping.is_set():
                 return
+            if self.history_hook is not None:
+                self.history_hook(entry)
             with self.lock:
                 self.history[run.prompt_id] = entry
                 while len(self.history) > HISTORY_LIMIT:

@@ -16,10 +16,11 @@ from PIL import Image
 class FileRoutes:
     root: Path
 
+    output_dir: Path | None
+
     def _folder(self, folder_type: str) -> Path | None:
-        return {"input": self.root / "input", "output": self.root / "output", "temp": self.root / "temp"}.get(
-            folder_type
-        )
+        output = self.output_dir or self.root / "output"
+        return {"input": self.root / "input", "output": output, "temp": self.root / "temp"}.get(folder_type)
 
     async def upload_image(self, request: web.Request) -> web.Response:
         post = await request.post()

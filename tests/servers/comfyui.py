@@ -6,7 +6,11 @@ queue with ``front`` and ``delete``, interrupt, history, ``/view``, ``/upload/im
 messages in the same order, type 1 / 3 / 4 binary frames, and the clientId-reuse quirk.
 
 Faults for tests: ``fail_nodes`` (a node raises), ``drop_sockets()`` (socket drop mid-job),
-``restart()`` (history and queue forgotten), ``stop()`` (connections refused until ``start()``).
+``restart()`` (history and queue forgotten), ``stop()`` (connections refused until ``start()``),
+``answer_prompt`` (answer ``POST /prompt`` yourself: ``body -> (status, text) | None``),
+``drop_prompt_posts`` (close the next N ``POST /prompt`` connections without an answer) and
+``history_hook`` (rewrite a finished prompt's history entry, as a buggy or hostile ComfyUI would).
+``output_dir`` puts ComfyUI's output folder elsewhere (Studio's own, as the container does).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import struct
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +56,10 @@ _BASE_OBJECT_INFO = load_object_info()
 
 
 class ComfyUITestServer(FileRoutes):
-    def __init__(self, root: Path, *, port: int = 0, models: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, root: Path, *, port: int = 0, models: dict[str, list[str]] | None = None,
+                 output_dir: Path | None = None) -> None:
         self.root = root
+        self.output_dir = output_dir
         self.port = port
         self.models = models if models is not None else {"checkpoints": ["random_sd15.safetensors"]}
         self.devices: list[dict[str, Any]] = [
@@ -66,6 +73,12 @@ class ComfyUITestServer(FileRoutes):
         self.fail_nodes: dict[str, tuple[str, str]] = {}
         self._step_delay_s = 0.0
         self.prompts_received: list[dict[str, Any]] = []
+        # Faults at the POST: answer it yourself (None: as ComfyUI would), or drop the next N connections.
+        self.answer_prompt: Callable[[dict[str, Any]], tuple[int, str] | None] | None = None
+        self.drop_prompt_posts = 0
+        self.prompt_posts = 0
+        # Called with each finished prompt's history entry before it is stored; may change it in place.
+        self.history_hook: Callable[[dict[str, Any]], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -93,7 +106,8 @@ class ComfyUITestServer(FileRoutes):
 
     def start(self) -> ComfyUITestServer:
         self.worker = PromptWorker(emit=self._emit, object_info={**_BASE_OBJECT_INFO, **self.custom_nodes},
-                                   root=self.root)
+                                   root=self.root, output_dir=self.output_dir)
+        self.worker.history_hook = lambda entry: self.history_hook(entry) if self.history_hook else None
         self.worker.node_delays = self.node_delays
         self.worker.fail_nodes = self.fail_nodes
         self.worker.step_delay_s = self._step_delay_s
@@ -288,10 +302,22 @@ class ComfyUITestServer(FileRoutes):
 
     async def post_prompt(self, request: web.Request) -> web.Response:
         assert self.worker is not None
+        self.prompt_posts += 1
+        if self.drop_prompt_posts > 0:
+            self.drop_prompt_posts -= 1
+            if request.transport is not None:
+                request.transport.abort()  # as a ComfyUI that dies mid-request: no answer at all
+            return web.Response(status=500, text=SERVER_ERROR_TEXT)
         try:
             body = await request.json()
         except ValueError:
             return web.Response(status=500, text=SERVER_ERROR_TEXT)
+        if self.answer_prompt is not None and isinstance(body, dict):
+            answer = self.answer_prompt(body)
+            if answer is not None:
+                status, text = answer
+                return web.Response(status=status, text=text,
+                                    content_type="application/json" if text[:1] in "{[" and text else "text/plain")
         number: float = self.worker.counter
         self.worker.counter += 1
         if "number" in body:

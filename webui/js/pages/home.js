@@ -15,8 +15,8 @@ function meter(label, used, total, text) {
     h('div', { class: `meter-fill${pct >= 90 ? ' meter-high' : ''}`, style: { width: `${pct}%` } })));
 }
 
-/** @param {any} comfy */
-function comfyCard(comfy) {
+/** @param {any} comfy @param {boolean} admin */
+function comfyCard(comfy, admin) {
   const connected = comfy.socket === 'connected';
   const body = [];
   body.push(h('p', { class: 'comfy-state', 'data-state': connected ? 'connected' : 'disconnected' },
@@ -41,7 +41,9 @@ function comfyCard(comfy) {
       free.removeAttribute('disabled');
     }
   } }, 'Free VRAM');
-  return h('section', { class: 'card', id: 'comfy-card' }, h('h2', null, 'ComfyUI'), body, h('div', { class: 'actions' }, free));
+  // Unloading models slows everyone's next job: an admin's call.
+  return h('section', { class: 'card', id: 'comfy-card' }, h('h2', null, 'ComfyUI'), body,
+    admin ? h('div', { class: 'actions' }, free) : null);
 }
 
 /** @param {any} t */
@@ -75,8 +77,9 @@ function modelsDiskCard(d) {
     d.hashing.pending ? h('p', { class: 'muted small' }, `Checking hashes: ${d.hashing.pending} left (${d.hashing.current})`) : null);
 }
 
-/** @param {HTMLElement} main */
-export function mount(main) {
+/** @param {HTMLElement} main @param {any} [context] */
+export function mount(main, context) {
+  const admin = context?.me?.user.role === 'admin';
   /** @type {any} */
   let status = null;
   /** @type {any} */
@@ -87,7 +90,7 @@ export function mount(main) {
   function render() {
     if (!status) return;
     replace(grid,
-      comfyCard(status.comfyui),
+      comfyCard(status.comfyui, admin),
       machineCard(status.telemetry),
       modelsDisk ? modelsDiskCard(modelsDisk) : null,
       h('section', { class: 'card' }, h('h2', null, 'Studio'),

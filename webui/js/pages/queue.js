@@ -13,7 +13,9 @@ export function mount(main, context) {
   let dragged = '';
   const running = h('div', { id: 'queue-running', class: 'job-list' });
   const waiting = h('ol', { id: 'queue-waiting', class: 'job-list waiting' });
-  const pauseButton = h('button', { class: 'button', id: 'pause' }, 'Pause');
+  // Pausing stops everyone's queue, so only admins get the button; others see why nothing starts.
+  const pauseButton = h('button', { class: 'button', id: 'pause', hidden: !admin }, 'Pause');
+  const pausedNote = h('span', { class: 'muted', id: 'queue-paused', hidden: true }, 'An admin paused the queue.');
   let paused = false;
 
   async function load() {
@@ -21,6 +23,7 @@ export function mount(main, context) {
       const state = await api.get('/api/queue');
       paused = state.paused;
       pauseButton.textContent = paused ? 'Resume' : 'Pause';
+      pausedNote.hidden = admin || !paused;
       replace(running, state.running.length ? state.running.map((/** @type {any} */ j) => jobCard(j, { compact: true, onChange: load }))
         : h('p', { class: 'muted' }, 'Nothing is running.'));
       /** @type {any[]} */
@@ -72,8 +75,9 @@ export function mount(main, context) {
   const onResync = () => load();
   live.addEventListener('resync', onResync);
   replace(main, h('h1', null, 'Queue'),
-    h('div', { class: 'row queue-bar' }, pauseButton,
-      h('button', { class: 'link-button', onclick: () => act('/api/queue/cancel-waiting') }, 'Cancel everything waiting')),
+    h('div', { class: 'row queue-bar' }, pauseButton, pausedNote,
+      h('button', { class: 'link-button', onclick: () => act('/api/queue/cancel-waiting') },
+        admin ? 'Cancel everything waiting' : 'Cancel my waiting jobs')),
     h('section', { class: 'card' }, h('h2', null, 'Running'), running),
     h('section', { class: 'card' }, h('h2', null, 'Waiting'), waiting));
   load();
