@@ -10,12 +10,10 @@ listener only records live progress and previews, and hands "finished" over to t
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +28,7 @@ from studio.events import EventBus
 from studio.jobs import outputs
 from studio.jobs.backoff import Backoff, answered
 from studio.jobs.inputs import InputStore
+from studio.jobs.live import LiveJob, step_count
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.service import JobService
 from studio.jobs.views import shown
@@ -41,42 +40,6 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 LOST_REASON = "ComfyUI no longer has this job: it restarted, or its queue or history was cleared."
-
-
-@dataclass
-class LiveJob:
-    """What the socket says about one running job; kept in memory, never written per step."""
-
-    job_id: str
-    owner_id: int | None
-    prompt: dict[str, Any]
-    started: float = field(default_factory=time.monotonic)
-    cached: set[str] = field(default_factory=set)
-    done: set[str] = field(default_factory=set)
-    node: str | None = None
-    step: int = 0
-    total: int = 0
-    step_started: float = 0.0
-
-    def view(self) -> dict[str, Any]:
-        runnable = max(len(self.prompt) - len(self.cached), 1)
-        node_share = (self.step / self.total) if self.total else 0.0
-        percent = min(99.0, 100.0 * (len(self.done) + node_share) / runnable)
-        node = self.prompt.get(self.node or "", {})
-        eta = None
-        if self.total and self.step:
-            per_step = (time.monotonic() - self.step_started) / self.step
-            eta = round(per_step * (self.total - self.step), 1)
-        return {
-            "node": self.node,
-            "node_title": (node.get("_meta") or {}).get("title") or node.get("class_type"),
-            "node_type": node.get("class_type"),
-            "step": self.step,
-            "total": self.total,
-            "percent": round(percent, 1),
-            "eta_s": eta,
-            "elapsed_s": round(time.monotonic() - self.started, 1),
-        }
 
 
 class JobEngine:
@@ -189,7 +152,7 @@ class JobEngine:
         elif kind == "progress":
             if live.step == 0:
                 live.step_started = time.monotonic()
-            live.step, live.total = _count(data.get("value")), _count(data.get("max"))
+            live.step, live.total = step_count(data.get("value")), step_count(data.get("max"))
             self._publish_progress(live)
         elif kind == "executed":
             self.bus.publish("jobs/output", {"id": job_id, "node": shown(data.get("node")),
@@ -495,13 +458,6 @@ class JobEngine:
 
 class MissingInput(Exception):
     pass
-
-
-def _count(value: Any) -> int:
-    """A step count from a progress message: a whole number, whatever ComfyUI (or a node) sent."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return 0
-    return max(0, min(int(value), 2**31))
 
 
 def _reason(err: Exception) -> str:
