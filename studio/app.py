@@ -7,7 +7,7 @@ from flask import Flask
 
 from studio.config import Settings
 from studio.services import Services, build_services
-from studio.web import BoundedIntConverter, StrictJSONProvider, register_error_handlers
+from studio.web import BoundedIntConverter, StrictJSONProvider, protect_api_answers, register_error_handlers
 
 # Browsers answer a ping within the interval; a socket that stops answering is closed.
 WS_PING_INTERVAL_S = 20
@@ -30,6 +30,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["studio"] = services or build_services(settings)
     register_error_handlers(app)
+    protect_api_answers(app)
 
     from studio.auth.api import bp as auth_bp
     from studio.auth.api import users_bp

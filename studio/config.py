@@ -7,6 +7,7 @@ choices survive image upgrades. Every field is documented in ``docs/config.md``;
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -114,8 +115,8 @@ class Settings(BaseSettings):
         "machine's name (``*.example.com`` matches sub-domains; RunPod: ``<pod id>-8000.proxy.runpod.net``). "
         "Any other Host header gets 421, which stops DNS-rebinding attacks.",
     )
-    studio_session_idle_hours: float = Field(72.0, gt=0, description="A session unused this long ends.")
-    studio_session_max_days: float = Field(30.0, gt=0, description="A session ends this long after sign-in.")
+    studio_session_idle_hours: float = Field(72.0, ge=0.25, description="A session unused this long ends.")
+    studio_session_max_days: float = Field(30.0, ge=1 / 24, description="A session ends this long after sign-in.")
     hf_endpoint: str = Field("https://huggingface.co", description="The Hugging Face Hub (or a mirror).")
     civitai_endpoint: str = Field("https://civitai.com", description="CivitAI (civitai.com or civitai.red).")
     hf_token: SecretStr | None = Field(None, description="Hugging Face access token (secret).")
@@ -133,11 +134,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, SettingsFileSource(settings_cls))
 
-    @field_validator("comfyui_url")
+    @field_validator("comfyui_url", "hf_endpoint", "civitai_endpoint")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @field_validator("trusted_proxies")
@@ -184,6 +186,40 @@ class Settings(BaseSettings):
             else:
                 view[name] = str(value) if isinstance(value, Path) else value
         return view
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_USERINFO = re.compile(r"^[A-Za-z0-9._~%!$&()*+,;=:-]*$")
+
+
+def url_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a server's base URL, read the way requests and websocket-client read
+    it; None when it can. A URL only one of them could use would take down the ComfyUI socket."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    if not isinstance(value, str) or len(value) > 2048 or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+        return "must be an http:// or https:// address without spaces"
+    try:
+        parts = parse_url(value)
+    except (LocationParseError, ValueError):
+        return "is not a valid address"
+    if parts.scheme not in ("http", "https") or not value.lower().startswith(("http://", "https://")):
+        return "must start with http:// or https://"
+    host = parts.host or ""
+    if not host:
+        return "names no host"
+    if parts.port is not None and not 1 <= parts.port <= 65535:
+        return "has a port outside 1-65535"
+    if parts.query is not None or parts.fragment is not None:
+        return "must not have a query or fragment"
+    if parts.auth is not None and not _USERINFO.match(parts.auth):
+        return "has a user name or password with characters that must be percent-encoded"
+    if host.startswith("["):
+        return None  # an IPv6 literal: urllib3 checked it
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.rstrip(".").split(".")):
+        return "has a host name that is not valid"
+    return None
 
 
 def mask_secret(value: str) -> str:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ MAX_DEPTH = 64
 MAX_INT = 2**64
 _MAX_INT_DIGITS = len(str(MAX_INT)) + 1
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# More values than any workflow, catalog or setting holds: a body of a million zeros is an attack.
+MAX_ITEMS = 1_000_000
+_DONE = object()
 
 
 class JSONRefused(ValueError):
@@ -48,25 +52,39 @@ def _bounded_int(text: str) -> int:
     return value
 
 
-def check_shape(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
-    """Depth, text and numbers of an already-built value (from YAML, a PNG chunk, a database row)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def _text_ok(text: str) -> None:
+    if _LONE_SURROGATE.search(text):
+        raise JSONRefused("text with an unpaired surrogate (\\ud800-\\udfff) is not valid Unicode")
+
+
+def check_shape(value: Any, *, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> None:
+    """Depth, size, text and numbers of an already-built value (from YAML, a PNG chunk, a row).
+
+    Walks with a stack of iterators, so the memory it needs grows with the depth, not the size.
+    """
+    seen = 0
+    stack: list[Iterator[Any]] = [iter((value,))]
     while stack:
-        item, depth = stack.pop()
+        item = next(stack[-1], _DONE)
+        if item is _DONE:
+            stack.pop()
+            continue
+        seen += 1
+        if seen > max_items:
+            raise JSONRefused(f"more than {max_items:,} values")
         if isinstance(item, dict):
-            if depth > max_depth:
+            if len(stack) > max_depth:
                 raise JSONRefused(f"nested deeper than {max_depth} levels")
-            for key, child in item.items():
-                if isinstance(key, str) and _LONE_SURROGATE.search(key):
-                    raise JSONRefused("text with an unpaired surrogate (\\ud800-\\udfff) is not valid Unicode")
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            if depth > max_depth:
+            for key in item:
+                if isinstance(key, str):
+                    _text_ok(key)
+            stack.append(iter(item.values()))
+        elif isinstance(item, list | tuple):
+            if len(stack) > max_depth:
                 raise JSONRefused(f"nested deeper than {max_depth} levels")
-            stack.extend((child, depth + 1) for child in item)
+            stack.append(iter(item))
         elif isinstance(item, str):
-            if _LONE_SURROGATE.search(item):
-                raise JSONRefused("text with an unpaired surrogate (\\ud800-\\udfff) is not valid Unicode")
+            _text_ok(item)
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise JSONRefused(f"{item} is not a number JSON allows")

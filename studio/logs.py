@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import threading
 from collections.abc import Iterable
@@ -64,6 +65,22 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class NoFollowRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Never appends through a link planted at ``logs/studio.log`` (a shared volume, a custom node)."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.baseFilename, flags, 0o644)
+        except OSError as err:
+            if os.path.islink(self.baseFilename):
+                os.unlink(self.baseFilename)  # our own folder: the link goes, the file it named stays
+                fd = os.open(self.baseFilename, flags, 0o644)
+            else:
+                raise err
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def secret_values(settings: Settings) -> list[str]:
     values = []
     for name in type(settings).model_fields:
@@ -82,7 +99,7 @@ def configure_logging(settings: Settings, log_dir: Path | None) -> None:
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(
-            logging.handlers.RotatingFileHandler(log_dir / "studio.log", maxBytes=5_000_000, backupCount=3)
+            NoFollowRotatingFileHandler(log_dir / "studio.log", maxBytes=5_000_000, backupCount=3, encoding="utf-8")
         )
     for handler in handlers:
         handler.setFormatter(logging.Formatter(FORMAT))

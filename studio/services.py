@@ -81,7 +81,7 @@ class Services:
             self.comfy.base_url = url
             self.comfy.invalidate_object_info()
             self.system.set_comfy_url(url)
-            self.bridge.url = url
+            self.bridge.url = self.comfy.display_url
             self.stream.set_url(self.comfy.ws_url)
         self.guard.set_trusted_proxies(values["trusted_proxies"])
         self.auth.idle_timeout = timedelta(hours=values["session_idle_hours"])
@@ -102,7 +102,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     activity.attach(bus)
     comfy = ComfyClient(settings.comfyui_url, timeout_s=settings.comfyui_timeout_s)
     stream = ComfyStream(comfy.ws_url, backoff_max_s=settings.comfyui_reconnect_max_s)
-    bridge = ComfyBridge(stream, bus, url=settings.comfyui_url)
+    bridge = ComfyBridge(stream, bus, url=comfy.display_url)
     telemetry = TelemetrySampler(data_dir.root, comfy, stream)
     system = SystemService(settings, data_dir, comfy, stream, telemetry)
     auth = AuthService(
@@ -113,6 +113,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         max_age=timedelta(days=settings.studio_session_max_days),
     )
     users = UserDirectory(engine, bus)
+    users.on_deleted(activity.forget_user)
     guard = Guard(settings.trusted_proxies, settings.studio_allowed_hosts)
     preferences = PreferencesService(engine, bus, settings)
     library = WorkflowLibrary(engine, data_dir.workflows)

@@ -8,17 +8,17 @@ Werkzeug's own included, answer with the one error body from ``studio.errors``.
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from studio import jsonio
-from studio.errors import HTTP_STATUS_CODES, BadRequest, StudioError, error_body
-from studio.logs import mask_url_userinfo
+from studio.errors import HTTP_STATUS_CODES, BadRequest, PayloadTooLarge, StudioError, error_body
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ def _fields(err: ValidationError) -> dict[str, str]:
 
 
 class StrictJSONProvider(DefaultJSONProvider):
-    """Flask's JSON, made strict: refuses NaN/huge numbers/deep nesting in, never writes NaN out,
-    and masks credentials inside URLs in every answer (a ComfyUI URL with ``user:pass@``)."""
+    """Flask's JSON, made strict: refuses NaN/huge numbers/deep nesting in, never writes NaN out."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return jsonio.loads(s)
@@ -44,13 +43,24 @@ class StrictJSONProvider(DefaultJSONProvider):
         kwargs.setdefault("default", self.default)
         kwargs.setdefault("ensure_ascii", self.ensure_ascii)
         kwargs.setdefault("sort_keys", self.sort_keys)
-        text = jsonio.dumps(obj, **kwargs)
-        return mask_url_userinfo(text)
+        return jsonio.dumps(obj, **kwargs)
 
 
-def request_json() -> Any:
-    """The request body as JSON ({} when empty), parsed by the one strict parser, else a 400."""
+# Most bodies are a form's worth of fields; the few routes that take more (a catalog) say so.
+DEFAULT_JSON_BYTES = 2 * 1024 * 1024
+
+
+def request_json(max_bytes: int = DEFAULT_JSON_BYTES) -> Any:
+    """The request body as JSON ({} when empty), parsed by the one strict parser, else a 400.
+
+    The size is checked before a byte is parsed: parsing costs many times the body's size in
+    memory, so an anonymous 64 MiB sign-in body must never get that far.
+    """
+    if (request.content_length or 0) > max_bytes:
+        raise PayloadTooLarge(f"This request body may be at most {max_bytes // 1024} KiB.")
     raw = request.get_data(cache=True)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"This request body may be at most {max_bytes // 1024} KiB.")
     if not raw.strip():
         return {}
     try:
@@ -59,8 +69,8 @@ def request_json() -> Any:
         raise BadRequest(f"The request body is not usable JSON: {err}.", code="invalid_json") from err
 
 
-def parse_json(model: type[M]) -> M:
-    data = request_json()
+def parse_json(model: type[M], *, max_bytes: int = DEFAULT_JSON_BYTES) -> M:
+    data = request_json(max_bytes)
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
     try:
@@ -68,6 +78,20 @@ def parse_json(model: type[M]) -> M:
     except ValidationError as err:
         fields = _fields(err)
         raise BadRequest(f"Invalid value for {', '.join(fields)}.", fields=fields) from err
+
+
+def _utc(value: datetime) -> datetime:
+    if not isinstance(value, datetime):
+        return value
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (OverflowError, ValueError) as err:
+        raise ValueError("is not a time Studio can use") from err
+
+
+# A moment in time from a request: without a time zone it is UTC; always answered in UTC. A value
+# whose conversion would overflow (year 1 at +14:00, 9999 at -23:59) is a 400, not a 500.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class EmptyBody(BaseModel):
@@ -114,6 +138,20 @@ def _respond(status: int, body: dict[str, Any], headers: dict[str, str] | None =
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+# Every /api answer, JSON or file: never sniffed into HTML, never allowed to run a script or load
+# anything when opened directly in a tab. Pages set their own, looser policy.
+API_CONTENT_SECURITY_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
+
+
+def protect_api_answers(app: Flask) -> None:
+    @app.after_request
+    def _api_headers(response: Response) -> Response:
+        if request.path.startswith("/api/"):
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
+        return response
 
 
 def register_error_handlers(app: Flask) -> None:

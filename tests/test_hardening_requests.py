@@ -14,12 +14,13 @@ import pytest
 import websocket
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from studio.app import create_app
 from studio.auth.models import TokenScope
 from studio.auth.throttle import FREE_FAILURES, FREE_FAILURES_PER_ACCOUNT
 from studio.config import Settings
+from studio.db.models import ActivityEvent
 from studio.preferences.models import StoredSetting
 from studio.runtime import Runtime
 from studio.services import Services, build_services
@@ -156,10 +157,23 @@ def test_hostile_json_is_a_400_on_every_json_route(app: Flask, client: FlaskClie
     for method, path in JSON_ROUTES:
         caller = anonymous if path == "/api/auth/login" else client
         answer = getattr(caller, method)(path, data=HOSTILE_JSON[shape], content_type="application/json")
-        assert answer.status_code == 400, (shape, path, answer.status_code, answer.get_data()[:200])
+        assert answer.status_code in (400, 413), (shape, path, answer.status_code, answer.get_data()[:200])
         error = answer.get_json()["error"]
-        assert error["code"] in ("invalid_json", "bad_request"), (shape, path)
+        assert error["code"] in ("invalid_json", "bad_request", "payload_too_large"), (shape, path)
         assert error["message"]
+
+
+def test_anonymous_and_oversized_bodies_are_refused_before_parsing(app: Flask, client: FlaskClient) -> None:
+    padding = b"[" + b"0," * 400_000 + b"0]"  # 800 KB of tiny values: cheap to send, costly to walk
+    answer = app.test_client().post("/api/auth/login", data=b'{"username": "a", "password": "b", "pad": '
+                                    + padding + b"}", content_type="application/json")
+    assert answer.status_code == 413
+    many = client.put("/api/settings", data=b'{"x": [' + b"0," * 1_100_000 + b'0]}', content_type="application/json")
+    assert many.status_code == 413  # over the 2 MiB default
+    values = client.post("/api/catalogs/models", data=b'{"catalog": [' + b"0," * 1_100_000 + b"0]}",
+                         content_type="application/json")
+    assert values.status_code == 400  # a catalog may be big, but not a million values
+    assert "values" in values.get_json()["error"]["message"]
 
 
 def test_studio_never_writes_nan_in_an_answer(client: FlaskClient, services: Services) -> None:
@@ -259,17 +273,38 @@ def test_errors_before_flask_answer_with_the_error_body(runtime: Runtime) -> Non
 
 
 def test_credentials_in_the_comfyui_url_are_never_shown(
-    client: FlaskClient, comfy_server: ComfyUITestServer, caplog: pytest.LogCaptureFixture
+    runtime: Runtime, services: Services, client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = canary("pw-in-the-url-7d3f")
-    url = f"http://studio:{secret}@127.0.0.1:9"  # nothing listens there: readiness reports it
+    url = f"http://studio:{secret}@127.0.0.1:9"  # nothing listens there: readiness and the socket say so
+    ws = _socket(runtime.port, _token_of(services, ADMIN_NAME, ADMIN_PASSWORD))
     with caplog.at_level(logging.DEBUG, logger="studio"):
-        assert client.put("/api/settings", json={"comfyui_url": url}).status_code == 200
+        assert client.put("/api/settings", data=json.dumps({"comfyui_url": url}),
+                          content_type="application/json").status_code == 200
+        frames = []
+        while not any('"comfy/connection"' in f and '"connected": false' in f for f in frames):
+            frames.append(ws.recv())
         answers = [client.get(path) for path in ("/api/settings", "/api/status", "/api/workflows", "/api/events")]
-    for answer in answers:
-        assert secret not in answer.get_data(as_text=True), answer.request.path
-    assert "studio:" not in answers[0].get_data(as_text=True)
-    assert "…@127.0.0.1:9" in answers[0].get_data(as_text=True)
+    ws.close()
+    for text in [a.get_data(as_text=True) for a in answers] + frames + [r.getMessage() for r in caplog.records]:
+        assert secret not in text
+        assert "studio:" not in text
+    assert answers[0].get_json()["settings"]["comfyui_url"]["value"] == "http://…@127.0.0.1:9"
+    with Session(services.engine) as session:  # stored masked too: the activity log is not a side door
+        assert secret not in json.dumps([row.payload for row in session.exec(select(ActivityEvent))])
+    # A prompt that merely mentions a URL with a user is left as it is.
+    assert "ssh://git@example.com" in services.bus.publish(
+        "system/notice", {"level": "info", "message": "ssh://git@example.com"}).wire
+
+
+def test_urls_that_would_break_the_comfyui_socket_are_refused(client: FlaskClient) -> None:
+    for bad in ("http://[::1", "http://a:99999", "http://:80", "http:///x", "http://a..b", "http://" + "a" * 300,
+                "http://u:pa'ss@h", "http://h:0", "ftp://h", "http://h/?q=1", "http://h b"):
+        answer = client.put("/api/settings", data=json.dumps({"comfyui_url": bad}), content_type="application/json")
+        assert answer.status_code == 400, bad
+        assert "comfyui_url" in answer.get_json()["error"]["details"]["fields"]
+    for good in ("http://[::1]:8188", "http://comfy_ui:8188", "https://abc-8188.proxy.runpod.net/sub"):
+        assert client.put("/api/settings", json={"comfyui_url": good}).status_code == 200, good
 
 
 # -- live sockets after revocation ---------------------------------------------------------------

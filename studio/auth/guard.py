@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from werkzeug.wrappers import Response
 from studio.auth.models import TokenScope
 from studio.auth.service import AuthService, Identity
 from studio.errors import Conflict, Forbidden, MisdirectedRequest, StudioError, Unauthorized
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "studio_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -87,6 +90,7 @@ def parse_allowed_hosts(spec: str) -> tuple[str, ...]:
 class Guard:
     def __init__(self, trusted_proxies: str, allowed_hosts: str = "") -> None:
         self.trusted = _networks(trusted_proxies)
+        self._warned_untrusted_proxy = False
         self.allowed_hosts = (*LOOPBACK_NAMES, socket.gethostname().lower(), *parse_allowed_hosts(allowed_hosts))
 
     def host_allowed(self, host: str) -> bool:
@@ -121,6 +125,11 @@ class Guard:
     def client_ip(self) -> str:
         remote = request.remote_addr or "unknown"
         if not self._is_trusted(remote):
+            if not self._warned_untrusted_proxy and "X-Forwarded-For" in request.headers:
+                self._warned_untrusted_proxy = True
+                log.warning("requests come through a proxy at %s that TRUSTED_PROXIES does not list: everyone "
+                            "shares its address, so one person's failed sign-ins slow everyone's. "
+                            "Add the proxy to TRUSTED_PROXIES.", remote)
             return remote
         hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
         for hop in reversed(hops):

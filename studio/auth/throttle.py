@@ -13,7 +13,7 @@ to 15 minutes):
 Each failure is one atomic upsert per record (``INSERT … ON CONFLICT DO UPDATE``), so concurrent
 failures never collide on the key, and attempts from one address at one account are checked one at
 a time, so a burst of them cannot race past the limit. A success clears the records of that
-address and account.
+address and account (never the address's count across accounts).
 """
 
 from __future__ import annotations
@@ -141,7 +141,11 @@ class LoginThrottler:
         return int(session.execute(select(table.c.failures).where(table.c.key == key)).scalar_one())
 
     def succeeded(self, attempt: Attempt) -> None:
+        """Clears this address's record for this account and the account's own; never the
+        address's record across accounts, or signing in to one's own account between guesses
+        would reset the limit on guessing others'."""
         def work(session: Session) -> None:
-            session.execute(delete(LoginThrottle).where(col(LoginThrottle.key).in_(list(attempt.allowances()))))
+            keys = [attempt.pair_key, attempt.account_key]
+            session.execute(delete(LoginThrottle).where(col(LoginThrottle.key).in_(keys)))
 
         write_with_retry(self.engine, work)

@@ -6,19 +6,23 @@ disabled account, a reset password), so no change waits for a cookie to expire.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from studio.auth.models import AuthSession, Role, User
+from studio.auth.models import ApiToken, AuthSession, Role, User
 from studio.auth.passwords import hash_password, password_problem, verify_password
 from studio.auth.service import Identity, user_view
 from studio.db import write_with_retry
 from studio.errors import BadRequest, Conflict, NotFound
 from studio.events import EventBus
+
+log = logging.getLogger(__name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -35,11 +39,22 @@ def revoke_all_sessions(session: Session, user_id: int, keep: str | None = None)
     session.execute(statement)
 
 
+def revoke_all_tokens(session: Session, user_id: int) -> None:
+    """Ends every API token of ``user_id``: an admin's "sign out everywhere" means scripts too."""
+    session.execute(update(ApiToken).where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
+                    .values(revoked_at=datetime.now(UTC)))
+
+
 class UserDirectory:
     def __init__(self, engine: Engine, bus: EventBus) -> None:
         self.engine = engine
         self.bus = bus
         self._set_up = False
+        self._on_deleted: list[Callable[[int], object]] = []
+
+    def on_deleted(self, listener: Callable[[int], object]) -> None:
+        """``listener(user_id)`` runs after a user is deleted: their jobs and activity go with them."""
+        self._on_deleted.append(listener)
 
     def setup_needed(self) -> bool:
         """True until the first admin exists; then cached, since the last admin cannot be removed."""
@@ -118,6 +133,11 @@ class UserDirectory:
             return user.username
 
         username = write_with_retry(self.engine, work)
+        for listener in self._on_deleted:
+            try:
+                listener(user_id)
+            except Exception:  # noqa: BLE001 - logged; the user is gone either way
+                log.exception("cleaning up after deleting user %s failed", user_id)
         self.bus.publish("auth/user_changed", {"action": "deleted", "username": username, "actor": actor.username})
 
     def change_password(self, identity: Identity, current: str, new: str) -> None:
@@ -151,6 +171,7 @@ class UserDirectory:
             user.password_changed_at = datetime.now(UTC)
             session.add(user)
             revoke_all_sessions(session, user_id)
+            revoke_all_tokens(session, user_id)  # a reset means the account may be compromised
             return user.username
 
         username = write_with_retry(self.engine, work)
@@ -158,6 +179,10 @@ class UserDirectory:
                                                "actor": actor.username})
 
     def revoke_sessions(self, user_id: int, *, actor: Identity) -> None:
-        write_with_retry(self.engine, lambda session: revoke_all_sessions(session, user_id))
+        def work(session: Session) -> None:
+            revoke_all_sessions(session, user_id)
+            revoke_all_tokens(session, user_id)
+
+        write_with_retry(self.engine, work)
         self.bus.publish("auth/user_changed", {"action": "sessions_revoked", "user_id": user_id,
                                                "actor": actor.username})

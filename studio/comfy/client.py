@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -79,6 +79,14 @@ def new_prompt_id() -> str:
     return str(uuid.uuid4())
 
 
+def display_url(url: str) -> str:
+    """``http://user:pass@host:8188`` → ``http://…@host:8188``; other URLs unchanged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="…@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 class ComfyClient:
     def __init__(
         self,
@@ -87,12 +95,22 @@ class ComfyClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: requests.Session | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self.timeout_s = timeout_s
         self._session = session or requests.Session()
         self._object_info: dict[str, Any] | None = None
         self._object_info_lock = threading.Lock()
         self._model_index: dict[str, set[str]] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, url: str) -> None:
+        self._base_url = url.rstrip("/")
+        # The address as people and logs may see it: credentials in the URL never leave this object.
+        self.display_url = display_url(self._base_url)
 
     @property
     def ws_url(self) -> str:
@@ -108,9 +126,9 @@ class ComfyClient:
         except (requests.exceptions.InvalidJSONError, UnicodeError) as err:
             raise ComfyUnsendable(f"{method} {path}: the request cannot be written ({err.__class__.__name__})") from err
         except requests.Timeout as err:
-            raise ComfyUnavailable(f"ComfyUI at {self.base_url} did not answer {method} {path} in time") from err
+            raise ComfyUnavailable(f"ComfyUI at {self.display_url} did not answer {method} {path} in time") from err
         except requests.ConnectionError as err:
-            raise ComfyUnavailable(f"ComfyUI at {self.base_url} cannot be reached") from err
+            raise ComfyUnavailable(f"ComfyUI at {self.display_url} cannot be reached") from err
         except requests.RequestException as err:
             raise ComfyUnavailable(f"{method} {path} to ComfyUI failed: {err.__class__.__name__}") from err
         if response.status_code >= 500:

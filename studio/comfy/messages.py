@@ -55,12 +55,17 @@ class ProgressText:
 def decode_json_message(text: str) -> ComfyMessage:
     try:
         raw = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise ComfyProtocolError(f"socket sent invalid JSON: {text[:80]!r}") from err
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise ComfyProtocolError(f"socket sent a message without a type: {text[:80]!r}")
     data = raw.get("data")
     return ComfyMessage(raw["type"], data if isinstance(data, dict) else {})
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A metadata field as text (ids are strings in ComfyUI), None when absent or of another shape."""
+    return value if isinstance(value, str) and len(value) <= 256 else None
 
 
 def decode_binary_frame(frame: bytes) -> PreviewImage | ProgressText:
@@ -77,19 +82,25 @@ def decode_binary_frame(frame: bytes) -> PreviewImage | ProgressText:
             raise ComfyProtocolError("preview metadata runs past the end of the frame")
         try:
             meta = json.loads(frame[8:meta_end].decode("utf-8"))
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise ComfyProtocolError("preview metadata is not JSON") from err
+        if not isinstance(meta, dict):
+            raise ComfyProtocolError("preview metadata is not an object")
         return PreviewImage(
-            str(meta.get("image_type") or "image/jpeg"),
+            _text_or_none(meta.get("image_type")) or "image/jpeg",
             frame[meta_end:],
-            prompt_id=meta.get("prompt_id"),
-            node_id=meta.get("node_id"),
-            display_node_id=meta.get("display_node_id"),
+            prompt_id=_text_or_none(meta.get("prompt_id")),
+            node_id=_text_or_none(meta.get("node_id")),
+            display_node_id=_text_or_none(meta.get("display_node_id")),
         )
     if event_type == TEXT:
         (id_len,) = struct.unpack(">I", frame[4:8])
         node_end = 8 + id_len
         if node_end > len(frame):
             raise ComfyProtocolError("text frame node id runs past the end of the frame")
-        return ProgressText(frame[8:node_end].decode("utf-8"), frame[node_end:].decode("utf-8", "replace"))
+        try:
+            node_id = frame[8:node_end].decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ComfyProtocolError("text frame node id is not UTF-8") from err
+        return ProgressText(node_id, frame[node_end:].decode("utf-8", "replace"))
     raise ComfyProtocolError(f"unknown binary event type {event_type}")

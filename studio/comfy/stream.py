@@ -156,6 +156,10 @@ class ComfyStream:
             except (OSError, websocket.WebSocketException, ComfyProtocolError) as err:
                 self.last_error = f"{err.__class__.__name__}: {err}".strip(": ")
                 failures += 1
+            except Exception as err:  # noqa: BLE001 - whatever ComfyUI (or a bad URL) does, keep trying
+                log.exception("the ComfyUI socket failed unexpectedly; reconnecting")
+                self.last_error = f"{err.__class__.__name__}: {err}".strip(": ")[:300]
+                failures += 1
             if self._stop.is_set():
                 break
             self._set_state(ConnectionState.DISCONNECTED, self.last_error)

@@ -27,7 +27,9 @@ sock = Sock()
 IDLE_WAIT_S = 1.0
 # A socket's sign-in is checked again at least this often (and at once after any account change).
 RECHECK_EVERY_S = 5.0
-# Close codes: 1008 policy violation (no longer signed in), 4001 the rights changed (reconnect).
+# Close codes: 1003 unsupported data (the client sent a message), 1008 policy violation (no longer
+# signed in), 4001 the rights changed (reconnect).
+CLOSE_UNSUPPORTED = 1003
 CLOSE_SIGNED_OUT = 1008
 CLOSE_ROLE_CHANGED = 4001
 
@@ -60,6 +62,11 @@ def live(ws) -> None:  # type: ignore[no-untyped-def]
         ws.send(json.dumps(hello))
         while ws.connected and not client.closed:
             frames = client.get_batch(IDLE_WAIT_S)
+            if ws.receive(timeout=0) is not None:
+                # The socket only ever speaks one way: a client that sends data (beyond pings and
+                # pongs, which the library answers) is closed before its messages can pile up.
+                ws.close(CLOSE_UNSUPPORTED, "This socket does not take messages.")
+                break
             if client.stale or time.monotonic() - checked_at >= RECHECK_EVERY_S:
                 client.stale = False
                 checked_at = time.monotonic()

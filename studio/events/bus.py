@@ -28,6 +28,9 @@ class EventSpec:
     coalesce: bool = False
     # Audit events: only admins' sockets and activity lists see them.
     admin_only: bool = False
+    # About one person's things (their jobs): only they and admins see them. Published without an
+    # owner (a deleted user's job), such an event goes to admins only, never to everyone.
+    per_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ class EventBus:
             raise ValueError(f"unknown event type {type_!r}: add it to studio/events/types.py and docs")
         coalesce_key = f"{type_}:{key or ''}" if spec.coalesce else None
         with self._lock:
-            event = Event(type_, dict(payload or {}), next(self._seq), time.time(), coalesce_key, spec.admin_only,
+            admin_only = spec.admin_only or (spec.per_user and user_id is None)
+            event = Event(type_, dict(payload or {}), next(self._seq), time.time(), coalesce_key, admin_only,
                           user_id)
             subscribers = list(self._subscribers.values())
         for subscriber in subscribers:

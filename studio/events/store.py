@@ -30,6 +30,7 @@ class ActivityStore:
         self.engine = engine
         self.persisted_types = frozenset(name for name, spec in specs.items() if spec.persist)
         self.admin_types = frozenset(name for name, spec in specs.items() if spec.admin_only)
+        self.per_user_types = frozenset(name for name, spec in specs.items() if spec.per_user)
         self.max_count = max_count
         self.max_age = max_age
         self._writes = 0
@@ -66,6 +67,16 @@ class ActivityStore:
             self.trim()
         return row_id
 
+    def forget_user(self, user_id: int) -> int:
+        """A deleted user's activity goes with them: a later account that gets the same id must
+        never see it."""
+
+        def work(session: Session) -> int:
+            removed = session.execute(delete(ActivityEvent).where(col(ActivityEvent.user_id) == user_id))
+            return removed.rowcount or 0  # type: ignore[attr-defined]
+
+        return write_with_retry(self.engine, work)
+
     def trim(self, now: datetime | None = None) -> int:
         cutoff = (now or datetime.now(UTC)) - self.max_age
 
@@ -98,6 +109,9 @@ class ActivityStore:
             if not include_admin:
                 query = query.where(col(ActivityEvent.type).not_in(self.admin_types))
                 query = query.where(or_(col(ActivityEvent.user_id).is_(None), col(ActivityEvent.user_id) == user_id))
+                # Someone's job events without an owner (the owner was deleted): admins only.
+                query = query.where(or_(col(ActivityEvent.user_id).is_not(None),
+                                        col(ActivityEvent.type).not_in(self.per_user_types)))
             if type_prefix:
                 query = query.where(col(ActivityEvent.type).startswith(type_prefix))
             rows = session.execute(query).scalars().all()

@@ -90,7 +90,7 @@ def lora_pairs() -> Response:
 def import_catalog_json(kind: CatalogKind) -> Response:
     """Admins: merges a catalog JSON into the user's copy (by file name), or replaces it."""
     identity = require_admin()
-    body = parse_json(CatalogImport)
+    body = parse_json(CatalogImport, max_bytes=32 * 1024 * 1024)  # a whole catalog, thousands of entries
     studio = services()
     result = import_catalog(studio.data_dir.catalogs, kind, body.catalog, body.mode)
     if not result["added"] and not result["replaced"]:

@@ -13,12 +13,14 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from studio.config import Settings, mask_secret
+from studio.comfy.client import display_url
+from studio.config import Settings, mask_secret, url_problem
 from studio.errors import BadRequest
 from studio.events import EventBus
 from studio.logs import register_secret
@@ -37,8 +39,9 @@ class SettingsUpdate(BaseModel):
     comfyui_url: str | None = Field(None, max_length=2048)
     download_concurrency: int | None = Field(None, ge=1, le=8)
     trusted_proxies: str | None = Field(None, max_length=2048)
-    session_idle_hours: float | None = Field(None, gt=0, le=24 * 365)
-    session_max_days: float | None = Field(None, gt=0, le=3650)
+    # Floors, so that a typo cannot sign everyone out before their next click.
+    session_idle_hours: float | None = Field(None, ge=0.25, le=24 * 365)
+    session_max_days: float | None = Field(None, ge=1 / 24, le=3650)
     civitai_api_key: str | None = Field(None, max_length=512)
     hf_token: str | None = Field(None, max_length=512)
     telegram_bot_token: str | None = Field(None, max_length=512)
@@ -49,8 +52,9 @@ class SettingsUpdate(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
-            raise ValueError("must be an http:// or https:// address")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @field_validator("trusted_proxies")
@@ -109,6 +113,7 @@ class PreferencesService:
         for key in SECRET_KEYS:
             if self.defaults.get(key):
                 register_secret(self.defaults[key])
+        _register_url_password(self.defaults.get("comfyui_url"))
 
     def on_change(self, listener: Listener) -> None:
         """``listener`` gets the effective values whenever an admin saves, and once at ``apply``."""
@@ -123,6 +128,7 @@ class PreferencesService:
                 for key in SECRET_KEYS:
                     if self._stored.get(key):
                         register_secret(self._stored[key])
+                _register_url_password(self._stored.get("comfyui_url"))
             return dict(self._stored)
 
     def effective(self) -> dict[str, Any]:
@@ -140,7 +146,7 @@ class PreferencesService:
                 values[key] = {"value": mask_secret(value) if value else None, "set": bool(value), "source": source,
                                "secret": True}
             else:
-                values[key] = {"value": value, "source": source, "secret": False}
+                values[key] = {"value": _shown(key, value), "source": source, "secret": False}
         return {"settings": values}
 
     def update(self, changes: dict[str, Any], *, actor: str) -> dict[str, Any]:
@@ -162,6 +168,8 @@ class PreferencesService:
                         session.delete(row)
                     continue
                 row = row or StoredSetting(key=key, value=None)
+                if key == "comfyui_url":
+                    _register_url_password(value)
                 if key in SECRET_KEYS:
                     # An empty string clears the secret, even one that came from the environment.
                     value = value or None
@@ -175,7 +183,7 @@ class PreferencesService:
         self.bus.publish("settings/changed", {
             "actor": actor,
             "changed": sorted(given),
-            "values": {k: v for k, v in given.items() if k not in SECRET_KEYS},
+            "values": {k: _shown(k, v) for k, v in given.items() if k not in SECRET_KEYS},
         })
         self.apply()
         return self.public_view()
@@ -189,6 +197,18 @@ class PreferencesService:
                 listener(values)
             except Exception:  # noqa: BLE001 - logged; the other listeners and the caller go on
                 log.exception("applying settings failed in %s", getattr(listener, "__qualname__", listener))
+
+
+def _register_url_password(url: Any) -> None:
+    """The password inside a ComfyUI URL is a secret like any other: scrubbed from every log line."""
+    if isinstance(url, str) and "@" in url:
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+        register_secret(userinfo.partition(":")[2])
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A value as answers and events carry it: a URL's ``user:password@`` never leaves the server."""
+    return display_url(value) if key == "comfyui_url" and isinstance(value, str) else value
 
 
 def _still_valid(key: str, value: Any) -> bool:

@@ -41,7 +41,7 @@ class SystemService:
 
     def comfy_status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
-            "url": self.comfy.base_url,
+            "url": self.comfy.display_url,
             "reachable": False,
             "socket": self.stream.state.value,
             "version": None,
