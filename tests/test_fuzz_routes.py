@@ -23,7 +23,7 @@ from werkzeug.routing import Rule
 
 from tests.conftest import signed_in_user
 
-EXAMPLES = int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "600"))
 
 HOSTILE_SEGMENTS = [
     "..", "../..", "%2e%2e", "..%2f..%2fetc%2fpasswd", "x" * 300, "a" * 255, "\x00", "%00", "con", "NUL",
