@@ -137,6 +137,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
         return pairs(listing["loras"]["entries"], base_model)
 
     jobs = JobService(engine, bus, library, data_dir, object_info, inputs.exists, lora_pairs)
+    users.on_deleted(jobs.owner_deleted)
     job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
                            max_in_flight=lambda: settings.comfyui_max_in_flight,
                            requeue_lost=settings.studio_requeue_lost_jobs)

@@ -196,7 +196,7 @@ def test_tokens_go_only_to_their_own_host(
     token = canary("civitai-" + "t" * 30)
     client.put("/api/settings", json={"civitai_api_key": token})
     services = client.application.extensions["studio"]
-    services.downloads.tokens = lambda: {"localhost": token}
+    services.downloads.tokens = lambda: {files.url("", host="localhost"): token}
     files.tokens["/private.safetensors"] = token
     files.files["/private.safetensors"] = MODEL
     files.redirects["/go"] = files.url("/elsewhere.safetensors", host="127.0.0.1")

@@ -25,7 +25,6 @@ from studio.preferences.models import StoredSetting
 from studio.runtime import Runtime
 from studio.services import Services, build_services
 from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, canary, signed_in_user, wait_until
-from tests.servers.comfyui import ComfyUITestServer
 
 # -- host names and origins ------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from studio.db import transition, write_with_retry
 from studio.downloads.civitai import resolve_civitai_file, version_url
-from studio.downloads.credentials import hf_hosts, request_host
+from studio.downloads.credentials import allowed, hf_origins
 from studio.downloads.hub import hub_url, resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
 from studio.downloads.transfer import (
@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 # A worker owns the row in these states; whatever ends its attempt moves it on from either.
 WORKING = (DownloadStatus.DOWNLOADING, DownloadStatus.VERIFYING)
+# Rows that may still own their path's ``.part`` file: a paused or failed download keeps it for a
+# resume or retry. While one exists, nobody else queues that path, and no other row removes the file.
+PART_KEPT = (DownloadStatus.PAUSED, DownloadStatus.FAILED)
+OWNS_PART = (*ACTIVE, *PART_KEPT)
 SPACE_MARGIN = 256 * 1024 * 1024
 # Larger than any disk: a size beyond this is a mistake (or 1e308), never a reason to overflow.
 MAX_SIZE = 2**60
@@ -167,11 +171,12 @@ class DownloadManager:
                         expected_size=expected_size or None, requested_by=requested_by)
 
         def work(session: Session) -> Download:
-            waiting = [*ACTIVE, DownloadStatus.PAUSED]
-            busy = session.exec(select(Download).where(Download.path == relative,
-                                                       col(Download.status).in_(waiting))).first()
+            busy = _part_owner(session, relative)
             if busy is not None:
-                raise Conflict(f"{file_name} is already in the download queue.", code="already_queued")
+                raise Conflict(f"{file_name} is already in the download queue ({busy.status.value}); "
+                               + ("retry or cancel that download first." if busy.status in PART_KEPT else
+                                  "wait for it, or cancel it first."),
+                               code="already_queued", details={"status": busy.status.value})
             session.add(item)
             return item
 
@@ -258,7 +263,13 @@ class DownloadManager:
         return view(item or self.get(download_id))
 
     def resume(self, download_id: str, *, caller: Caller) -> dict[str, Any]:
-        self._owned(caller, download_id)
+        mine = self._owned(caller, download_id)
+        with Session(self.engine) as session:
+            other = _part_owner(session, mine.path, besides=download_id)
+        if other is not None and mine.status in (DownloadStatus.PAUSED, DownloadStatus.FAILED):
+            # Another row (an older Studio let two be queued) keeps that partial file: never both.
+            raise Conflict(f"Another download of {mine.name} is {other.status.value} and keeps its partial file; "
+                           "cancel one of them first.", code="already_queued", details={"status": other.status.value})
         item = self._set(download_id, DownloadStatus.QUEUED, (DownloadStatus.PAUSED, DownloadStatus.FAILED),
                          retry_at=None, error=None)
         threading.Thread(target=self.pump, daemon=True).start()
@@ -317,13 +328,21 @@ class DownloadManager:
     def _discard_part(self, item: Download) -> None:
         """Removes a cancelled download's partial file; a link there is removed itself, never its target.
 
-        Never raises: a row whose name cannot exist on disk, or a folder turned into a link, leaves
-        nothing to remove (and must not stop ``cancel-all``).
+        Never one that another row may still own (queued, downloading, verifying, paused or failed
+        with the same path: it resumes from that file). Never raises: a row whose name cannot exist
+        on disk, or a folder turned into a link, leaves nothing to remove (and must not stop
+        ``cancel-all``).
         """
         try:
             relative = check_relative(item.path, field="path")
         except BadRequest:
             return  # a name that cannot exist on disk: there is no partial file to remove
+        with Session(self.engine) as session:
+            other = _part_owner(session, item.path, besides=item.id)
+        if other is not None:
+            log.info("download %s cancelled; its partial file is kept for download %s (%s)", item.id, other.id,
+                     other.status.value)
+            return
         try:
             unlink_inside(self.root.root, self.root.root / (relative + ".part"))
         except (OSError, ValueError) as err:
@@ -423,7 +442,7 @@ class DownloadManager:
         try:
             url, expected, revision = item.url, item.expected_sha256, None
             if item.source == "huggingface":  # signed storage URLs expire: resolve again on every attempt
-                token = self.hf_token() if request_host(item.url) in hf_hosts(self.hf_endpoint) else None
+                token = self.hf_token() if allowed(item.url, hf_origins(self.hf_endpoint)) else None
                 url, expected, revision = resolve_hub_file(item.url, token, expected)
             elif item.source == "civitai":
                 version_id = int(item.url.rstrip("/").rsplit("/", 1)[-1])
@@ -488,6 +507,14 @@ class DownloadManager:
 
     def _publish(self, item: Download, speed: float = 0.0) -> None:
         self.bus.publish("downloads/update", view(item, speed), key=item.id)
+
+
+def _part_owner(session: Session, path: str, *, besides: str | None = None) -> Download | None:
+    """The row that may own ``path``'s partial file (it resumes from it), other than ``besides``."""
+    query = select(Download).where(Download.path == path, col(Download.status).in_(OWNS_PART))
+    if besides is not None:
+        query = query.where(Download.id != besides)
+    return session.exec(query.order_by(col(Download.created_at))).first()
 
 
 def _display_name(name: object) -> str:

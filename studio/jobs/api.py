@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-import os
-from datetime import datetime
 from pathlib import Path
 
-from flask import Blueprint, Response, jsonify, request, send_file, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
-from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from studio import safepath
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.errors import BadRequest, NotFound
 from studio.jobs.export import stream_zip
 from studio.jobs.models import JobStatus
+from studio.jobs.serving import send_download, send_inside, send_preview
 from studio.services import services
-from studio.web import EmptyBody, parse_json, parse_query
+from studio.web import EmptyBody, UtcDatetime, parse_json, parse_query
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
 
 JOB_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-
-
-def send_inside(root: Path, path: Path, *, download_name: str, max_age: int) -> Response:
-    """``send_file`` for a file below ``root`` reached without following any link (``O_NOFOLLOW`` at
-    every step), with ranges and conditional requests; a 404 for anything else."""
-    try:
-        handle = safepath.open_inside(root, path, "rb")
-    except (OSError, ValueError) as err:
-        raise NotFound("The file is gone.", code="output_missing") from err
-    facts = os.fstat(handle.fileno())
-    response = send_file(handle, download_name=download_name, conditional=False, max_age=max_age,
-                         etag=f"{facts.st_mtime_ns:x}-{facts.st_size:x}", last_modified=facts.st_mtime)
-    response.content_length = facts.st_size
-    try:
-        response.make_conditional(request.environ, accept_ranges=True, complete_length=facts.st_size)
-    except RequestedRangeNotSatisfiable:
-        handle.close()
-        raise
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 class JobQuery(BaseModel):
@@ -48,8 +26,8 @@ class JobQuery(BaseModel):
     status: str | None = Field(None, max_length=200)
     workflow: str | None = Field(None, max_length=128)
     q: str | None = Field(None, max_length=200)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None
     before: str | None = Field(None, pattern=JOB_ID, description="the last job id of the previous page")
     limit: int = Field(50, ge=1, le=200)
 
@@ -86,9 +64,9 @@ def job_preview(job_id: str) -> Response:
     found = studio.job_engine.preview(job_id)
     if found is None:
         raise NotFound("No preview yet.", code="no_preview")
-    mime, data = found
-    response = Response(data, mimetype=mime)
-    response.headers["Cache-Control"] = "no-store"
+    response = send_preview(*found)
+    if response is None:  # a frame whose type is not an image Studio shows: as if there were none
+        raise NotFound("No preview yet.", code="no_preview")
     return response
 
 
@@ -126,9 +104,7 @@ def export_job(job_id: str) -> Response:
         found = _output_path(studio.data_dir.outputs, job_id, row.path)
         if found is not None:
             files.append((f"outputs/{found.name}", studio.data_dir.outputs, found))
-    response = Response(stream_with_context(stream_zip(view, files)), mimetype="application/zip")
-    response.headers["Content-Disposition"] = f'attachment; filename="job-{job_id}.zip"'
-    return response
+    return send_download(stream_with_context(stream_zip(view, files)), download_name=f"job-{job_id}.zip")
 
 
 @bp.post("/jobs/<job_id>/cancel")

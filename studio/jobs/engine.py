@@ -31,6 +31,7 @@ from studio.jobs.inputs import InputStore
 from studio.jobs.live import LiveJob, step_count
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.service import JobService
+from studio.jobs.serving import preview_type
 from studio.jobs.views import shown
 from studio.paths import DataDir
 from studio.safepath import UnsafePath
@@ -72,6 +73,9 @@ class JobEngine:
         self._served: dict[int | None, float] = {}
         self._lock = threading.Lock()
         self.backoff = Backoff()
+        # In-flight jobs whose owner was deleted: stopped in ComfyUI by the engine thread.
+        self._orphans: set[str] = set()
+        service.on_orphaned.append(self._orphaned)
         stream.on_state(self._on_state)
         stream.on_message(self._on_message)
         stream.on_binary(self._on_binary)
@@ -79,6 +83,7 @@ class JobEngine:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.service.owner_deleted(None)  # jobs left without an owner before: nobody's, never run
         self._reconcile.set()
         self._thread = threading.Thread(target=self._loop, name="job-engine", daemon=True)
         self._thread.start()
@@ -112,6 +117,7 @@ class JobEngine:
             self._guarded("finalize", self._finalize, job_id)
         if not self.stream.connected:
             return
+        self._guarded("stop orphaned jobs", self._stop_orphans)
         if self._reconcile.is_set() or self._has_detached():
             self._reconcile.clear()
             self._guarded("reconcile", self.reconcile)
@@ -165,11 +171,12 @@ class JobEngine:
         if not isinstance(frame, PreviewImage) or frame.prompt_id is None:
             return
         live = self.live.get(frame.prompt_id)
-        if live is None:
+        mime = preview_type(frame.mime_type)  # what the frame says it is counts only for PNG, JPEG, WebP
+        if live is None or mime is None:
             return
         with self._lock:
             seq = self.previews.get(frame.prompt_id, ("", b"", 0))[2] + 1
-            self.previews[frame.prompt_id] = (frame.mime_type, frame.image, seq)
+            self.previews[frame.prompt_id] = (mime, frame.image, seq)
         self.bus.publish("jobs/preview", {"id": frame.prompt_id, "seq": seq, "node": frame.node_id},
                          key=frame.prompt_id, user_id=live.owner_id)
 
@@ -199,13 +206,14 @@ class JobEngine:
         """
         held = self.backoff.held()
         with Session(self.service.engine) as session:
-            queued = select(Job).where(Job.status == JobStatus.QUEUED)
+            # A job without an owner (theirs was deleted) is never sent: owner_deleted cancels it.
+            queued = select(Job).where(Job.status == JobStatus.QUEUED, col(Job.owner_id).is_not(None))
             if held:
                 queued = queued.where(col(Job.id).not_in(held))
             front = session.exec(queued.where(Job.priority > 0).order_by(col(Job.position)).limit(1)).first()
             if front is not None:
                 return front
-            waiting_owners = select(Job.owner_id).where(Job.status == JobStatus.QUEUED)
+            waiting_owners = select(Job.owner_id).where(Job.status == JobStatus.QUEUED, col(Job.owner_id).is_not(None))
             if held:
                 waiting_owners = waiting_owners.where(col(Job.id).not_in(held))
             owners = list(session.exec(waiting_owners.distinct()))
@@ -433,6 +441,34 @@ class JobEngine:
                 self.service.mark(job.id, JobStatus.FAILED, error={"message": LOST_REASON})
 
     # -- cancelling -----------------------------------------------------------------------------
+
+    def _orphaned(self, job_ids: list[str]) -> None:
+        """Their owner was deleted (any thread): from now on their live events have no owner, which
+        only admins receive, and the engine thread stops them in ComfyUI."""
+        with self._lock:
+            self._orphans.update(job_ids)
+        for job_id in job_ids:
+            live = self.live.get(job_id)
+            if live is not None:
+                live.owner_id = None
+        self.service.wakeup.set()
+
+    def _stop_orphans(self) -> None:
+        with self._lock:
+            waiting = sorted(self._orphans)
+        for job_id in waiting:
+            with Session(self.service.engine) as session:
+                job = session.get(Job, job_id)
+            if job is not None and job.status not in FINISHED:
+                try:
+                    self.cancel(job)
+                except ServiceUnavailable:
+                    log.info("job %s of a deleted user: ComfyUI cannot be asked to stop it yet", job_id)
+                    continue  # tried again on the next tick
+                except Conflict:
+                    pass
+            with self._lock:
+                self._orphans.discard(job_id)
 
     def cancel(self, job: Job) -> None:
         """Waiting here: cancelled. Waiting in ComfyUI: removed there. Running: interrupted."""

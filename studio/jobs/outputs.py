@@ -30,7 +30,7 @@ from studio.comfy.client import STREAM_CHUNK
 log = logging.getLogger(__name__)
 
 KINDS = {
-    "png": "image", "jpg": "image", "jpeg": "image", "webp": "image", "bmp": "image",
+    "png": "image", "jpg": "image", "jpeg": "image", "webp": "image", "bmp": "image", "avif": "image",
     "gif": "gif",
     "mp4": "video", "webm": "video", "mov": "video", "mkv": "video",
     "wav": "audio", "mp3": "audio", "flac": "audio", "ogg": "audio", "opus": "audio",
@@ -38,7 +38,13 @@ KINDS = {
 # Room for " (999)" and the ".part" of the download beside it, below the file system's 255 bytes.
 MAX_NAME_BYTES = safepath.NAME_MAX - safepath.SUFFIX_ROOM - 16
 MAX_OUTPUTS = 1000
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (C0, DEL, C1) and format characters (Unicode category Cf: the bidi overrides that
+# make "spoof\u202egnp.exe" read "spoofexe.png", zero-width joiners, BOMs): never part of a kept name.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    return "".join(ch for ch in _UNSAFE.sub("", text) if unicodedata.category(ch) != "Cf")
 IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
                 Image.DecompressionBombError, Image.DecompressionBombWarning)
 
@@ -79,7 +85,7 @@ def safe_name(raw: Any) -> str:
     text = raw if isinstance(raw, str) else str(raw)
     text = text.replace("\\", "/").rsplit("/", 1)[-1]
     text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(text) else text
-    text = unicodedata.normalize("NFC", _UNSAFE.sub("", text)).strip().strip(".").strip()
+    text = _visible(unicodedata.normalize("NFC", text)).strip().strip(".").strip()
     if not text:
         raise Refused(f"ComfyUI named an output with nothing usable in it: {str(raw)[:80]!r}")
     stem, dot, extension = text.rpartition(".")

@@ -53,6 +53,13 @@ def _sendable(prompt: dict[str, Any]) -> dict[str, Any]:
     return prompt
 
 
+class _Ask:
+    """``submit``'s default: ask ComfyUI for ``object_info`` itself."""
+
+
+ASK = _Ask()
+
+
 def prompt_text_of(workflow_inputs: list[Any], values: dict[str, Any]) -> str:
     """The text people search History for: every text input, joined."""
     return "\n".join(str(values[s.id]) for s in workflow_inputs if s.type == "text" and values.get(s.id))[:20000]
@@ -78,12 +85,18 @@ class JobService:
         self.lora_pairs = lora_pairs
         # Woken whenever there may be work for the dispatcher (a new job, a resume, a cancel).
         self.wakeup = threading.Event()
+        # Told the ids of in-flight jobs whose owner was deleted: the engine stops them in ComfyUI.
+        self.on_orphaned: builtins.list[Callable[[builtins.list[str]], None]] = []
 
     # -- queueing -------------------------------------------------------------------------------
 
-    def submit(self, workflow_id: str, raw: dict[str, Any], *, owner: Identity, count: int = 1) -> list[dict]:
+    def submit(self, workflow_id: str, raw: dict[str, Any], *, owner: Identity, count: int = 1,
+               object_info: dict[str, Any] | None | _Ask = ASK) -> list[dict]:
+        """Queues ``count`` jobs; ``object_info`` is what the caller already asked ComfyUI (None: it
+        could not be asked), so one request never waits for ComfyUI twice."""
         workflow = self.library.get(workflow_id)
-        values = workflow_params.validate(workflow, raw, self.object_info(), self.image_exists, self.lora_pairs)
+        info = self.object_info() if isinstance(object_info, _Ask) else object_info
+        values = workflow_params.validate(workflow, raw, info, self.image_exists, self.lora_pairs)
         count = max(1, min(count, MAX_BATCH))
 
         def work(session: Session) -> list[Job]:
@@ -382,6 +395,47 @@ class JobService:
         for job in jobs:
             self.publish(job)
         return len(jobs)
+
+    def owner_deleted(self, user_id: int | None) -> int:
+        """After a user is deleted: their waiting jobs are cancelled and their running ones stopped
+        in ComfyUI (the engine interrupts them), so nothing of theirs keeps running for nobody.
+
+        Called after the user's row is gone, the jobs' ``owner_id`` may already be NULL (``ON DELETE
+        SET NULL``): jobs without an owner are taken too, since nobody can follow them but an admin.
+        Their events then go out without an owner, which only admins receive. ``None``: only the jobs
+        already without an owner (the engine does this at start). Returns how many jobs were cancelled
+        or asked to stop.
+        """
+        orphan = col(Job.owner_id).is_(None)
+        owned = orphan if user_id is None else or_(col(Job.owner_id) == user_id, orphan)
+        now = datetime.now(UTC)
+
+        def work(session: Session) -> tuple[builtins.list[Job], builtins.list[str]]:
+            waiting = builtins.list(session.exec(select(Job).where(Job.status == JobStatus.QUEUED, owned)))
+            for job in waiting:
+                job.status, job.finished_at, job.owner_id = JobStatus.CANCELLED, now, None
+                job.timeline = _bounded([*job.timeline, {"at": now.isoformat(), "status": JobStatus.CANCELLED.value,
+                                                         "note": "its owner was deleted"}])
+                session.add(job)
+            running = builtins.list(session.exec(select(Job).where(col(Job.status).in_(IN_FLIGHT), owned)))
+            for job in running:
+                job.owner_id = None
+                session.add(job)
+            return waiting, [job.id for job in running]
+
+        waiting, running = write_with_retry(self.engine, work)
+        for job in waiting:
+            self.publish(job)
+            self.bus.publish("jobs/finished", {"id": job.id, "status": job.status.value,
+                                               "workflow": job.workflow_name, "error": job.error}, user_id=None)
+        if running:
+            for listener in self.on_orphaned:
+                listener(running)
+        self.wakeup.set()
+        if waiting or running:
+            log.info("user %s deleted: %d waiting jobs cancelled, %d running jobs stopped", user_id, len(waiting),
+                     len(running))
+        return len(waiting) + len(running)
 
     def delete(self, job_id: str, *, actor: Identity) -> None:
         job = self._job(job_id, actor)

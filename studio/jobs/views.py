@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from studio.jobs.models import Job, JobOutput
+from studio.jobs.serving import clean_name
 
 MAX_SHOWN_INT = 2**64
 MAX_SHOWN_DEPTH = 32
@@ -52,7 +53,7 @@ def output_view(output: JobOutput) -> dict[str, Any]:
         "id": output.id,
         "node_id": output.node_id,
         "kind": output.kind,
-        "filename": output.filename,
+        "filename": clean_name(_text(output.filename)),  # an older row's bidi override is not shown
         "url": f"/api/jobs/{output.job_id}/outputs/{output.id}",
         "size": output.size,
         "width": output.width,

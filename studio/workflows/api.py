@@ -8,12 +8,12 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
-from studio.comfy import ComfyError
 from studio.downloads.civitai import CivitaiLookup
 from studio.downloads.manager import size_in_bytes
 from studio.errors import BadRequest, ServiceUnavailable, StudioError, Unprocessable
 from studio.services import Services, services
 from studio.web import EmptyBody, parse_json, parse_query
+from studio.workflows.comfyfacts import Facts, comfy_facts
 from studio.workflows.library import Workflow
 from studio.workflows.manifest import PICKER_FOLDERS
 from studio.workflows.needs import Install, plan
@@ -29,30 +29,30 @@ class RunRequest(BaseModel):
     count: int = Field(1, ge=1, le=100)
 
 
-def _readiness(studio: Services, workflow: Workflow) -> dict[str, Any]:
-    try:
-        object_info = studio.comfy.object_info()
-    except ComfyError as err:
-        return {"ready": None, "problems": [f"ComfyUI cannot be asked: {err}"], "missing_nodes": [],
+def _readiness(workflow: Workflow, facts: Facts) -> dict[str, Any]:
+    if facts.object_info is None:
+        return {"ready": None, "problems": [f"ComfyUI cannot be asked: {facts.problem}"], "missing_nodes": [],
                 "missing_models": [], "models": []}
-    try:
-        model_index: dict[str, set[str]] | None = studio.comfy.model_index()
-    except ComfyError:  # a ComfyUI without /models: known loaders are still checked via object_info
-        model_index = None
-    return readiness(workflow, object_info, model_index)
+    return readiness(workflow, facts.object_info, facts.model_index)
 
 
-def _summary(studio: Services, workflow: Workflow) -> dict[str, Any]:
+def _summary(workflow: Workflow, facts: Facts) -> dict[str, Any]:
     manifest = workflow.manifest
     return {"id": workflow.id, "name": manifest.name, "description": manifest.description,
             "category": manifest.category, "version": manifest.version, "bundled": workflow.bundled,
-            "readiness": _readiness(studio, workflow)}
+            "readiness": _readiness(workflow, facts)}
+
+
+def _facts(studio: Services) -> Facts:
+    """ComfyUI's nodes and models, asked once for the whole request (see ``comfyfacts``)."""
+    return comfy_facts(studio.comfy)
 
 
 @bp.get("")
 def list_workflows() -> Response:
     studio = services()
-    items = [_summary(studio, workflow) for workflow in studio.library.all()]
+    facts = _facts(studio)
+    items = [_summary(workflow, facts) for workflow in studio.library.all()]
     problems = [{"folder": p.folder, "message": p.message} for p in studio.library.problems]
     return jsonify({"items": items, "problems": problems})
 
@@ -63,16 +63,13 @@ def get_workflow(workflow_id: str) -> Response:
     """The form: the manifest, plus what each picker may choose from on this ComfyUI."""
     studio = services()
     workflow = studio.library.get(workflow_id)
-    try:
-        object_info: dict[str, Any] | None = studio.comfy.object_info()
-    except ComfyError:
-        object_info = None
+    facts = _facts(studio)
     choices = {}
     for spec in workflow.manifest.inputs:
-        found = choices_for(spec, workflow.prompt, object_info) if spec.type in PICKER_FOLDERS else None
+        found = choices_for(spec, workflow.prompt, facts.object_info) if spec.type in PICKER_FOLDERS else None
         if found is not None:
             choices[spec.id] = found
-    return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json"),
+    return jsonify({**_summary(workflow, facts), "manifest": workflow.manifest.model_dump(mode="json"),
                     "choices": choices})
 
 
@@ -89,14 +86,13 @@ def import_workflow() -> Response:
     if upload is None:
         raise BadRequest("Send the workflow as multipart field 'file'.", fields={"file": "missing"})
     studio = services()
-    try:
-        object_info = studio.comfy.object_info()
-    except ComfyError as err:
-        raise ServiceUnavailable(f"ComfyUI is needed to read the workflow: {err}", code="comfy_unavailable") from err
+    facts = _facts(studio)
+    if facts.object_info is None:
+        raise ServiceUnavailable(f"ComfyUI is needed to read the workflow: {facts.problem}", code="comfy_unavailable")
     manifest = studio.importer.import_file(
         upload.read(), name=request.form.get("name") or None, workflow_id=request.form.get("id") or None,
-        replace=request.form.get("replace") in ("1", "true", "on"), object_info=object_info)
-    response = jsonify(_summary(studio, studio.library.get(manifest.id)))
+        replace=request.form.get("replace") in ("1", "true", "on"), object_info=facts.object_info)
+    response = jsonify(_summary(studio.library.get(manifest.id), facts))
     response.status_code = 201
     return response
 
@@ -109,7 +105,7 @@ def save_mapping(workflow_id: str) -> Response:
     studio = services()
     studio.importer.save_mapping(workflow_id, body.inputs)
     workflow = studio.library.get(workflow_id)
-    return jsonify({**_summary(studio, workflow), "manifest": workflow.manifest.model_dump(mode="json")})
+    return jsonify({**_summary(workflow, _facts(studio)), "manifest": workflow.manifest.model_dump(mode="json")})
 
 
 class MissingQuery(BaseModel):
@@ -157,7 +153,7 @@ def install_missing(workflow_id: str) -> Response:
 def _missing(studio: Services, workflow: Workflow, *, civitai: bool) -> tuple[dict[str, Any], list[Install]]:
     lookup = CivitaiLookup(studio.downloads.session, studio.settings.civitai_endpoint,
                            studio.downloads.tokens) if civitai else None
-    return plan(_readiness(studio, workflow), workflow.manifest, studio.catalogs(), studio.downloads, lookup)
+    return plan(_readiness(workflow, _facts(studio)), workflow.manifest, studio.catalogs(), studio.downloads, lookup)
 
 
 @bp.post("/<workflow_id>/run")
@@ -166,11 +162,13 @@ def run(workflow_id: str) -> Response:
     body = parse_json(RunRequest)
     studio = services()
     workflow = studio.library.get(workflow_id)
-    ready = _readiness(studio, workflow)
+    facts = _facts(studio)
+    ready = _readiness(workflow, facts)
     if ready["ready"] is False:
         raise Unprocessable("This workflow cannot run yet: " + "; ".join(ready["problems"]) + ".",
                             code="workflow_not_ready", details={"readiness": ready})
-    jobs = studio.jobs.submit(workflow_id, body.params, owner=current_identity(), count=body.count)
+    jobs = studio.jobs.submit(workflow_id, body.params, owner=current_identity(), count=body.count,
+                              object_info=facts.object_info)
     response = jsonify({"items": jobs})
     response.status_code = 201
     return response

@@ -180,6 +180,14 @@ class WorkflowImporter:
             raise BadRequest("Use letters, digits, '-' and '_' for the id.", fields={"id": "invalid id"})
         folder = self.user_dir / chosen_id
         previous = None
+        # Any workflow with this id counts, a bundled one too: an import never shadows one unasked.
+        existing = self.library.find(chosen_id)
+        if existing is not None and not replace:
+            where = "a bundled workflow" if existing.bundled else "a workflow"
+            raise Conflict(f"There is already {where} with the id {chosen_id!r}. Import with replace to "
+                           "update it, or choose another id.", code="workflow_exists")
+        if existing is not None and not existing.bundled and existing.folder.parent == self.user_dir:
+            folder = existing.folder  # the user's own copy is updated where it is, never duplicated
         if safepath.lexists_inside(self.user_dir, folder) or folder.is_symlink():
             if not replace:
                 raise Conflict(f"A workflow {chosen_id!r} exists. Import with replace to update it.",

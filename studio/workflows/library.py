@@ -198,9 +198,13 @@ class WorkflowLibrary:
         self.refresh()
         return sorted(self._workflows.values(), key=lambda w: w.manifest.name.lower())
 
-    def get(self, workflow_id: str) -> Workflow:
+    def find(self, workflow_id: str) -> Workflow | None:
+        """The workflow with this id (bundled or the user's), or None."""
         self.refresh()
-        workflow = self._workflows.get(workflow_id)
+        return self._workflows.get(workflow_id)
+
+    def get(self, workflow_id: str) -> Workflow:
+        workflow = self.find(workflow_id)
         if workflow is None:
             raise NotFound(f"No workflow {workflow_id!r}.", code="workflow_not_found")
         return workflow

@@ -11,6 +11,10 @@ Faults for tests: ``fail_nodes`` (a node raises), ``drop_sockets()`` (socket dro
 ``drop_prompt_posts`` (close the next N ``POST /prompt`` connections without an answer) and
 ``history_hook`` (rewrite a finished prompt's history entry, as a buggy or hostile ComfyUI would).
 ``output_dir`` puts ComfyUI's output folder elsewhere (Studio's own, as the container does).
+``path_delays`` (path → seconds) holds every request for that path before it is answered: a large
+value is a ComfyUI that accepts connections and never answers (removing the path answers the
+requests held so far); ``paths_asked`` counts requests per path. ``preview_meta`` is merged into
+every type-4 preview frame's metadata (a hostile ``image_type``).
 """
 
 from __future__ import annotations
@@ -79,6 +83,12 @@ class ComfyUITestServer(FileRoutes):
         self.prompt_posts = 0
         # Called with each finished prompt's history entry before it is stored; may change it in place.
         self.history_hook: Callable[[dict[str, Any]], None] | None = None
+        # Seconds to hold a request for a path (``/object_info``; ``/api`` prefixes count as the same
+        # path) before answering it, and how many requests each path got.
+        self.path_delays: dict[str, float] = {}
+        self.paths_asked: dict[str, int] = {}
+        # Merged into the metadata of every type-4 preview frame, after the real image_type.
+        self.preview_meta: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -126,7 +136,8 @@ class ComfyUITestServer(FileRoutes):
         assert loop is not None
         asyncio.set_event_loop(loop)
         self._outbox = asyncio.Queue()
-        app = web.Application(middlewares=[self._origin_check], client_max_size=FEATURES["max_upload_size"])
+        app = web.Application(middlewares=[self._faults, self._origin_check],
+                              client_max_size=FEATURES["max_upload_size"])
         self._add_routes(app)
         # A killed ComfyUI does not wait for its clients' keep-alive connections.
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.05)
@@ -202,7 +213,7 @@ class ComfyUITestServer(FileRoutes):
             for target_sid, ws in targets:
                 if ws is None or ws.closed:
                     continue
-                frame = self._encode(event, data, self.socket_flags.get(target_sid, {}))
+                frame = self._encode(event, data, self.socket_flags.get(target_sid, {}), self.preview_meta)
                 if frame is None:
                     continue
                 try:
@@ -214,13 +225,14 @@ class ComfyUITestServer(FileRoutes):
                     continue
 
     @staticmethod
-    def _encode(event: str, data: Any, flags: dict[str, Any]) -> str | bytes | None:
+    def _encode(event: str, data: Any, flags: dict[str, Any], preview_meta: dict[str, Any] | None = None,
+                ) -> str | bytes | None:
         wants_metadata = bool(flags.get("supports_preview_metadata"))
         if event == "preview4":
             if not wants_metadata:
                 return None
             (image_format, image), meta = data
-            meta = {**meta, "image_type": "image/png" if image_format == 2 else "image/jpeg"}
+            meta = {**meta, "image_type": "image/png" if image_format == 2 else "image/jpeg", **(preview_meta or {})}
             meta_bytes = json.dumps(meta).encode()
             return struct.pack(">II", 4, len(meta_bytes)) + meta_bytes + image
         if event == "preview1":
@@ -235,6 +247,17 @@ class ComfyUITestServer(FileRoutes):
         return json.dumps({"type": event, "data": data})
 
     # -- HTTP -----------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        path = request.path.removeprefix("/api") if request.path.startswith("/api/") else request.path
+        self.paths_asked[path] = self.paths_asked.get(path, 0) + 1
+        delay = self.path_delays.get(path)
+        if delay:  # held until the delay has passed or the test takes it away (ComfyUI answers again)
+            deadline = asyncio.get_running_loop().time() + delay
+            while self.path_delays.get(path) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+        return await handler(request)
 
     @web.middleware
     async def _origin_check(self, request: web.Request, handler: Any) -> web.StreamResponse:
