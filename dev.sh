@@ -3,6 +3,7 @@
 #   ./dev.sh serve   run Studio on http://127.0.0.1:8000 (data in the platform's user data folder)
 #   ./dev.sh test    run the whole test suite (installs Debian's chromium for the browser tests)
 #   ./dev.sh lint    ruff
+#   ./dev.sh mutate [module…]   mutation testing of the core services (minutes per module; not in CI)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -52,8 +53,13 @@ case "${1:-}" in
       find webui -name '*.js' -print0 | xargs -0 -n1 node --experimental-default-type=module --check
     fi
     ;;
+  mutate)
+    shift
+    ensure_venv
+    exec "$VENV/bin/python" tests/mutation.py "$@"
+    ;;
   *)
-    echo "usage: ./dev.sh serve|test|lint" >&2
+    echo "usage: ./dev.sh serve|test|lint|mutate" >&2
     exit 2
     ;;
 esac

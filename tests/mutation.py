@@ -1,0 +1,331 @@
+"""Mutation testing of the core services: ``./dev.sh mutate [module…]`` (see docs/development.md).
+
+Each module is mutated by mutmut with only the test files that are about it (``MODULES`` below, the
+one place that says which), in its own folder ``.mutmut/<module>/`` so that runs of different
+modules never share a cache. A run starts from scratch, so the score always describes the tests as
+they are now. The score is killed / (total − equivalent): a mutant that makes a test hang (timeout)
+counts as killed, one that no selected test reaches counts as surviving. Equivalent mutants (no
+test can tell them apart from the real code) are listed, each with its reason, in
+``mutation-equivalents.md`` beside ``pyproject.toml``; an entry whose mutated line no longer matches
+the code is reported as stale and not excluded.
+
+This file is not a test module (pytest collects only ``test_*.py``); it imports nothing of Studio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutmut"
+EQUIVALENTS = ROOT / "mutation-equivalents.md"
+TARGET = 0.80
+# What a run folder needs from the repository (mutmut copies them into its ``mutants/`` folder).
+LINKED = ("studio", "tests", "webui", "workflows", "catalogs", "docs", "pyproject.toml")
+
+# Module → the tests that exercise it: files, or single tests as pytest node ids. Keep each list to
+# the tests about that module: every mutant reruns the selected tests that reach its function, and
+# every test costs its fixtures (a fresh database, a ComfyUI test server), so one broad file adds
+# minutes. A file named here that does not exist (yet) is left out.
+HARDENING = "tests/test_hardening_requests.py::"
+SIGN_IN_LIMITS = (
+    HARDENING + "test_wrong_passwords_from_elsewhere_never_lock_the_admin_out",
+    HARDENING + "test_many_addresses_against_one_account_alert_and_hold_back_only_failing_addresses",
+    HARDENING + "test_concurrent_wrong_passwords_neither_race_the_limit_nor_fail",
+)
+SOCKET_RECHECKS = (
+    HARDENING + "test_a_disabled_users_socket_is_closed_and_gets_nothing_more",
+    HARDENING + "test_a_demoted_admins_socket_stops_receiving_audit_events",
+    HARDENING + "test_a_revoked_tokens_socket_is_closed",
+)
+HOSTS_AND_ORIGINS = (
+    HARDENING + "test_setup_cannot_be_taken_over_through_a_rebound_host_name",
+    HARDENING + "test_allowed_hosts_setting_and_forwarded_names",
+    HARDENING + "test_origin_must_match_scheme_host_and_port",
+)
+JOBS_TESTS = (
+    "tests/test_jobs.py", "tests/test_jobs_queue.py", "tests/test_jobs_faults.py", "tests/test_jobs_hardening.py",
+    "tests/test_mutants_jobs.py",
+)
+SECOND_REVIEW = "tests/test_second_review.py::"
+DOWNLOADS_TESTS = (
+    "tests/test_downloads.py", "tests/test_downloads_hardening.py",
+    SECOND_REVIEW + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
+    SECOND_REVIEW + "test_downloads_over_plain_http_or_another_port_carry_no_token",
+    "tests/test_mutants_downloads.py",
+)
+MODULES: dict[str, tuple[str, ...]] = {
+    "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py"),
+    "studio/jobs/engine.py": JOBS_TESTS,
+    "studio/auth/service.py": (
+        "tests/test_auth_sessions.py", "tests/test_auth_tokens.py", *SIGN_IN_LIMITS, *SOCKET_RECHECKS,
+        HARDENING + "test_a_token_expiry_without_a_time_zone_is_utc", "tests/test_mutants_auth.py",
+    ),
+    "studio/auth/guard.py": (
+        "tests/test_auth_guard.py", "tests/test_auth_sessions.py", "tests/test_auth_tokens.py", *HOSTS_AND_ORIGINS,
+        "tests/test_mutants_auth.py",
+    ),
+    "studio/downloads/manager.py": DOWNLOADS_TESTS,
+    "studio/downloads/transfer.py": DOWNLOADS_TESTS,
+    "studio/workflows/params.py": (
+        "tests/test_jobs.py", "tests/test_workflow_import.py", "tests/test_workflow_blocks.py",
+        "tests/test_lora_pairs.py", "tests/test_mutants_workflows.py",
+    ),
+    "studio/workflows/importer.py": (
+        "tests/test_workflow_import.py", "tests/test_workflow_needs.py", "tests/test_mutants_workflows.py",
+    ),
+    "studio/events/hub.py": ("tests/test_events.py", *SOCKET_RECHECKS, "tests/test_mutants_events.py"),
+}
+
+# mutmut's exit codes, as it records them per mutant (mutmut/stats.py).
+KILLED = {1, 3, 24, -24, 152, 255, 36}  # a failing test, pytest's internal error, a timeout
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def module_path(name: str) -> str:
+    """``auth/service``, ``studio.auth.service`` or ``studio/auth/service.py`` → the path in MODULES."""
+    text = name.strip().removesuffix(".py").replace(".", "/").strip("/")
+    if not text.startswith("studio/"):
+        text = "studio/" + text
+    path = text + ".py"
+    if path not in MODULES:
+        raise SystemExit(f"{name}: not a module mutation testing knows; one of: " + ", ".join(MODULES))
+    return path
+
+
+def slug(path: str) -> str:
+    return path.removeprefix("studio/").removesuffix(".py").replace("/", "-")
+
+
+def dotted(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+# -- equivalent mutants --------------------------------------------------------------------------
+
+ENTRY = re.compile(r"^- `(?P<name>[^`]+__mutmut_\d+)` `(?P<line>[^`]+)`: (?P<reason>.+)$")
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    name: str
+    line: str  # the mutated line as the diff shows it (after ``+``), stripped
+    reason: str
+
+
+def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
+    """Entries look like ``- `<mutant name>` `<the mutated line>`: <why no test can tell>``."""
+    found: dict[str, Equivalent] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = ENTRY.match(line.strip())
+        if match:
+            found[match["name"]] = Equivalent(match["name"], match["line"].strip(), match["reason"].strip())
+    return found
+
+
+def added_lines(diff: str) -> list[str]:
+    return [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+
+
+# -- one module ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    module: str
+    seconds: float
+    total: int = 0
+    killed: int = 0
+    equivalent: int = 0
+    survivors: dict[str, str] = field(default_factory=dict)  # name → diff
+    stale: list[str] = field(default_factory=list)
+    failed: str | None = None
+
+    @property
+    def score(self) -> float:
+        counted = self.total - self.equivalent
+        return self.killed / counted if counted > 0 else 0.0
+
+
+def prepare(path: str) -> Path:
+    """A fresh run folder: links to the repository's code, tests and data, nothing else."""
+    folder = WORK / slug(path)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for name in LINKED:
+        if (ROOT / name).exists():
+            (folder / name).symlink_to(ROOT / name)
+    return folder
+
+
+def source_digest(path: str) -> str:
+    return hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+
+
+def run_module(path: str, *, max_children: int, survivors_only: bool = False) -> Outcome:
+    """Mutates ``path`` and runs its tests; with ``survivors_only``, only the mutants that survived the
+    last run of this module (its code unchanged) run again, the others keep their result."""
+    tests = [test for test in MODULES[path] if (ROOT / test.partition("::")[0]).exists()]
+    previous: dict[str, dict] = {}
+    names: list[str] = []
+    if survivors_only:
+        report = WORK / slug(path) / "report.json"
+        if not report.exists():
+            raise SystemExit(f"{path}: --survivors needs an earlier run of this module")
+        last = json.loads(report.read_text())
+        if last["source_sha256"] != source_digest(path):
+            raise SystemExit(f"{path} changed since its last run: mutant names moved, run it in full")
+        previous = last["mutants"]
+        equivalents = read_equivalents()
+        names = [name for name, result in previous.items()
+                 if result["exit_code"] not in KILLED and name not in equivalents]
+    folder = prepare(path)
+    say(f"\n== {path}: mutmut over {', '.join(tests)}"
+        + (f" ({len(names)} surviving mutants again)" if survivors_only else ""))
+    if survivors_only and not names:
+        results = previous
+        outcome = Outcome(path, 0.0)
+    else:
+        (folder / "names.txt").write_text("\n".join(names))
+        started = time.monotonic()
+        child = subprocess.run(
+            [sys.executable, os.fspath(Path(__file__).resolve()), "--child", path, "--max-children",
+             str(max_children), *tests],
+            cwd=folder, check=False,
+        )
+        outcome = Outcome(path, time.monotonic() - started)
+        report = folder / "report.json"
+        if child.returncode != 0 or not report.exists():
+            outcome.failed = f"mutmut exited with {child.returncode}"
+            return outcome
+        fresh: dict[str, dict] = json.loads(report.read_text())["mutants"]
+        results = {**fresh, **{name: result for name, result in previous.items() if name not in names}}
+        if survivors_only:  # what the next --survivors starts from
+            report.write_text(json.dumps({"source_sha256": source_digest(path), "mutants": results},
+                                         indent=1, ensure_ascii=False))
+    equivalents = read_equivalents()
+    outcome.total = len(results)
+    for name, result in sorted(results.items(), key=lambda item: _natural(item[0])):
+        if result["exit_code"] in KILLED:
+            outcome.killed += 1
+            if name in equivalents:
+                outcome.stale.append(f"{name} is listed as equivalent but a test kills it")
+            continue
+        listed = equivalents.get(name)
+        if listed is not None:
+            if listed.line in added_lines(result["diff"]):
+                outcome.equivalent += 1
+                continue
+            outcome.stale.append(f"{name}: the listed line no longer matches this mutant")
+        outcome.survivors[name] = f"[{result['status']}]\n{result['diff']}"
+    prefix = dotted(path) + "."
+    for name in equivalents:
+        if name.startswith(prefix) and name not in results:
+            outcome.stale.append(f"{name}: no such mutant any more")
+    return outcome
+
+
+def _natural(name: str) -> tuple[str, int]:
+    base, _, number = name.rpartition("__mutmut_")
+    return base, int(number) if number.isdigit() else 0
+
+
+def print_outcome(outcome: Outcome) -> None:
+    if outcome.failed:
+        say(f"\n{outcome.module}: FAILED ({outcome.failed}); see the output above")
+        return
+    for name, diff in outcome.survivors.items():
+        say(f"\n--- survived: {name} {diff.splitlines()[0]}")
+        say("\n".join(diff.splitlines()[1:]))
+    for line in outcome.stale:
+        say(f"\nstale entry in {EQUIVALENTS.name}: {line}")
+    say(f"\n{outcome.module}: {outcome.score:.1%} killed ({outcome.killed} of {outcome.total} mutants, "
+          f"{outcome.equivalent} equivalent excluded, {len(outcome.survivors)} surviving) "
+          f"in {outcome.seconds / 60:.1f} min")
+
+
+# -- inside the run folder: mutmut itself ----------------------------------------------------------
+
+
+def child(path: str, tests: list[str], max_children: int) -> int:
+    """Runs mutmut in this folder with the module and tests given; writes ``report.json``."""
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        del sys.path[0]  # this script's folder: the tests must import the mutated copy only
+    from mutmut import configuration
+
+    cfg = configuration.config()  # [tool.mutmut] of pyproject.toml; the module and tests are per run
+    cfg.only_mutate = [path]
+    cfg.pytest_add_cli_args_test_selection = tests
+
+    from mutmut.__main__ import cli
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.stats import status_by_exit_code
+
+    names = [name for name in Path("names.txt").read_text().split("\n") if name] if Path("names.txt").exists() else []
+    try:
+        cli(["run", "--max-children", str(max_children), *names], standalone_mode=False)
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            return int(stop.code) if isinstance(stop.code, int) else 1
+    data = SourceFileMutationData(path=Path(path))
+    data.load()
+    mutants = {}
+    for name, exit_code in data.exit_code_by_key.items():
+        if names and name not in names:
+            continue
+        mutants[name] = {"exit_code": exit_code, "status": status_by_exit_code[exit_code],
+                         "diff": "" if exit_code in KILLED else get_diff_for_mutant(name, path=path)}
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    Path("report.json").write_text(json.dumps({"source_sha256": digest, "mutants": mutants}, indent=1,
+                                              ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="./dev.sh mutate", description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="e.g. auth/service or studio/events/hub.py (default: all)")
+    parser.add_argument("--max-children", type=int, default=1, help="mutmut workers (default 1)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run again only what survived the module's last run (after adding tests)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.modules, args.max_children)
+    paths = [module_path(name) for name in args.modules] or list(MODULES)
+    outcomes = []
+    for path in paths:
+        outcome = run_module(path, max_children=args.max_children, survivors_only=args.survivors)
+        print_outcome(outcome)
+        outcomes.append(outcome)
+    say("\nmodule                            score   killed/counted  equivalent  time")
+    for outcome in outcomes:
+        counted = outcome.total - outcome.equivalent
+        score = "failed" if outcome.failed else f"{outcome.score:6.1%}"
+        say(f"{outcome.module:32}  {score:>6}  {outcome.killed:>6}/{counted:<7}  {outcome.equivalent:>10}  "
+              f"{outcome.seconds / 60:4.1f} min")
+    below = [o.module for o in outcomes if o.failed or o.score < TARGET]
+    if below:
+        say(f"\nbelow {TARGET:.0%}: {', '.join(below)}")
+    return 1 if below else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
