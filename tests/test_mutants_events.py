@@ -44,14 +44,21 @@ def open_socket(port: int, token: str) -> websocket.WebSocket:
 
 
 def messages_until_marker(ws: websocket.WebSocket, marker: str) -> list[dict]:
-    """Every message the socket receives up to the ``system/notice`` whose message is ``marker``."""
+    """Every message the socket receives up to the ``system/notice`` whose message is ``marker``,
+    and the rest of the frame that carries it: latest-wins events (progress) published before the
+    marker ride at the end of the same batch."""
     seen: list[dict] = []
     while True:
         frame = json.loads(ws.recv())
-        for message in frame if isinstance(frame, list) else [frame]:
+        messages = frame if isinstance(frame, list) else [frame]
+        found = False
+        for message in messages:
             if message["type"] == "system/notice" and message["payload"].get("message") == marker:
-                return seen
+                found = True
+                continue
             seen.append(message)
+        if found:
+            return seen
 
 
 def job_ids(messages: list[dict]) -> list[str]:
@@ -76,15 +83,16 @@ def test_one_persons_live_job_events_never_reach_another_persons_socket(
     services.bus.publish("system/notice", {"level": "info", "message": "for everyone"})
     services.bus.publish("system/notice", {"level": "info", "message": "marker"})
 
-    seen = {name: messages_until_marker(ws, "marker") for name, ws in sockets.items()}
+    try:
+        seen = {name: messages_until_marker(ws, "marker") for name, ws in sockets.items()}
+    finally:
+        for ws in sockets.values():
+            ws.close()
     assert sorted(job_ids(seen["amy"])) == ["amy-1", "amy-1"]
     assert sorted(job_ids(seen["ben"])) == ["ben-1", "ben-1"]
     assert sorted(job_ids(seen["admin"])) == ["amy-1", "amy-1", "ben-1", "ben-1"]
     for name in sockets:  # what is for everyone reaches everyone, whoever they are
         assert [m["payload"]["message"] for m in seen[name] if m["type"] == "system/notice"] == ["for everyone"]
-
-    for ws in sockets.values():
-        ws.close()
     wait_until(lambda: services.hub.client_count == 0)
 
 
