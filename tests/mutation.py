@@ -15,6 +15,7 @@ This file is not a test module (pytest collects only ``test_*.py``); it imports 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import os
@@ -58,11 +59,53 @@ JOBS_TESTS = (
     "tests/test_mutants_jobs.py",
 )
 SECOND_REVIEW = "tests/test_second_review.py::"
-DOWNLOADS_TESTS = (
-    "tests/test_downloads.py", "tests/test_downloads_hardening.py",
-    SECOND_REVIEW + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
-    SECOND_REVIEW + "test_downloads_over_plain_http_or_another_port_carry_no_token",
+DOWNLOADS = "tests/test_downloads.py::"
+DOWNLOADS_HARDENING = "tests/test_downloads_hardening.py::"
+# Both lists leave out test_sigkill_mid_download_then_restart_resumes_and_verifies: it runs Studio in
+# a child process, which imports the code outside mutmut's copy, so it cannot see a mutant.
+MANAGER_TESTS = (
     "tests/test_mutants_downloads.py",
+    DOWNLOADS + "test_a_download_lands_in_the_models_folder_with_its_hash",
+    DOWNLOADS + "test_a_dropped_connection_is_retried_and_resumed_with_range",
+    DOWNLOADS + "test_a_stalled_connection_is_dropped_by_the_watchdog_and_resumed",
+    DOWNLOADS + "test_studio_stopped_mid_download_resumes_after_restart",
+    DOWNLOADS + "test_pause_resume_and_cancel",
+    DOWNLOADS + "test_unsafe_names_and_pickles_are_refused",
+    DOWNLOADS + "test_not_enough_space_is_refused_up_front",
+    DOWNLOADS + "test_hugging_face_files_resolve_through_huggingface_hub",
+    DOWNLOADS + "test_civitai_files_by_version_with_the_key_only_on_civitai",
+    DOWNLOADS + "test_a_disk_that_fills_up_pauses_the_download_and_keeps_the_part",
+    DOWNLOADS + "test_install_what_a_workflow_is_missing_from_the_catalog",
+    DOWNLOADS_HARDENING + "test_a_plain_user_steers_only_their_own_downloads_and_an_admin_steers_anyone_s",
+    DOWNLOADS_HARDENING + "test_every_state_changing_download_and_model_route_is_admin_only_or_owner_scoped",
+    DOWNLOADS_HARDENING + "test_links_planted_in_the_models_folder_are_never_followed",
+    DOWNLOADS_HARDENING + "test_the_validator_survives_a_restart_and_is_sent_when_resuming",
+    DOWNLOADS_HARDENING + "test_each_credential_reaches_only_its_own_api_hosts",
+    DOWNLOADS_HARDENING + "test_the_hub_token_never_reaches_the_hub_s_storage_hosts",
+    DOWNLOADS_HARDENING + "test_names_that_can_never_be_files_are_refused_at_every_way_in",
+    DOWNLOADS_HARDENING + "test_a_bad_catalog_entry_is_named_and_skipped_and_never_fails_the_rest",
+    DOWNLOADS_HARDENING + "test_install_missing_skips_a_bad_catalog_entry_instead_of_failing",
+    DOWNLOADS_HARDENING + "test_one_bad_row_never_stops_cancel_all_retry_failed_or_the_queue",
+    SECOND_REVIEW + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
+)
+TRANSFER_TESTS = (
+    "tests/test_mutants_downloads.py",
+    DOWNLOADS + "test_a_download_lands_in_the_models_folder_with_its_hash",
+    DOWNLOADS + "test_one_flipped_byte_is_caught_and_quarantined",
+    DOWNLOADS + "test_a_dropped_connection_is_retried_and_resumed_with_range",
+    DOWNLOADS + "test_a_stalled_connection_is_dropped_by_the_watchdog_and_resumed",
+    DOWNLOADS + "test_a_server_that_ignores_range_starts_over_cleanly",
+    DOWNLOADS + "test_studio_stopped_mid_download_resumes_after_restart",
+    DOWNLOADS + "test_tokens_go_only_to_their_own_host",
+    DOWNLOADS + "test_hugging_face_files_resolve_through_huggingface_hub",
+    DOWNLOADS + "test_civitai_files_by_version_with_the_key_only_on_civitai",
+    DOWNLOADS + "test_a_disk_that_fills_up_pauses_the_download_and_keeps_the_part",
+    DOWNLOADS_HARDENING + "test_links_planted_in_the_models_folder_are_never_followed",
+    DOWNLOADS_HARDENING + "test_a_file_changed_on_the_server_between_attempts_starts_over",
+    DOWNLOADS_HARDENING + "test_the_validator_survives_a_restart_and_is_sent_when_resuming",
+    DOWNLOADS_HARDENING + "test_each_credential_reaches_only_its_own_api_hosts",
+    DOWNLOADS_HARDENING + "test_the_hub_token_never_reaches_the_hub_s_storage_hosts",
+    SECOND_REVIEW + "test_downloads_over_plain_http_or_another_port_carry_no_token",
 )
 MODULES: dict[str, tuple[str, ...]] = {
     "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py"),
@@ -75,8 +118,8 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_auth_guard.py", "tests/test_auth_sessions.py", "tests/test_auth_tokens.py", *HOSTS_AND_ORIGINS,
         "tests/test_mutants_auth.py",
     ),
-    "studio/downloads/manager.py": DOWNLOADS_TESTS,
-    "studio/downloads/transfer.py": DOWNLOADS_TESTS,
+    "studio/downloads/manager.py": MANAGER_TESTS,
+    "studio/downloads/transfer.py": TRANSFER_TESTS,
     "studio/workflows/params.py": (
         "tests/test_jobs.py", "tests/test_workflow_import.py", "tests/test_workflow_blocks.py",
         "tests/test_lora_pairs.py", "tests/test_mutants_workflows.py",
@@ -140,7 +183,11 @@ def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
 
 
 def added_lines(diff: str) -> list[str]:
-    return [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    """The lines a mutant adds, stripped; a mutant that only deletes is named by ``removed: <line>``."""
+    lines = diff.splitlines()
+    added = [line[1:].strip() for line in lines if line.startswith("+") and not line.startswith("+++")]
+    removed = [line[1:].strip() for line in lines if line.startswith("-") and not line.startswith("---")]
+    return added + ["removed: " + line for line in removed]
 
 
 # -- one module ------------------------------------------------------------------------------------
@@ -179,9 +226,10 @@ def source_digest(path: str) -> str:
     return hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
 
 
-def run_module(path: str, *, max_children: int, survivors_only: bool = False) -> Outcome:
+def run_module(path: str, *, max_children: int, survivors_only: bool = False, sample: bool = False) -> Outcome:
     """Mutates ``path`` and runs its tests; with ``survivors_only``, only the mutants that survived the
-    last run of this module (its code unchanged) run again, the others keep their result."""
+    last run of this module (its code unchanged) run again, the others keep their result; with
+    ``sample``, only the mutants whose number ends in 0 (about one in ten) run: an estimate."""
     tests = [test for test in MODULES[path] if (ROOT / test.partition("::")[0]).exists()]
     previous: dict[str, dict] = {}
     names: list[str] = []
@@ -196,9 +244,12 @@ def run_module(path: str, *, max_children: int, survivors_only: bool = False) ->
         equivalents = read_equivalents()
         names = [name for name, result in previous.items()
                  if result["exit_code"] not in KILLED and name not in equivalents]
+    if sample:
+        names = [dotted(path) + ".*0"]
     folder = prepare(path)
     say(f"\n== {path}: mutmut over {', '.join(tests)}"
-        + (f" ({len(names)} surviving mutants again)" if survivors_only else ""))
+        + (f" ({len(names)} surviving mutants again)" if survivors_only else "")
+        + (" (a sample: the mutants numbered *0)" if sample else ""))
     if survivors_only and not names:
         results = previous
         outcome = Outcome(path, 0.0)
@@ -264,6 +315,36 @@ def print_outcome(outcome: Outcome) -> None:
 # -- inside the run folder: mutmut itself ----------------------------------------------------------
 
 
+def pytest_collection_modifyitems(items: list) -> None:
+    """Loaded into mutmut's pytest runs (``-p tests.mutation`` in ``[tool.mutmut]``): the fastest
+    tests first, by the durations mutmut recorded, so a mutant a quick test kills costs little
+    (mutmut stops at the first failure). The order never changes what passes."""
+    try:
+        durations = json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+
+def generate_mutants(max_children: int, path: str) -> list[str]:
+    """The first step of ``mutmut run`` on its own (it finds the mutants already made and keeps them):
+    the names of the module's mutants, before any test runs."""
+    from mutmut.__main__ import CatchOutput, create_mutants
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+
+    Path("mutants").mkdir(exist_ok=True)
+    with CatchOutput(spinner_title="Generating mutants"):
+        copy_src_dir()
+        copy_also_copy_files()
+        setup_source_paths()
+        create_mutants(max_children)
+    data = SourceFileMutationData(path=Path(path))
+    data.load()
+    return list(data.exit_code_by_key)
+
+
 def child(path: str, tests: list[str], max_children: int) -> int:
     """Runs mutmut in this folder with the module and tests given; writes ``report.json``."""
     if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
@@ -280,6 +361,16 @@ def child(path: str, tests: list[str], max_children: int) -> int:
     from mutmut.stats import status_by_exit_code
 
     names = [name for name in Path("names.txt").read_text().split("\n") if name] if Path("names.txt").exists() else []
+    skipped: dict[str, str] = {}  # listed equivalents whose line still matches: name -> diff
+    if not names:  # a full run: every mutant but the listed equivalents, which would survive by definition
+        all_names = generate_mutants(max_children, path)
+        equivalents = read_equivalents()
+        for name in all_names:
+            if name in equivalents:
+                diff = get_diff_for_mutant(name, path=path)
+                if equivalents[name].line in added_lines(diff):
+                    skipped[name] = diff
+        names = [name for name in all_names if name not in skipped]
     try:
         cli(["run", "--max-children", str(max_children), *names], standalone_mode=False)
     except SystemExit as stop:
@@ -289,7 +380,10 @@ def child(path: str, tests: list[str], max_children: int) -> int:
     data.load()
     mutants = {}
     for name, exit_code in data.exit_code_by_key.items():
-        if names and name not in names:
+        if name in skipped:
+            mutants[name] = {"exit_code": None, "status": "equivalent (not run)", "diff": skipped[name]}
+            continue
+        if names and not any(fnmatch.fnmatchcase(name, wanted) for wanted in names):
             continue
         mutants[name] = {"exit_code": exit_code, "status": status_by_exit_code[exit_code],
                          "diff": "" if exit_code in KILLED else get_diff_for_mutant(name, path=path)}
@@ -305,6 +399,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-children", type=int, default=1, help="mutmut workers (default 1)")
     parser.add_argument("--survivors", action="store_true",
                         help="run again only what survived the module's last run (after adding tests)")
+    parser.add_argument("--sample", action="store_true",
+                        help="only the mutants numbered *0 (about one in ten): a quick estimate, not a score")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -312,7 +408,8 @@ def main(argv: list[str]) -> int:
     paths = [module_path(name) for name in args.modules] or list(MODULES)
     outcomes = []
     for path in paths:
-        outcome = run_module(path, max_children=args.max_children, survivors_only=args.survivors)
+        outcome = run_module(path, max_children=args.max_children, survivors_only=args.survivors,
+                             sample=args.sample)
         print_outcome(outcome)
         outcomes.append(outcome)
     say("\nmodule                            score   killed/counted  equivalent  time")

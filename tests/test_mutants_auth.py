@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -21,6 +23,7 @@ from studio.auth.guard import SESSION_COOKIE, allow_run_scope
 from studio.auth.models import AuthSession, Role, TokenScope, User
 from studio.auth.passwords import needs_rehash
 from studio.auth.service import aware
+from studio.auth.throttle import FREE_FAILURES, FREE_FAILURES_PER_ACCOUNT
 from studio.config import Settings
 from studio.db import write_with_retry
 from studio.errors import BadRequest
@@ -294,16 +297,17 @@ def test_the_session_cookie_lasts_the_session_and_signing_out_removes_it(app: Fl
 def test_a_view_marked_for_run_scope_tokens_answers_them_and_an_unmarked_one_does_not(
     settings: Settings, services: Services, client: FlaskClient
 ) -> None:
-    extra = Blueprint("extra", __name__)
-
-    @extra.get("/api/extra/marked")
-    @allow_run_scope
     def marked() -> Response:
         return jsonify({"ok": True})
 
-    @extra.get("/api/extra/unmarked")
     def unmarked() -> Response:
         return jsonify({"ok": True})
+
+    # A name no earlier run (in this process) can have marked already.
+    marked.__name__ = f"marked_{uuid.uuid4().hex}"
+    extra = Blueprint("extra", __name__)
+    extra.add_url_rule("/api/extra/marked", view_func=allow_run_scope(marked))
+    extra.add_url_rule("/api/extra/unmarked", view_func=unmarked)
 
     app = create_app(settings, services)
     app.register_blueprint(extra)
@@ -547,3 +551,88 @@ def test_a_signed_in_browser_is_told_who_it_is_and_its_cookie_is_not_sent_again(
     answer = client.get("/api/auth/me")
     assert (answer.get_json()["user"]["username"], answer.get_json()["via"]) == (ADMIN_NAME, "session")
     assert "Set-Cookie" not in answer.headers  # re-sent only once a rotated key re-signs it
+
+
+# -- sign-in: what the person is told, what the audit trail and the log say -----------------------------
+
+
+def sign_in(app: Flask, username: str, password: str, ip: str) -> TestResponse:
+    return app.test_client().post("/api/auth/login", json={"username": username, "password": password},
+                                  environ_base={"REMOTE_ADDR": ip})
+
+
+def audit(admin: FlaskClient, type_: str) -> list[dict]:
+    return [i["payload"] for i in admin.get(f"/api/events?type={type_}&limit=500").get_json()["items"]]
+
+
+def test_sign_in_answers_and_audit_entries_name_the_person_the_address_and_the_reason(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="studio.auth.service")
+    ok = sign_in(app, ADMIN_NAME, ADMIN_PASSWORD, "198.51.100.4")
+    assert (ok.get_json()["user"]["username"], ok.get_json()["via"]) == (ADMIN_NAME, "session")
+    assert ok.get_json()["csrf_token"]
+    assert audit(client, "auth/login")[0] == {"username": ADMIN_NAME, "ip": "198.51.100.4"}
+
+    told(sign_in(app, ADMIN_NAME, "a wrong guess", "203.0.113.7"), 401, "bad_credentials",
+         "Wrong user name or password")
+    told(sign_in(app, "nobody", "a wrong guess", "203.0.113.7"), 401, "bad_credentials")
+    amy = signed_in_user(app, client, "amy")
+    amy_id = amy.get("/api/auth/me").get_json()["user"]["id"]
+    assert client.patch(f"/api/users/{amy_id}", json={"disabled": True}).status_code == 200
+    told(sign_in(app, "amy", "amy's long password", "203.0.113.8"), 401, "bad_credentials")  # says no more
+    failed = audit(client, "auth/login_failed")
+    assert failed[:3] == [{"username": "amy", "ip": "203.0.113.8", "reason": "disabled"},
+                          {"username": "nobody", "ip": "203.0.113.7", "reason": "bad_credentials"},
+                          {"username": ADMIN_NAME, "ip": "203.0.113.7", "reason": "bad_credentials"}]
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "studio.auth.service"]
+    assert f"{ADMIN_NAME} signed in from 198.51.100.4" in lines
+    assert any(line.startswith(f"failed sign-in as '{ADMIN_NAME}' from 203.0.113.7 (next delay") for line in lines)
+
+
+def test_a_held_back_address_is_told_when_to_try_again_and_the_audit_says_why(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="studio.auth.service")
+    for _ in range(FREE_FAILURES + 1):
+        sign_in(app, ADMIN_NAME, "a wrong guess", "203.0.113.9")
+    held = sign_in(app, ADMIN_NAME, ADMIN_PASSWORD, "203.0.113.9")
+    message = told(held, 429, "rate_limited", "Try again in")
+    assert f"{held.get_json()['error']['details']['retry_after_s']} s" in message
+    assert audit(client, "auth/login_failed")[0] == {"username": ADMIN_NAME, "ip": "203.0.113.9",
+                                                     "reason": "rate_limited"}
+    lines = [r.getMessage() for r in caplog.records if r.name == "studio.auth.service"]
+    assert any(line.startswith(f"sign-in as '{ADMIN_NAME}' from 203.0.113.9 refused for") for line in lines)
+
+
+def test_an_account_guessed_from_many_addresses_raises_one_alert_naming_it(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="studio.auth.service")
+    for n in range(FREE_FAILURES_PER_ACCOUNT + 1):
+        sign_in(app, ADMIN_NAME, "a wrong guess", f"203.0.113.{n + 1}")
+    [alert] = audit(client, "auth/account_attacked")
+    assert alert == {"username": ADMIN_NAME, "ip": f"203.0.113.{FREE_FAILURES_PER_ACCOUNT + 1}",
+                     "failures": FREE_FAILURES_PER_ACCOUNT + 1}
+    lines = [r.getMessage() for r in caplog.records if r.name == "studio.auth.service"]
+    assert f"account '{ADMIN_NAME}' is being guessed from many addresses" in lines
+
+
+def test_an_untrusted_proxy_is_pointed_out_once_in_the_log(settings: Settings, services: Services,
+                                                           client: FlaskClient,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(settings, build_services(settings, engine=services.engine))  # a guard that has not warned
+    caplog.set_level(logging.WARNING, logger="studio.auth.guard")
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "studio.auth.guard"]
+
+    sign_in_from(app, remote="192.0.2.10")  # no proxy in front: nothing to say
+    assert warnings() == []
+    sign_in_from(app, remote="192.0.2.10", forwarded="203.0.113.9")
+    [warning] = warnings()
+    assert warning.startswith("requests come through a proxy at 192.0.2.10 that TRUSTED_PROXIES does not list")
+    assert warning.endswith("Add the proxy to TRUSTED_PROXIES.")
+    sign_in_from(app, remote="192.0.2.10", forwarded="203.0.113.9")
+    assert len(warnings()) == 1  # once, not on every request
