@@ -3,7 +3,9 @@
 Every call has a timeout, and every failure becomes one of ``studio.comfy.errors``: callers never
 see a raw ``requests`` exception. ``/object_info`` (about 1.7 MB on a real server) is cached until
 ``refresh=True`` or ``invalidate_object_info()``: custom nodes only change on restart, and the model
-lists inside it change when a download finishes (Studio invalidates it then, and on every reconnect).
+lists inside it change when a download finishes (Studio invalidates it then, and on every reconnect)
+or when someone drops a file into ComfyUI's folders (``refresh_models`` notices that with the cheap
+``/models/<folder>`` calls and drops the cache only then).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from studio.comfy.errors import (
     ComfyUnavailable,
     ComfyUnsendable,
 )
+from studio.comfy.features import ServerFeatures, detect
 
 DEFAULT_TIMEOUT_S = 10.0
 # Uploads and /view downloads can be large: the timeout then bounds each read, not the whole transfer.
@@ -101,6 +104,8 @@ class ComfyClient:
         self._object_info: dict[str, Any] | None = None
         self._object_info_lock = threading.Lock()
         self._model_index: dict[str, set[str]] | None = None
+        # What the server can do, found at connect (``detect_features``); None until then.
+        self.server: ServerFeatures | None = None
 
     @property
     def base_url(self) -> str:
@@ -227,6 +232,30 @@ class ComfyClient:
             raise ComfyProtocolError("ComfyUI's /history answer is not an object")
         return answer
 
+    # -- the Jobs API (newer ComfyUI; ``server.jobs_api`` says whether it is there) ---------------
+
+    def jobs_list(self, *, statuses: list[str] | None = None, limit: int | None = None) -> dict[str, Any]:
+        """``GET /api/jobs``: ``{"jobs": [...], "pagination": {...}}``; ``ComfyNotFound`` on 0.3.x."""
+        params: dict[str, Any] = {}
+        if statuses:
+            params["status"] = ",".join(statuses)
+        if limit is not None:
+            params["limit"] = limit
+        answer = self._json("GET", "/api/jobs", params=params)
+        if not isinstance(answer, dict):
+            raise ComfyProtocolError("ComfyUI's /api/jobs answer is not an object")
+        return answer
+
+    def job(self, prompt_id: str) -> dict[str, Any] | None:
+        """``GET /api/jobs/<id>``: the job with its outputs and execution status, None when unknown."""
+        try:
+            answer = self._json("GET", f"/api/jobs/{quote(prompt_id, safe='')}")
+        except ComfyNotFound:
+            return None
+        if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
+            raise ComfyProtocolError("ComfyUI's /api/jobs/<id> answer has an unexpected shape")
+        return answer
+
     # -- server facts ---------------------------------------------------------------------------
 
     def object_info(self, *, refresh: bool = False) -> dict[str, Any]:
@@ -270,8 +299,48 @@ class ComfyClient:
             raise ComfyProtocolError("ComfyUI's /system_stats answer has an unexpected shape")
         return answer
 
+    def reachable(self, timeout_s: float) -> bool:
+        """Whether ComfyUI answers a cheap request (``GET /prompt``) within ``timeout_s``."""
+        try:
+            self._request("GET", "/prompt", timeout=timeout_s)
+        except ComfyError:
+            return False
+        return True
+
     def features(self) -> dict[str, Any]:
-        return self._json("GET", "/features")
+        answer = self._json("GET", "/features")
+        if not isinstance(answer, dict):
+            raise ComfyProtocolError("ComfyUI's /features answer is not an object")
+        return answer
+
+    def detect_features(self) -> ServerFeatures:
+        """Asks the server what it can do and keeps the answer in ``server`` (see ``features.py``)."""
+        self.server = detect(self)
+        return self.server
+
+    def refresh_models(self, folders: list[str]) -> tuple[dict[str, list[str]], bool]:
+        """Each folder's files, straight from ComfyUI, and whether any list differs from the cached one.
+
+        When one differs, the cached ``/object_info`` (whose loader dropdowns list the same files) and
+        the model index are dropped, so the next form or validation sees the new files; when none
+        does, nothing is refetched. A folder ComfyUI does not know (404) is left out.
+        """
+        found: dict[str, list[str]] = {}
+        for folder in folders:
+            try:
+                found[folder] = self.models(folder)
+            except ComfyNotFound:
+                continue
+        with self._object_info_lock:
+            index = self._model_index
+            if index is None:  # nothing to compare with: a cached object_info may be stale
+                changed = self._object_info is not None
+            else:
+                changed = any(set(files) != index.get(folder, set()) for folder, files in found.items())
+            if changed:
+                self._object_info = None
+                self._model_index = None
+        return found, changed
 
     def model_folders(self) -> list[str]:
         return list(self._json("GET", "/models"))

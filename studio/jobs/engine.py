@@ -2,9 +2,12 @@
 
 One thread (``job-engine``) does every state change that needs ComfyUI: it submits queued jobs
 while fewer than N are in flight, finalizes finished ones from ``/history``, and reconciles
-in-flight jobs with ``/queue`` and ``/history`` at start, after every reconnect, and while a job
-was submitted over an older socket (whose messages will never reach the new one). The socket
-listener only records live progress and previews, and hands "finished" over to that thread.
+in-flight jobs with what ComfyUI has (``whereabouts``: the Jobs API where there is one, else
+``/queue`` and ``/history``) at start, after every reconnect, and while a job was submitted over an
+older socket (whose messages will never reach the new one). At every connect it first asks what the
+server can do (``ComfyClient.detect_features``). While the socket is down it watches for ComfyUI
+having stopped answering (``outage``). The socket listener only records live progress and previews,
+and hands "finished" over to that thread.
 """
 
 from __future__ import annotations
@@ -22,19 +25,19 @@ from sqlmodel import Session, col, select
 from studio.comfy import ComfyClient, ComfyError, ComfyMessage, ComfyRejected, ComfyStream, ComfyUnavailable
 from studio.comfy.messages import PreviewImage, ProgressText
 from studio.comfy.stream import ConnectionState, StateChange
-from studio.db import write_with_retry
 from studio.errors import Conflict, ServiceUnavailable
 from studio.events import EventBus
-from studio.jobs import outputs
+from studio.jobs import finish, notes
 from studio.jobs.backoff import Backoff, answered
 from studio.jobs.inputs import InputStore
 from studio.jobs.live import LiveJob, step_count
-from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
+from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobStatus
+from studio.jobs.outage import DEFAULT_GRACE_S, Outage
 from studio.jobs.service import JobService
 from studio.jobs.serving import preview_type
 from studio.jobs.views import shown
+from studio.jobs.whereabouts import locate
 from studio.paths import DataDir
-from studio.safepath import UnsafePath
 from studio.workflows.params import prompt_problem
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class JobEngine:
         *,
         max_in_flight: Callable[[], int],
         requeue_lost: bool = False,
+        outage_grace_s: Callable[[], float] = lambda: DEFAULT_GRACE_S,
     ) -> None:
         self.service = service
         self.comfy = comfy
@@ -68,6 +72,8 @@ class JobEngine:
         self.previews: dict[str, tuple[str, bytes, int]] = {}
         self._finished: queue.Queue[str] = queue.Queue()
         self._reconcile = threading.Event()
+        self._detect = threading.Event()
+        self.outage = Outage(service, comfy, outage_grace_s, self._forget)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._served: dict[int | None, float] = {}
@@ -85,6 +91,7 @@ class JobEngine:
     def start(self) -> None:
         self.service.owner_deleted(None)  # jobs left without an owner before: nobody's, never run
         self._reconcile.set()
+        self._detect.set()
         self._thread = threading.Thread(target=self._loop, name="job-engine", daemon=True)
         self._thread.start()
 
@@ -116,7 +123,13 @@ class JobEngine:
                 break
             self._guarded("finalize", self._finalize, job_id)
         if not self.stream.connected:
+            self._guarded("watch for ComfyUI not answering", self.outage.tick, self._in_flight())
             return
+        if self.outage.over():
+            self._reconcile.set()
+        if self._detect.is_set():
+            self._detect.clear()
+            self._guarded("detect ComfyUI's features", self._detect_features)
         self._guarded("stop orphaned jobs", self._stop_orphans)
         if self._reconcile.is_set() or self._has_detached():
             self._reconcile.clear()
@@ -135,8 +148,28 @@ class JobEngine:
     def _on_state(self, change: StateChange) -> None:
         if change.state is ConnectionState.CONNECTED:
             self.backoff.reset()
+            self._detect.set()
             self._reconcile.set()
             self.service.wakeup.set()
+        elif change.state is ConnectionState.DISCONNECTED:
+            self.service.wakeup.set()  # the outage watch looks at once
+
+    def _detect_features(self) -> None:
+        try:
+            found = self.comfy.detect_features()
+        except ComfyError as err:
+            log.info("cannot ask ComfyUI what it supports yet: %s", err)
+            self._detect.set()
+            return
+        log.info("ComfyUI %s: Jobs API %s, object_info schema %s", found.version,
+                 "present" if found.jobs_api else "absent", found.object_info_schema)
+
+    def _forget(self, job_id: str) -> None:
+        """A job is ending: its live progress, preview and retry count go."""
+        self.live.pop(job_id, None)
+        self.backoff.forget(job_id)
+        with self._lock:
+            self.previews.pop(job_id, None)
 
     def _on_message(self, message: ComfyMessage) -> None:
         job_id = message.prompt_id
@@ -289,9 +322,11 @@ class JobEngine:
             return False
         self.backoff.sent(job.id)
         self._served[job.owner_id] = time.monotonic()
-        if accepted.node_errors:
-            dropped = "; ".join(f"{node.get('class_type')} {node_id}" for node_id, node in accepted.node_errors.items())
-            log.warning("job %s: ComfyUI skipped outputs that failed validation: %s", job.id, dropped)
+        found = notes.dropped_outputs_text(job.prompt, accepted.node_errors)
+        if found is not None:
+            text, dropped = found
+            log.warning("job %s: %s", job.id, text)
+            notes.add_warning(self.service, job.id, text, dropped=dropped)
         return True
 
     def _put_back(self, job: Job, err: ComfyUnavailable) -> bool | None:
@@ -346,59 +381,14 @@ class JobEngine:
                 "message": f"ComfyUI's record of this job could not be read ({type(err).__name__})."})
 
     def _finish_from_history(self, job_id: str, entry: dict[str, Any]) -> None:
-        found = entry.get("status")
-        status: dict[str, Any] = found if isinstance(found, dict) else {}
-        messages = [m for m in (status.get("messages") or []) if isinstance(m, list | tuple) and len(m) >= 2
-                    and isinstance(m[1], dict)] if isinstance(status.get("messages"), list) else []
-        last_event, last_data = (messages[-1][0], messages[-1][1]) if messages else ("", {})
-        stored, skipped = self._store_outputs(job_id, entry)
+        stored, skipped = finish.store_outputs(self.comfy, self.service.engine, self.data_dir.outputs, job_id, entry)
         # Live state goes first: once the job reads as finished it has no preview or progress left.
-        self.live.pop(job_id, None)
-        self.backoff.forget(job_id)
-        with self._lock:
-            self.previews.pop(job_id, None)
-        if status.get("status_str") == "success":
-            note = None
-            if skipped:
-                note = (f"{len(skipped)} output{'s' if len(skipped) > 1 else ''} not kept: "
-                        + "; ".join(skipped[:5]) + ("; …" if len(skipped) > 5 else ""))
-            self.service.mark(job_id, JobStatus.COMPLETED, progress={"percent": 100.0}, note=note)
-        elif last_event == "execution_interrupted":
-            self.service.mark(job_id, JobStatus.INTERRUPTED, error={
-                "message": f"Interrupted at {last_data.get('node_type')} (node {last_data.get('node_id')}).",
-                "node_id": last_data.get("node_id"), "node_type": last_data.get("node_type")})
-        else:
-            error: dict[str, Any] = next((data for event, data, *_ in messages if event == "execution_error"), {})
-            self.service.mark(job_id, JobStatus.FAILED, error={
-                "message": f"{error.get('node_type', 'A node')} (node {error.get('node_id', '?')}) failed: "
-                           f"{str(error.get('exception_message', 'unknown error')).strip()}",
-                "node_id": error.get("node_id"), "node_type": error.get("node_type"),
-                "exception_type": error.get("exception_type")})
+        self._forget(job_id)
+        with Session(self.service.engine) as session:
+            job = session.get(Job, job_id)
+        status, changes = finish.verdict(entry, stored, skipped, notes.dropped_outputs(job) if job else [])
+        self.service.mark(job_id, status, **changes)
         log.info("job %s finished (%d outputs)", job_id, stored)
-
-    def _store_outputs(self, job_id: str, entry: dict[str, Any]) -> tuple[int, list[str]]:
-        """Keeps each output in the job's own folder; returns how many, and why any were not kept."""
-        planned, skipped = outputs.plan(entry)
-        rows = []
-        for item in planned:
-            try:
-                path = outputs.keep(self.comfy, self.data_dir.outputs, job_id, item)
-                facts = outputs.describe(path)
-            except (ComfyError, OSError, ValueError) as err:
-                log.warning("output %r of job %s not stored: %s", item.filename[:200], job_id, err)
-                skipped.append(f"{item.local_name} ({_reason(err)})")
-                continue
-            rows.append(JobOutput(job_id=job_id, node_id=item.node_id, filename=item.local_name,
-                                  path=f"studio/{job_id}/{item.local_name}", **facts))
-
-        def work(session: Session) -> None:
-            known = {o.path for o in session.exec(select(JobOutput).where(JobOutput.job_id == job_id))}
-            for row in rows:
-                if row.path not in known:
-                    session.add(row)
-
-        write_with_retry(self.service.engine, work)
-        return len(rows), skipped
 
     # -- reconciling ----------------------------------------------------------------------------
 
@@ -412,32 +402,28 @@ class JobEngine:
         if not jobs:
             return
         try:
-            state = self.comfy.get_queue()
+            found = locate(self.comfy, [job.id for job in jobs])
         except ComfyError as err:
             log.info("cannot reconcile yet: %s", err)
             self._reconcile.set()
             return
-        running = {item.prompt_id for item in state.running}
-        pending = {item.prompt_id for item in state.pending}
         for job in jobs:
-            try:
-                entry = self.comfy.history(job.id)
-            except ComfyError:
-                self._reconcile.set()
-                return
-            if entry is not None:
-                self._finish_safely(job.id, entry)
-            elif job.id in running or job.id in pending:
+            where = found[job.id]
+            if where.state == "finished":
+                self._finish_safely(job.id, where.entry)
+                continue
+            if where.state in ("running", "waiting"):
                 self.live.setdefault(job.id, LiveJob(job.id, job.owner_id, job.prompt))
-                if job.id in running:
+                notes.clear_waiting(self.service, job.id, "ComfyUI answers again and still has the job")
+                if where.state == "running":
                     self.service.mark(job.id, JobStatus.RUNNING, only_from=(JobStatus.SUBMITTED,),
                                       started_at=datetime.now(UTC))
             elif self.requeue_lost:
-                self.live.pop(job.id, None)
+                self._forget(job.id)
                 self.service.mark(job.id, JobStatus.QUEUED, only_from=IN_FLIGHT, comfy_client_id=None,
                                   note=LOST_REASON + " It was queued again.")
             else:
-                self.live.pop(job.id, None)
+                self._forget(job.id)
                 self.service.mark(job.id, JobStatus.FAILED, error={"message": LOST_REASON})
 
     # -- cancelling -----------------------------------------------------------------------------
@@ -494,12 +480,4 @@ class JobEngine:
 
 class MissingInput(Exception):
     pass
-
-
-def _reason(err: Exception) -> str:
-    if isinstance(err, UnsafePath):
-        return "its folder is reached through a link"
-    if isinstance(err, ComfyError):
-        return str(err)
-    return type(err).__name__ if not isinstance(err, outputs.Refused) else str(err)
 

@@ -27,6 +27,7 @@ from studio.db import transition, write_with_retry
 from studio.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from studio.events import EventBus
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
+from studio.jobs.notes import bounded as _bounded
 from studio.jobs.views import job_view
 from studio.paths import DataDir
 from studio.preferences.models import StoredSetting
@@ -37,12 +38,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 100
 PAUSED_KEY = "queue_paused"
-# A job's timeline keeps its first entry and the newest ones: nothing can make it grow without end.
-MAX_TIMELINE = 50
-
-
-def _bounded(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return timeline if len(timeline) <= MAX_TIMELINE else [timeline[0], *timeline[-(MAX_TIMELINE - 1):]]
 
 
 def _sendable(prompt: dict[str, Any]) -> dict[str, Any]:

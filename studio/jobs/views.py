@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from studio.jobs.models import Job, JobOutput
+from studio.jobs.notes import waiting_of
 from studio.jobs.serving import clean_name
 
 MAX_SHOWN_INT = 2**64
@@ -62,6 +63,7 @@ def output_view(output: JobOutput) -> dict[str, Any]:
 
 
 def job_view(job: Job, *, outputs: list[JobOutput] | None = None, full: bool = False) -> dict[str, Any]:
+    waiting = waiting_of(job)
     view: dict[str, Any] = {
         "id": job.id,
         "workflow_id": job.workflow_id,
@@ -73,6 +75,11 @@ def job_view(job: Job, *, outputs: list[JobOutput] | None = None, full: bool = F
         "error": shown(job.error),
         "retry_of": job.retry_of,
         "timeline": shown(job.timeline),
+        # What ComfyUI left out when it accepted the job (outputs that failed its validation).
+        "warnings": shown([e["warning"] for e in job.timeline if isinstance(e, dict) and e.get("warning")]),
+        # Set while the job is in ComfyUI and ComfyUI does not answer: when that began, when it fails.
+        "waiting_for_comfy": shown(waiting),
+        "status_text": "waiting for ComfyUI" if waiting else None,
         "created_at": _iso(job.created_at),
         "submitted_at": _iso(job.submitted_at),
         "started_at": _iso(job.started_at),

@@ -11,6 +11,7 @@ every socket (``comfyui-protocol.md`` §7.1).
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -351,3 +352,27 @@ class PromptWorker:
             self.emit("status", self.status_data(), None)
             if run.client_id is not None:
                 self.emit("executing", {"node": None, "prompt_id": run.prompt_id}, run.client_id)
+
+
+def encode_frame(event: str, data: Any, flags: dict[str, Any], preview_meta: dict[str, Any] | None = None,
+                 ) -> str | bytes | None:
+    """One message as it goes on the wire to a socket with ``flags``: type-4 previews only to sockets
+    that sent ``supports_preview_metadata``, type 1 to the others (§7.3); None when it is not sent."""
+    wants_metadata = bool(flags.get("supports_preview_metadata"))
+    if event == "preview4":
+        if not wants_metadata:
+            return None
+        (image_format, image), meta = data
+        meta = {**meta, "image_type": "image/png" if image_format == 2 else "image/jpeg", **(preview_meta or {})}
+        meta_bytes = json.dumps(meta).encode()
+        return struct.pack(">II", 4, len(meta_bytes)) + meta_bytes + image
+    if event == "preview1":
+        if wants_metadata:
+            return None
+        (image_format, image), _meta = data
+        return struct.pack(">II", 1, image_format) + image
+    if event == "text":
+        node_id, text = data
+        node_bytes = node_id.encode()
+        return struct.pack(">II", 3, len(node_bytes)) + node_bytes + text.encode()
+    return json.dumps({"type": event, "data": data})

@@ -15,6 +15,7 @@ from PIL import Image
 
 class FileRoutes:
     root: Path
+    version: str
 
     output_dir: Path | None
 
@@ -85,5 +86,8 @@ class FileRoutes:
                 content_type=f"image/{fmt}",
                 headers={"Content-Disposition": f'filename="{path.name}"'},
             )
-        return web.FileResponse(path, headers={"Content-Disposition": f'filename="{path.name}"'})
+        headers = {"Content-Disposition": f'filename="{path.name}"'}
+        if self.version != "0.3.64":  # newer releases (comfyui-protocol.md §11)
+            headers["X-Content-Type-Options"] = "nosniff"
+        return web.FileResponse(path, headers=headers)
 

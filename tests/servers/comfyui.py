@@ -1,5 +1,9 @@
 """A ComfyUI test server that speaks ComfyUI 0.3.64's real protocol over real sockets.
 
+``version="0.38.1"`` makes it answer as newer releases do (``comfy_newer.py``: the Jobs API,
+``prompt_id`` validation, the newer NodeInfo and ``/system_stats`` keys), from ComfyUI's source as
+``comfyui-protocol.md`` §11 records it rather than from captures.
+
 Built on aiohttp like ComfyUI itself, answering as ``shared/design/comfyui-protocol.md`` and the
 captures in ``tests/fixtures/comfyui/`` record: ``/prompt`` validation with the same 400 bodies, the
 queue with ``front`` and ``delete``, interrupt, history, ``/view``, ``/upload/image``, WebSocket
@@ -23,8 +27,8 @@ import asyncio
 import contextlib
 import copy
 import json
-import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,8 +36,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.servers.comfy_exec import PromptWorker
+from tests.servers.comfy_exec import PromptWorker, encode_frame
 from tests.servers.comfy_files import FileRoutes
+from tests.servers.comfy_newer import CAPTURED, NEWER_NODE_INFO, VERSIONS, JobsApi, newer, prompt_id_problem
+from tests.servers.comfy_newer import system_stats as newer_system_stats
 from tests.servers.comfy_validate import PromptInvalid, Validator
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "comfyui"
@@ -59,9 +65,12 @@ def load_object_info() -> dict[str, Any]:
 _BASE_OBJECT_INFO = load_object_info()
 
 
-class ComfyUITestServer(FileRoutes):
+class ComfyUITestServer(FileRoutes, JobsApi):
     def __init__(self, root: Path, *, port: int = 0, models: dict[str, list[str]] | None = None,
-                 output_dir: Path | None = None) -> None:
+                 output_dir: Path | None = None, version: str = CAPTURED) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"the test server knows ComfyUI {', '.join(VERSIONS)}, not {version}")
+        self.version = version
         self.root = root
         self.output_dir = output_dir
         self.port = port
@@ -213,7 +222,7 @@ class ComfyUITestServer(FileRoutes):
             for target_sid, ws in targets:
                 if ws is None or ws.closed:
                     continue
-                frame = self._encode(event, data, self.socket_flags.get(target_sid, {}), self.preview_meta)
+                frame = encode_frame(event, data, self.socket_flags.get(target_sid, {}), self.preview_meta)
                 if frame is None:
                     continue
                 try:
@@ -223,28 +232,6 @@ class ComfyUITestServer(FileRoutes):
                         await ws.send_str(frame)
                 except (ConnectionError, RuntimeError):
                     continue
-
-    @staticmethod
-    def _encode(event: str, data: Any, flags: dict[str, Any], preview_meta: dict[str, Any] | None = None,
-                ) -> str | bytes | None:
-        wants_metadata = bool(flags.get("supports_preview_metadata"))
-        if event == "preview4":
-            if not wants_metadata:
-                return None
-            (image_format, image), meta = data
-            meta = {**meta, "image_type": "image/png" if image_format == 2 else "image/jpeg", **(preview_meta or {})}
-            meta_bytes = json.dumps(meta).encode()
-            return struct.pack(">II", 4, len(meta_bytes)) + meta_bytes + image
-        if event == "preview1":
-            if wants_metadata:
-                return None
-            (image_format, image), _meta = data
-            return struct.pack(">II", 1, image_format) + image
-        if event == "text":
-            node_id, text = data
-            node_bytes = node_id.encode()
-            return struct.pack(">II", 3, len(node_bytes)) + node_bytes + text.encode()
-        return json.dumps({"type": event, "data": data})
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -295,6 +282,8 @@ class ComfyUITestServer(FileRoutes):
             app.router.add_route(method, path, handler)
             if path != "/ws":
                 app.router.add_route(method, "/api" + path, handler)
+        if newer(self.version):
+            self.add_jobs_routes(app)
 
     def install_node(self, class_type: str, info: dict[str, Any]) -> None:
         self.custom_nodes[class_type] = info
@@ -313,6 +302,8 @@ class ComfyUITestServer(FileRoutes):
         files = sorted(str(p.relative_to(input_dir)) for p in input_dir.rglob("*") if p.is_file())
         load_image["input"]["required"]["image"][0] = files
         info["LoadImage"] = load_image
+        if newer(self.version):
+            info = {name: {**node, **NEWER_NODE_INFO} for name, node in info.items()}
         return info
 
     def _check_load_image(self, name: str, value: Any) -> str | None:
@@ -351,6 +342,8 @@ class ComfyUITestServer(FileRoutes):
             error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
                      "extra_info": {}}
             return web.json_response({"error": error, "node_errors": {}}, status=400)
+        if newer(self.version) and (refused := prompt_id_problem(body)) is not None:
+            return web.json_response(refused, status=400)
         self.prompts_received.append(body)
         prompt_id = str(body.get("prompt_id") or uuid.uuid4())
         validator = Validator(self.object_info(), {"LoadImage": self._check_load_image})
@@ -361,6 +354,10 @@ class ComfyUITestServer(FileRoutes):
         extra_data = dict(body.get("extra_data") or {})
         if "client_id" in body:
             extra_data["client_id"] = body["client_id"]
+        if newer(self.version):
+            extra_data["create_time"] = int(time.time() * 1000)
+            if "Comfy-Usage-Source" in request.headers:
+                extra_data["comfy_usage_source"] = request.headers["Comfy-Usage-Source"]
         self.worker.put((number, prompt_id, body["prompt"], extra_data, outputs))
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
@@ -445,7 +442,8 @@ class ComfyUITestServer(FileRoutes):
             "required_templates_version": "0.1.95", "python_version": "3.11.7", "pytorch_version": "2.14.1+cu130",
             "embedded_python": False, "argv": ["main.py", "--cpu", "--port", str(self.port)],
         }
-        return web.json_response({"system": system, "devices": self.devices})
+        return web.json_response({"system": newer_system_stats(system) if newer(self.version) else system,
+                                  "devices": self.devices})
 
     async def get_features(self, request: web.Request) -> web.Response:
         return web.json_response(FEATURES)
