@@ -1,20 +1,22 @@
-"""Flattens ComfyUI subgraphs (``definitions.subgraphs``) so the converter sees one plain graph.
+"""The graphs of a UI workflow: the root graph and each subgraph definition (``definitions.subgraphs``).
 
-A node whose ``type`` is a subgraph's id is an instance: its inner nodes are copied in with ids
-``<instance>:<inner>`` (the form ComfyUI's own API export uses), links from the subgraph's input
-node (id -10) start where the instance's inputs were fed from, and consumers of the instance's
-outputs are rewired to whatever reaches the subgraph's output node (id -20). Nested subgraphs are
-flattened from the outside in.
+ComfyUI's editor never copies a subgraph's nodes out: each instance (a node whose ``type`` is a
+subgraph's id) refers to the one definition, and when it builds the prompt it walks into it,
+naming the inner nodes ``<instance>:<inner>`` (nested instances add one more part each). A link
+that starts at the subgraph's input node (id -10) leaves through the instance's input *of the
+same name* (the instance's saved inputs may be fewer, or in another order, than the definition's),
+and a link into its output node (id -20) is what the instance's output of that slot gives.
+This module reads those graphs; ``uiformat`` walks them.
 """
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 from studio.errors import Unprocessable
 
-INPUT_NODE, OUTPUT_NODE = -10, -20
+INPUT_NODE, OUTPUT_NODE = "-10", "-20"
 MAX_DEPTH = 16
 # A subgraph that holds several instances of itself doubles the graph at every level.
 MAX_FLAT_NODES = 5000
@@ -32,73 +34,62 @@ def link_rows(raw_links: list[Any]) -> dict[str, list[Any]]:
     return rows
 
 
-def flatten(workflow: dict[str, Any]) -> dict[str, Any]:
-    definitions = {str(sg["id"]): sg for sg in (workflow.get("definitions") or {}).get("subgraphs") or []}
-    nodes = [dict(node, id=str(node["id"])) for node in workflow.get("nodes") or []]
-    links = link_rows(workflow.get("links") or [])
-    for _ in range(MAX_DEPTH):
-        instances = [node for node in nodes if str(node.get("type")) in definitions]
-        if not instances:
-            return {**workflow, "nodes": nodes, "links": list(links.values()), "definitions": {}}
-        for instance in instances:
-            nodes, links = _expand(instance, definitions[str(instance["type"])], nodes, links)
-            if len(nodes) > MAX_FLAT_NODES:
-                raise Unprocessable(f"Its subgraphs expand to more than {MAX_FLAT_NODES} nodes.",
-                                    code="subgraphs_too_large")
-    raise Unprocessable("Subgraphs are nested too deeply to flatten.", code="subgraphs_too_deep")
+@dataclass(frozen=True)
+class Link:
+    origin: str
+    slot: int
+    target: str
+    target_slot: int
+    type: Any
 
 
-def _expand(
-    instance: dict[str, Any], subgraph: dict[str, Any], nodes: list[dict[str, Any]], links: dict[str, list[Any]]
-) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
-    prefix = f"{instance['id']}:"
-    feeding = {slot: links.get(str(entry.get("link"))) for slot, entry in enumerate(instance.get("inputs") or [])}
-    inner_links = link_rows(subgraph.get("links") or [])
-    outputs: dict[int, tuple[str, int]] = {}
-    added: dict[str, list[Any]] = {}
-    for link_id, (_, origin, origin_slot, target, target_slot, kind) in inner_links.items():
-        if target == str(OUTPUT_NODE):
-            if origin == str(INPUT_NODE):  # an input passed straight through
-                source = feeding.get(origin_slot)
-                if source is not None:
-                    outputs[target_slot] = (source[1], source[2])
-            else:
-                outputs[target_slot] = (prefix + origin, origin_slot)
-            continue
-        if origin == str(INPUT_NODE):
-            source = feeding.get(origin_slot)
-            if source is None:
-                continue
-            origin, origin_slot = source[1], source[2]
-        else:
-            origin = prefix + origin
-        added[prefix + link_id] = [prefix + link_id, origin, origin_slot, prefix + target, target_slot, kind]
-    inner_nodes = []
-    for inner in subgraph.get("nodes") or []:
-        copied = copy.deepcopy(inner)
-        copied["id"] = prefix + str(inner["id"])
-        for slot in copied.get("inputs") or []:
-            if slot.get("link") is not None:
-                slot["link"] = prefix + str(slot["link"]) if prefix + str(slot["link"]) in added else None
-        inner_nodes.append(copied)
-    kept: dict[str, list[Any]] = {}
-    for link_id, row in links.items():
-        if row[3] == instance["id"]:
-            continue  # replaced by the inner links above
-        if row[1] == instance["id"]:
-            target = outputs.get(row[2])
-            if target is None:
-                continue
-            row = [row[0], target[0], target[1], row[3], row[4], row[5]]
-        kept[link_id] = row
-    kept.update(added)
-    live_links = set(kept)
-    remaining = []
-    for node in nodes:
-        if node is instance:
-            continue
-        for slot in node.get("inputs") or []:
-            if slot.get("link") is not None and str(slot["link"]) not in live_links:
-                slot["link"] = None
-        remaining.append(node)
-    return remaining + inner_nodes, kept
+@dataclass
+class Graph:
+    """One graph: the root, or a subgraph definition (then ``inputs``/``outputs`` name its sockets)."""
+
+    id: str
+    nodes: dict[str, dict[str, Any]]
+    links: dict[str, Link]
+    inputs: list[str] | None = None  # the definition's input names by slot; None for the root or if unsaid
+    output_links: dict[int, Link] = field(default_factory=dict)  # output slot → the link into it
+
+
+def _graph(graph_id: str, raw: dict[str, Any], *, subgraph: bool) -> Graph:
+    nodes = {str(node["id"]): node for node in raw.get("nodes") or []}
+    links = {key: Link(row[1], row[2], row[3], row[4], row[5]) for key, row in link_rows(raw.get("links") or []).items()}
+    graph = Graph(graph_id, nodes, links)
+    if subgraph:
+        declared = raw.get("inputs")
+        if isinstance(declared, list) and declared:
+            graph.inputs = [str(entry.get("name")) if isinstance(entry, dict) else "" for entry in declared]
+        graph.output_links = {link.target_slot: link for link in links.values() if link.target == OUTPUT_NODE}
+    return graph
+
+
+def read_graphs(workflow: dict[str, Any]) -> tuple[Graph, dict[str, Graph]]:
+    """The root graph and the subgraph definitions by id."""
+    definitions = {str(raw["id"]): _graph(str(raw["id"]), raw, subgraph=True)
+                   for raw in (workflow.get("definitions") or {}).get("subgraphs") or []}
+    return _graph("", workflow, subgraph=False), definitions
+
+
+def instance_input(instance: dict[str, Any], definition: Graph, slot: int) -> tuple[int, dict[str, Any]] | None:
+    """The instance's input that feeds the definition's input ``slot``: by name, by position if unnamed."""
+    inputs = instance.get("inputs") or []
+    if definition.inputs is not None:
+        if slot >= len(definition.inputs):
+            return None
+        name = definition.inputs[slot]
+        for index, entry in enumerate(inputs):
+            if entry.get("name") == name:
+                return index, entry
+        return None
+    return (slot, inputs[slot]) if slot < len(inputs) else None
+
+
+def too_large() -> Unprocessable:
+    return Unprocessable(f"Its subgraphs expand to more than {MAX_FLAT_NODES} nodes.", code="subgraphs_too_large")
+
+
+def too_deep() -> Unprocessable:
+    return Unprocessable("Subgraphs are nested too deeply to flatten.", code="subgraphs_too_deep")

@@ -1,10 +1,13 @@
 """Converts ComfyUI's UI-format workflow (what the editor saves) into the API format it runs.
 
-Only the frontend does this in ComfyUI itself, with the node definitions from ``/object_info``:
-``widgets_values`` are positional, and some widgets carry extra values that are not inputs
-(``control_after_generate`` after a seed, the upload button after LoadImage's file). Reroutes are
-followed, PrimitiveNode values are copied into their targets, muted nodes are dropped and bypassed
-nodes are bridged (a consumer gets the bypassed node's input of the same type).
+Only ComfyUI's editor does this (``graphToPrompt``), with the node definitions from
+``/object_info``, and Studio follows it step by step so that an imported workflow runs exactly as
+it would from the editor: every node's widgets are rebuilt and given their saved values
+(``widgets``); PrimitiveNodes first write their value into the widgets they feed; then every
+input's link is followed to the node that really produces it, through reroutes, bypassed nodes
+(the first input of a matching type stands in for the output) and subgraph boundaries
+(``subgraphs``). Muted and bypassed nodes, frontend-only nodes and the inside of a muted or
+bypassed subgraph are left out, and a link to a node that is left out is dropped.
 """
 
 from __future__ import annotations
@@ -13,13 +16,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.errors import Unprocessable
-from studio.workflows.subgraphs import flatten, link_rows
+from studio.workflows.subgraphs import (
+    INPUT_NODE,
+    MAX_DEPTH,
+    MAX_FLAT_NODES,
+    Graph,
+    instance_input,
+    read_graphs,
+    too_deep,
+    too_large,
+)
+from studio.workflows.widgets import Widget, load_widgets
 
 MUTED, BYPASSED = 2, 4
-FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode", "PrimitiveString", "Label (rgthree)"}
+# Nodes only the editor has (when /object_info does not list them): they never reach the prompt.
+FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode", "Label (rgthree)"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-# Reroutes and bypassed nodes followed from one input before the links are taken to go round in a loop.
-MAX_HOPS = 64
+# Links followed from one input (reroutes, bypassed nodes, subgraph boundaries) before it is a loop.
+MAX_HOPS = 256
 
 
 def _loop() -> Unprocessable:
@@ -27,122 +41,219 @@ def _loop() -> Unprocessable:
                          code="link_loop")
 
 
-@dataclass(frozen=True)
-class Link:
-    origin: str
-    slot: int
-    target: str
-    target_slot: int
-    type: str
-
-
-def _links(workflow: dict[str, Any]) -> dict[str, Link]:
-    return {link_id: Link(row[1], row[2], row[3], row[4], str(row[5]))
-            for link_id, row in link_rows(workflow.get("links") or []).items()}
-
-
-def _order(node_id: str) -> tuple[int, ...]:
-    """Numeric order for ids like ``12`` and ``5:3`` (subgraph members)."""
-    return tuple(int(part) if part.lstrip("-").isdigit() else 0 for part in node_id.split(":"))
-
-
 def is_widget(spec: list[Any]) -> bool:
     kind = spec[0]
     return isinstance(kind, list) or kind in WIDGET_TYPES
 
 
-def widget_names(info: dict[str, Any]) -> list[tuple[str, list[Any]]]:
-    """Inputs that are widgets, in the order the editor lays out their values."""
-    order = info.get("input_order") or {k: list(v) for k, v in info.get("input", {}).items()}
-    found = []
-    for section in ("required", "optional"):
-        for name in order.get(section, []):
-            spec = info["input"].get(section, {}).get(name)
-            if spec and is_widget(spec):
-                found.append((name, spec))
-    return found
+def valid_connection(a: Any, b: Any) -> bool:
+    """The editor's type check: a wildcard or empty type fits anything, lists fit if they share one."""
+    if not a or not b or a == "*" or b == "*":
+        return True
+    left, right = str(a).lower(), str(b).lower()
+    if left == right:
+        return True
+    return bool(set(left.split(",")) & set(right.split(",")))
+
+
+@dataclass
+class Node:
+    """One node of the walked graph: where it sits (``id`` is its execution id) and what it is."""
+
+    id: str
+    raw: dict[str, Any]
+    graph: Graph
+    path: str  # the execution id prefix of its graph ("" at the root, "12:" inside instance 12)
+    parent: Node | None  # the subgraph instance holding it
+    definition: Graph | None = None  # set when this node is a subgraph instance
+
+    @property
+    def mode(self) -> Any:
+        return self.raw.get("mode", 0)
+
+    def input(self, slot: int) -> dict[str, Any] | None:
+        inputs = self.raw.get("inputs") or []
+        return inputs[slot] if 0 <= slot < len(inputs) else None
+
+    def output_type(self, slot: int) -> Any:
+        outputs = self.raw.get("outputs") or []
+        return outputs[slot].get("type") if 0 <= slot < len(outputs) else None
+
+
+@dataclass(frozen=True)
+class Value:
+    """An input that resolves to a widget value rather than to another node's output."""
+
+    value: Any
+
+
+Resolved = tuple[str, int] | Value | None
+
+
+class Converter:
+    def __init__(self, workflow: dict[str, Any], object_info: dict[str, Any]) -> None:
+        self.object_info = object_info
+        self.root, self.definitions = read_graphs(workflow)
+        self.nodes: dict[str, Node] = {}
+        self.hops = 0
+
+    def virtual(self, node: dict[str, Any]) -> bool:
+        return node.get("type") not in self.object_info and node.get("type") in FRONTEND_ONLY
+
+    # ------------------------------------------------------------------ the walk into subgraphs
+
+    def expand(self, graph: Graph, path: str, parent: Node | None, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise too_deep()
+        for node_id, raw in graph.nodes.items():
+            node = Node(path + node_id, raw, graph, path, parent)
+            self.nodes[node.id] = node
+            if len(self.nodes) > MAX_FLAT_NODES:
+                raise too_large()
+            definition = self.definitions.get(str(raw.get("type")))
+            if definition is not None:
+                node.definition = definition
+                if node.mode not in (MUTED, BYPASSED):
+                    self.expand(definition, node.id + ":", node, depth + 1)
+
+    def check_known(self) -> None:
+        unknown = sorted({str(n.raw.get("type")) for n in self.nodes.values()
+                          if n.definition is None and n.raw.get("type") not in self.object_info
+                          and not self.virtual(n.raw) and n.mode not in (MUTED, BYPASSED)})
+        if unknown:
+            raise Unprocessable(f"ComfyUI does not know these nodes: {', '.join(unknown)}. Install them first.",
+                                code="unknown_nodes", details={"nodes": unknown})
+
+    # ------------------------------------------------------------------ following links
+
+    def step(self) -> None:
+        self.hops += 1
+        if self.hops > MAX_HOPS:
+            raise _loop()
+
+    def resolve_input(self, node: Node, slot: int, wanted: Any = None) -> Resolved:
+        """Where input ``slot`` of ``node`` really comes from; None when nothing (or nothing kept) feeds it."""
+        self.step()
+        entry = node.input(slot)
+        if entry is None or entry.get("link") is None:
+            return None
+        link = node.graph.links.get(str(entry["link"]))
+        if link is None:
+            return None
+        if link.origin == INPUT_NODE and node.parent is not None:
+            instance = node.parent
+            assert instance.definition is not None
+            found = instance_input(instance.raw, instance.definition, link.slot)
+            if found is None or found[1].get("link") is None:
+                return None  # nothing feeds the instance: the inner widget keeps its own value
+            return self.resolve_input(instance, found[0])
+        origin = self.nodes.get(node.path + link.origin)
+        if origin is None:
+            return None
+        return self.resolve_output(origin, link.slot, wanted if wanted is not None else entry.get("type"))
+
+    def resolve_output(self, node: Node, slot: int, wanted: Any) -> Resolved:
+        self.step()
+        if node.mode == BYPASSED:
+            index = self.bypass_slot(node, slot, wanted)
+            return None if index < 0 else self.resolve_input(node, index)
+        if node.definition is not None:
+            link = node.definition.output_links.get(slot)
+            if link is None:
+                return None
+            if link.origin == INPUT_NODE:  # an input passed straight through
+                found = instance_input(node.raw, node.definition, link.slot)
+                return None if found is None else self.resolve_input(node, found[0], wanted)
+            inner = self.nodes.get(f"{node.id}:{link.origin}")
+            return None if inner is None else self.resolve_output(inner, link.slot, wanted)
+        if self.virtual(node.raw):
+            return self.resolve_input(node, slot, wanted) if node.input(slot) is not None else None
+        return node.id, slot
+
+    def bypass_slot(self, node: Node, slot: int, wanted: Any) -> int:
+        """The input a bypassed node passes on for output ``slot``: the same slot if its type fits, else
+        the first of exactly the wanted type, else the first that fits."""
+        inputs = node.raw.get("inputs") or []
+        if wanted in ("*", ""):
+            return slot if len(inputs) > slot else 0
+        produced = node.output_type(slot)
+        same = node.input(slot)
+        if same is not None and valid_connection(same.get("type"), produced) \
+                and valid_connection(same.get("type"), wanted):
+            return slot
+        for index, entry in enumerate(inputs):
+            if entry.get("type") == wanted:
+                return index
+        for index, entry in enumerate(inputs):
+            if valid_connection(entry.get("type"), produced) and valid_connection(entry.get("type"), wanted):
+                return index
+        return -1
+
+    # ------------------------------------------------------------------ the prompt
+
+    def primitive_values(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """What PrimitiveNodes write into the widgets they feed before the prompt is made."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for graph in [self.root, *self.definitions.values()]:
+            for node_id, raw in graph.nodes.items():
+                if raw.get("type") != "PrimitiveNode" or not self.virtual(raw):
+                    continue
+                values = raw.get("widgets_values")
+                if isinstance(values, dict):
+                    values = list(values.values())
+                if not values:
+                    continue
+                for link in graph.links.values():
+                    if link.origin != node_id:
+                        continue
+                    target = graph.nodes.get(link.target)
+                    inputs = (target or {}).get("inputs") or []
+                    if not 0 <= link.target_slot < len(inputs):
+                        continue
+                    entry = inputs[link.target_slot]
+                    name = (entry.get("widget") or {}).get("name") or entry.get("name")
+                    found.setdefault((graph.id, link.target), {})[str(name)] = values[0]
+        return found
+
+    def widgets(self, node: Node, overrides: dict[tuple[str, str], dict[str, Any]]) -> list[Widget]:
+        widgets = load_widgets(str(node.raw["type"]), self.object_info[node.raw["type"]],
+                               node.raw.get("widgets_values"))
+        for widget in widgets:
+            given = overrides.get((node.graph.id, node.id[len(node.path):]), {})
+            if widget.name in given:
+                widget.value = given[widget.name]
+        return widgets
+
+    def prompt(self) -> dict[str, Any]:
+        overrides = self.primitive_values()
+        prompt: dict[str, Any] = {}
+        for node in self.nodes.values():
+            if node.definition is not None or self.virtual(node.raw) or node.mode in (MUTED, BYPASSED):
+                continue
+            info = self.object_info[node.raw["type"]]
+            inputs: dict[str, Any] = {}
+            for widget in self.widgets(node, overrides):
+                if widget.sent:
+                    inputs[widget.name] = widget.serialised()
+            for slot, entry in enumerate(node.raw.get("inputs") or []):
+                self.hops = 0
+                found = self.resolve_input(node, slot)
+                if found is None:
+                    continue
+                name = entry.get("name")
+                inputs[name] = ({"__value__": found.value} if isinstance(found.value, list) else found.value) \
+                    if isinstance(found, Value) else [found[0], found[1]]
+            title = node.raw.get("title") or info.get("display_name") or node.raw["type"]
+            prompt[node.id] = {"class_type": node.raw["type"], "inputs": inputs, "_meta": {"title": title}}
+        for entry in prompt.values():  # links to nodes that were left out go too
+            inputs = entry["inputs"]
+            for name in [n for n, v in inputs.items() if isinstance(v, list) and len(v) == 2 and v[0] not in prompt]:
+                del inputs[name]
+        return prompt
 
 
 def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
-    workflow = flatten(workflow)
-    nodes = {str(node["id"]): node for node in workflow.get("nodes") or []}
-    links = _links(workflow)
-    unknown = sorted({n["type"] for n in nodes.values()
-                      if n["type"] not in object_info and n["type"] not in FRONTEND_ONLY
-                      and n.get("mode", 0) not in (MUTED, BYPASSED)})
-    if unknown:
-        raise Unprocessable(f"ComfyUI does not know these nodes: {', '.join(unknown)}. Install them first.",
-                            code="unknown_nodes", details={"nodes": unknown})
-
-    def source(link_id: Any, wanted_type: str | None = None, depth: int = 0) -> tuple[str, int] | None:
-        """Where a link really comes from, through reroutes and bypassed nodes; None if nowhere."""
-        if link_id is None or str(link_id) not in links:
-            return None
-        if depth > MAX_HOPS:
-            raise _loop()
-        link = links[str(link_id)]
-        origin = nodes.get(link.origin)
-        if origin is None or origin.get("mode", 0) == MUTED:
-            return None
-        if origin["type"] == "Reroute":
-            upstream = (origin.get("inputs") or [{}])[0].get("link")
-            return source(upstream, wanted_type or link.type, depth + 1)
-        if origin.get("mode", 0) == BYPASSED:
-            wanted = wanted_type or link.type
-            for candidate in origin.get("inputs") or []:
-                if candidate.get("link") is not None and candidate.get("type") in (wanted, "*"):
-                    return source(candidate["link"], wanted, depth + 1)
-            return None
-        return link.origin, link.slot
-
-    def primitive_value(link_id: Any, depth: int = 0) -> tuple[bool, Any]:
-        if link_id is None or str(link_id) not in links:
-            return False, None
-        if depth > MAX_HOPS:
-            raise _loop()
-        origin = nodes.get(links[str(link_id)].origin)
-        if origin is not None and origin["type"] in ("PrimitiveNode", "PrimitiveString"):
-            values = origin.get("widgets_values") or [None]
-            return True, values[0] if isinstance(values, list) else next(iter(values.values()), None)
-        if origin is not None and origin["type"] == "Reroute":
-            return primitive_value((origin.get("inputs") or [{}])[0].get("link"), depth + 1)
-        return False, None
-
-    prompt: dict[str, Any] = {}
-    for node_id, node in sorted(nodes.items(), key=lambda item: _order(item[0])):
-        if node["type"] in FRONTEND_ONLY or node.get("mode", 0) in (MUTED, BYPASSED):
-            continue
-        info = object_info[node["type"]]
-        inputs: dict[str, Any] = {}
-        values = node.get("widgets_values")
-        linked = {slot.get("name"): slot.get("link") for slot in node.get("inputs") or []}
-        if isinstance(values, dict):
-            for name, _spec in widget_names(info):
-                if name in values:
-                    inputs[name] = values[name]
-        else:
-            queue = list(values or [])
-            for name, spec in widget_names(info):
-                if not queue:
-                    break
-                inputs[name] = queue.pop(0)
-                options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-                if options.get("control_after_generate") and queue and isinstance(queue[0], str):
-                    queue.pop(0)
-                if options.get("image_upload") and queue and queue[0] in ("image", "upload", None):
-                    queue.pop(0)
-        for name, link_id in linked.items():
-            if link_id is None:
-                continue
-            is_primitive, value = primitive_value(link_id)
-            if is_primitive:
-                inputs[name] = value
-                continue
-            found = source(link_id)
-            if found is None:
-                inputs.pop(name, None)
-            else:
-                inputs[name] = [found[0], found[1]]
-        title = node.get("title") or info.get("display_name") or node["type"]
-        prompt[node_id] = {"class_type": node["type"], "inputs": inputs, "_meta": {"title": title}}
-    return prompt
+    converter = Converter(workflow, object_info)
+    converter.expand(converter.root, "", None, 0)
+    converter.check_known()
+    return converter.prompt()
