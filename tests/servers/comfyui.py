@@ -130,14 +130,17 @@ class ComfyUITestServer(FileRoutes, JobsApi):
         self.worker.node_delays = self.node_delays
         self.worker.fail_nodes = self.fail_nodes
         self.worker.step_delay_s = self._step_delay_s
+        self._start_http()
+        self.worker.thread.start()
+        return self
+
+    def _start_http(self) -> None:
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-comfyui", daemon=True)
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("ComfyUI test server did not start")
-        self.worker.thread.start()
-        return self
 
     def _serve(self, ready: threading.Event) -> None:
         # Local references: a restart replaces self._loop while this thread may still be closing.
@@ -172,6 +175,17 @@ class ComfyUITestServer(FileRoutes, JobsApi):
         """Like killing the process: sockets are dropped, the port refuses connections."""
         if self.worker:
             self.worker.stop()
+        self._stop_http()
+
+    def stop_answering(self) -> None:
+        """Unreachable, and still working: sockets dropped and connections refused (a network outage,
+        a frozen proxy), while the queue keeps running and history is kept. ``answer_again()`` ends it."""
+        self._stop_http()
+
+    def answer_again(self) -> None:
+        self._start_http()
+
+    def _stop_http(self) -> None:
         if self._loop and self._thread and self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self._abort_sockets(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,187 @@
+"""Run-time truth: what a job says when ComfyUI dropped some of its outputs, and when ComfyUI stops
+answering while the job is in it (waiting, then failed with the reason, or reconciled on return)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from studio.events.bus import Event
+from studio.runtime import Runtime
+from studio.services import Services
+from tests.conftest import signed_in_user, wait_until
+from tests.jobs_helpers import run, upload_image, wait_status
+from tests.servers.comfyui import ComfyUITestServer
+
+
+@pytest.fixture
+def events(services: Services) -> Iterator[list[Event]]:
+    seen: list[Event] = []
+    stop = services.bus.subscribe(seen.append)
+    yield seen
+    stop()
+
+
+def _workflow(services: Services, workflow_id: str, prompt: str) -> None:
+    """A workflow with no form: its prompt goes to ComfyUI exactly as written here."""
+    folder = services.data_dir.workflows / workflow_id
+    folder.mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(f"id: {workflow_id}\nname: {workflow_id}\nrequired_nodes: [EmptyImage]\n"
+                                          "inputs: []\n")
+    (folder / "workflow.json").write_text(prompt)
+
+
+# Output 3 is fine; output 5 hangs off an EmptyImage 0 pixels wide, which ComfyUI's validation refuses
+# while it still runs the rest (the capture's "partial_valid" answer: 200 with node_errors).
+HALF_VALID = """{
+ "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+ "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "kept"}},
+ "4": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 8, "batch_size": 1, "color": 0}},
+ "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "dropped"}}}"""
+# Only a preview (ComfyUI's temp folder, which Studio does not keep) is left once 5 is dropped.
+PREVIEW_ONLY = HALF_VALID.replace('"SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "kept"}',
+                                  '"PreviewImage", "inputs": {"images": ["1", 0]}')
+
+
+def test_outputs_comfyui_dropped_are_named_on_the_job_its_timeline_and_its_events(
+    client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
+    events: list[Event],
+) -> None:
+    _workflow(services, "half-valid", HALF_VALID)
+    [job] = run(client, "half-valid", {})
+    done = wait_status(client, job["id"])
+
+    assert done["status"] == "completed"
+    assert [o["node_id"] for o in done["outputs"]] == ["3"]  # what ComfyUI did run is kept
+    [warning] = done["warnings"]
+    assert "dropped 1 output" in warning
+    assert "SaveImage 5" in warning
+    assert "EmptyImage 4 width: Value 0 smaller than min of 1" in warning
+    assert [e.get("warning") for e in done["timeline"] if e.get("warning")] == [warning]
+    assert any(e.type == "jobs/update" and e.payload["id"] == job["id"] and e.payload["warnings"] == [warning]
+               for e in events)
+    assert done["error"] is None
+
+
+def test_a_job_whose_every_output_was_dropped_does_not_pretend_success(
+    client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    _workflow(services, "preview-only", PREVIEW_ONLY)
+    [job] = run(client, "preview-only", {})
+    done = wait_status(client, job["id"])
+
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "outputs_dropped"
+    assert "dropped 5" in done["error"]["message"]
+    assert done["outputs"] == []
+    assert len(done["warnings"]) == 1
+
+
+def test_a_job_comfyui_accepted_whole_carries_no_warning(
+    client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer
+) -> None:
+    [job] = run(client, "image-resize", {"image": upload_image(client), "width": 8, "height": 8})
+    done = wait_status(client, job["id"])
+    assert done["status"] == "completed"
+    assert done["warnings"] == []
+    assert done["waiting_for_comfy"] is None
+
+
+def _notes(job: dict[str, Any]) -> list[str]:
+    return [entry.get("note") or "" for entry in job["timeline"]]
+
+
+def test_comfyui_gone_mid_job_waits_then_fails_with_the_reason_and_never_finishes_twice(
+    client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
+    events: list[Event],
+) -> None:
+    services.job_engine.outage.grace_s = lambda: 2.0
+    comfy_server.node_delays["ImageScale"] = 4.0
+    [job] = run(client, "image-resize", {"image": upload_image(client)})
+    wait_status(client, job["id"], "running")
+
+    comfy_server.stop_answering()  # ComfyUI keeps working, and cannot be reached
+
+    waiting = wait_until(lambda: (j := client.get(f"/api/jobs/{job['id']}").get_json())["waiting_for_comfy"] and j,
+                         timeout=5)
+    assert isinstance(waiting, dict)
+    assert waiting["status"] == "running"
+    assert waiting["status_text"] == "waiting for ComfyUI"
+    assert any("waiting for ComfyUI: it stopped answering at" in note for note in _notes(waiting))
+    assert any(e.type == "jobs/update" and e.payload["id"] == job["id"] and e.payload["waiting_for_comfy"]
+               for e in events)
+
+    failed = wait_status(client, job["id"], timeout=10)
+    assert failed["status"] == "failed"
+    assert failed["error"]["message"].startswith("ComfyUI stopped answering at ")
+    assert "within 2 s" in failed["error"]["message"]
+    assert failed["waiting_for_comfy"] is None
+    finished = [e for e in events if e.type == "jobs/finished" and e.payload["id"] == job["id"]]
+    assert len(finished) == 1
+
+    # ComfyUI comes back and still finishes the job: Studio's answer stays the one it gave.
+    comfy_server.answer_again()
+    wait_until(lambda: comfy_server.worker is not None and job["id"] in comfy_server.worker.history, timeout=10)
+    comfy_server.node_delays["ImageScale"] = 0.0
+    [later] = run(client, "image-resize", {"image": upload_image(client)})
+    assert wait_status(client, later["id"])["status"] == "completed"  # Studio is back in step with ComfyUI
+    again = client.get(f"/api/jobs/{job['id']}").get_json()
+    assert again["status"] == "failed"
+    assert again["timeline"] == failed["timeline"]
+    assert again["outputs"] == []
+    assert len([e for e in events if e.type == "jobs/finished" and e.payload["id"] == job["id"]]) == 1
+
+
+def test_comfyui_back_within_the_grace_period_is_reconciled_and_the_job_completes(
+    client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    services.job_engine.outage.grace_s = lambda: 60.0
+    comfy_server.node_delays["ImageScale"] = 3.0  # still running in ComfyUI when Studio reaches it again
+    [job] = run(client, "image-resize", {"image": upload_image(client)})
+    wait_status(client, job["id"], "running")
+
+    comfy_server.stop_answering()
+    wait_until(lambda: client.get(f"/api/jobs/{job['id']}").get_json()["waiting_for_comfy"], timeout=5)
+    comfy_server.answer_again()
+
+    done = wait_status(client, job["id"], timeout=15)
+    assert done["status"] == "completed"
+    assert len(done["outputs"]) == 1
+    assert done["waiting_for_comfy"] is None
+    notes = _notes(done)
+    assert any("waiting for ComfyUI" in note for note in notes)
+    assert any("ComfyUI answers again" in note for note in notes)
+    assert done["error"] is None
+    assert [entry["status"] for entry in done["timeline"]][-1] == "completed"
+
+
+def test_a_dropped_socket_with_comfyui_still_answering_is_not_an_outage(
+    client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
+    events: list[Event],
+) -> None:
+    services.job_engine.outage.grace_s = lambda: 0.0  # an outage would fail the job at once
+    comfy_server.node_delays["ImageScale"] = 0.8
+    [job] = run(client, "image-resize", {"image": upload_image(client)})
+    wait_status(client, job["id"], "running")
+
+    comfy_server.drop_sockets()
+
+    done = wait_status(client, job["id"])
+    assert done["status"] == "completed"
+    assert not any("waiting for ComfyUI" in note for note in _notes(done))
+    assert not any(e.type == "jobs/update" and e.payload.get("waiting_for_comfy") for e in events)
+
+
+def test_another_user_never_sees_the_warnings_of_someone_elses_job(
+    app: Flask, client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    _workflow(services, "half-valid", HALF_VALID)
+    [job] = run(client, "half-valid", {})
+    wait_status(client, job["id"])
+    other = signed_in_user(app, client, "bob")
+    assert other.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert all(item["id"] != job["id"] for item in other.get("/api/jobs").get_json()["items"])
