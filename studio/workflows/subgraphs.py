@@ -52,18 +52,27 @@ class Graph:
     links: dict[str, Link]
     inputs: list[str] | None = None  # the definition's input names by slot; None for the root or if unsaid
     output_links: dict[int, Link] = field(default_factory=dict)  # output slot → the link into it
+    promoted: list[int] = field(default_factory=list)  # input slots that feed an inner widget, in order
 
 
 def _graph(graph_id: str, raw: dict[str, Any], *, subgraph: bool) -> Graph:
     nodes = {str(node["id"]): node for node in raw.get("nodes") or []}
-    links = {key: Link(row[1], row[2], row[3], row[4], row[5]) for key, row in link_rows(raw.get("links") or []).items()}
+    rows = link_rows(raw.get("links") or [])
+    links = {key: Link(row[1], row[2], row[3], row[4], row[5]) for key, row in rows.items()}
     graph = Graph(graph_id, nodes, links)
     if subgraph:
         declared = raw.get("inputs")
         if isinstance(declared, list) and declared:
             graph.inputs = [str(entry.get("name")) if isinstance(entry, dict) else "" for entry in declared]
         graph.output_links = {link.target_slot: link for link in links.values() if link.target == OUTPUT_NODE}
+        graph.promoted = sorted({link.slot for link in links.values()
+                                 if link.origin == INPUT_NODE and _feeds_widget(nodes.get(link.target), link)})
     return graph
+
+
+def _feeds_widget(node: dict[str, Any] | None, link: Link) -> bool:
+    inputs = (node or {}).get("inputs") or []
+    return 0 <= link.target_slot < len(inputs) and bool(inputs[link.target_slot].get("widget"))
 
 
 def read_graphs(workflow: dict[str, Any]) -> tuple[Graph, dict[str, Graph]]:
@@ -85,6 +94,19 @@ def instance_input(instance: dict[str, Any], definition: Graph, slot: int) -> tu
                 return index, entry
         return None
     return (slot, inputs[slot]) if slot < len(inputs) else None
+
+
+def promoted_value(instance: dict[str, Any], definition: Graph, slot: int) -> tuple[bool, Any]:
+    """The value an instance's own widget holds for the definition's input ``slot``, if it has one.
+
+    An instance draws a widget for every input of its subgraph that feeds an inner widget, and
+    saves their values in its own ``widgets_values``, one each, in the definition's input order;
+    an instance that saves none shows the inner widgets themselves (``proxyWidgets``)."""
+    values = instance.get("widgets_values")
+    if not isinstance(values, list) or not values or slot not in definition.promoted:
+        return False, None
+    index = definition.promoted.index(slot)
+    return (True, values[index]) if index < len(values) else (False, None)
 
 
 def too_large() -> Unprocessable:

@@ -22,6 +22,7 @@ from studio.workflows.subgraphs import (
     MAX_FLAT_NODES,
     Graph,
     instance_input,
+    promoted_value,
     read_graphs,
     too_deep,
     too_large,
@@ -144,8 +145,9 @@ class Converter:
             instance = node.parent
             assert instance.definition is not None
             found = instance_input(instance.raw, instance.definition, link.slot)
-            if found is None or found[1].get("link") is None:
-                return None  # nothing feeds the instance: the inner widget keeps its own value
+            if found is None or found[1].get("link") is None:  # nothing feeds the instance's input
+                has_value, value = promoted_value(instance.raw, instance.definition, link.slot)
+                return Value(value) if has_value else None  # None: the inner widget keeps its value
             return self.resolve_input(instance, found[0])
         origin = self.nodes.get(node.path + link.origin)
         if origin is None:

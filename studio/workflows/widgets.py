@@ -21,6 +21,8 @@ VALUE_WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR", "CURVE",
                  "LOAD_3D", "LOAD_3D_ANIMATION", "MARKDOWN"}
 # Widgets the editor fills itself and never saves in widgets_values, with the value it sends.
 UNSAVED_WIDGETS: dict[str, Any] = {"IMAGECOMPARE": ["", ""]}
+LEGACY_SEEDS = ("seed", "noise_seed")
+# A file picker (a combo) with one of these gets an upload button after it.
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
 # Widgets that frontend extensions add to particular nodes (not in /object_info): after which
 # input, their names, and whether the prompt gets their value. ComfyUI itself never reads them.
@@ -123,11 +125,12 @@ def widgets_for(specs: list[tuple[str, Any]], prefix: str = "") -> list[Widget]:
             else:
                 continue
         found.append(Widget(full, kind, options, default_value(kind, options, values)))
-        if options.get("control_after_generate"):
-            mode = options["control_after_generate"]
-            found.append(Widget("control_after_generate", "COMBO", {}, mode if isinstance(mode, str) else "fixed",
-                                sent=False))
-        if any(options.get(flag) for flag in UPLOAD_OPTIONS):
+        # The editor's old convention still holds: an INT named seed or noise_seed gets one unasked.
+        control = options.get("control_after_generate", kind == "INT" and full in LEGACY_SEEDS)
+        if control:
+            found.append(Widget("control_after_generate", "COMBO", {},
+                                control if isinstance(control, str) else "fixed", sent=False))
+        if kind == "COMBO" and any(options.get(flag) for flag in UPLOAD_OPTIONS):
             found.append(Widget("upload", "BUTTON", {}, None, sent=False))
     return found
 
