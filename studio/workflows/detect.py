@@ -1,13 +1,17 @@
 """Finds a workflow's form: which literal inputs a person will want to set, named as they think.
 
-App Mode (``extra.linearData``) wins when the workflow has it. Otherwise prompts are found by
-node title, or as positive / negative by how they reach a sampler; samplers give seed, steps, CFG,
-sampler, scheduler and denoise; latent images give size and batch; LoadImage gives an image;
-loaders become pickers. Every other literal stays reachable as an advanced parameter.
+What decides the form, first match wins: ComfyUI's App Mode (``extra.linearData``), then SwarmUI's
+SwarmInput nodes; otherwise the roles the graph gives its literals (``studio.workflows.roles``:
+prompts traced from the samplers, sampler settings, size, images, model pickers), where a
+``SwarmUI: <parameter>`` title overrides what a value is. Every other literal stays reachable as an
+advanced parameter.
 
-Ids are derived from what a node *is* (its role, class and title), never from its number, so
-re-importing an edited version of the same workflow keeps each parameter's id and with it the
-names, order and defaults a person chose in the mapping editor.
+Ids never follow the role: a parameter's id is the one the first version of this detector gave that
+node input (``legacy_ids``), derived from what the node *is* (its class and title) and never from
+its number, so re-importing a workflow, or an edited version of it, keeps each parameter's id and
+with it the names, order and defaults a person chose in the mapping editor, even where detection
+now understands more of it. Only an id the manifest would refuse (a title starting with a digit)
+is replaced, by the same id behind ``p_``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from studio.workflows.graph import Graph
+from studio.workflows.markers import CONFIG_FIELDS, SWARM_INPUT, marked_roles, swarm_inputs
+from studio.workflows.roles import FOLDER_NAMES, ORDER, ROLE_NAMES, Role, find_roles
 from studio.workflows.uiformat import is_widget
 
 SAMPLERS = {"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"}
@@ -31,7 +38,11 @@ PICKERS = {
     ("LoraLoader", "lora_name"): ("lora", "LoRA", "select"),
     ("LoraLoaderModelOnly", "lora_name"): ("lora", "LoRA", "select"),
 }
+# Model folders whose pickers the manifest has a type of its own for; other folders are a select
+# carrying ``picker: <folder>``.
+PICKER_TYPES = {"checkpoints": "checkpoint_picker", "vae": "vae_picker"}
 DEFAULT_TITLES = {"CLIP Text Encode (Prompt)", "CLIPTextEncode", ""}
+VALID_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def slug(text: str) -> str:
@@ -73,8 +84,8 @@ def _title(node: dict[str, Any]) -> str:
 
 
 def _trace_conditioning(prompt: dict[str, Any], start: Any) -> set[str]:
-    """Every text-encode node feeding a sampler's positive or negative input (walked, not recursed:
-    a chain of thousands of nodes must not exhaust the stack)."""
+    """The first detector's prompt trace (every node with a ``text`` string upstream of a sampler
+    input, through any link), kept only because the ids it gave depend on it."""
     found: set[str] = set()
     seen: set[str] = set()
     pending = [start]
@@ -121,54 +132,52 @@ def app_mode_outputs(ui: dict[str, Any] | None) -> list[str]:
             if isinstance(node_id, str | int)]
 
 
-def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, Any] | None = None) -> list[dict]:
-    """Manifest inputs for ``prompt``: the obvious ones first, every other literal as advanced."""
-    inputs: list[dict[str, Any]] = []
-    claimed: set[tuple[str, str]] = set()
-    used_ids: set[str] = set()
+def _literal(prompt: dict[str, Any], node_id: str, field: str) -> bool:
+    value = prompt.get(node_id, {}).get("inputs", {}).get(field)
+    return value is not None and not (isinstance(value, list) and len(value) == 2 and str(value[0]) in prompt)
 
-    def add(node_id: str, field: str, base_id: str, name: str, forced_type: str | None = None, **extra: Any) -> None:
+
+def _valid(param_id: str) -> str:
+    """An id the manifest accepts, the same one for the same input every time. Long ids stay long:
+    workflows imported before already carry them (the manifest sets no length limit)."""
+    return param_id if VALID_ID.fullmatch(param_id) else f"p_{param_id}"
+
+
+def legacy_ids(prompt: dict[str, Any], object_info: dict[str, Any],
+               ui: dict[str, Any] | None = None) -> dict[tuple[str, str], str]:
+    """The id the first detector gave each literal, made valid for the manifest.
+
+    This is that detector's walk, kept step for step (its roles, its order, its way of telling two
+    prompts or two samplers apart by title) because saved mapping edits are keyed by these ids.
+    """
+    ids: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
+
+    def add(node_id: str, field: str, base_id: str) -> None:
         node = prompt[node_id]
-        value = node["inputs"][field]
-        spec = _spec(object_info, node["class_type"], field)
         param_id = base_id
-        if param_id in used_ids:
+        if param_id in used:
             param_id = f"{base_id}_{slug(_title(node) or node['class_type'])}"
             suffix = 2
-            while param_id in used_ids:
+            while param_id in used:
                 param_id, suffix = f"{base_id}_{slug(_title(node))}_{suffix}", suffix + 1
-        used_ids.add(param_id)
-        claimed.add((node_id, field))
-        entry: dict[str, Any] = {"id": param_id, "name": name, **_typed(spec, value), "node_id": node_id,
-                                 "field": field, "default": value}
-        if forced_type:
-            entry["type"] = forced_type
-            entry.pop("options", None)
-        if forced_type == "seed":
-            entry.update(default=-1, min=None, max=None)
-            entry = {k: v for k, v in entry.items() if v is not None}
-        entry.update(extra)
-        inputs.append(entry)
+        used.add(param_id)
+        ids[(node_id, field)] = param_id
 
     def literal(node_id: str, field: str) -> bool:
-        value = prompt.get(node_id, {}).get("inputs", {}).get(field)
-        return value is not None and not (isinstance(value, list) and len(value) == 2 and str(value[0]) in prompt)
+        return _literal(prompt, node_id, field)
 
     app_mode = _linear_data(ui)
     if app_mode:
-        for node_id, field, config in app_mode:
-            if node_id not in prompt or not literal(node_id, field) or (node_id, field) in claimed:
+        for node_id, field, _config in app_mode:
+            if node_id not in prompt or not literal(node_id, field) or (node_id, field) in ids:
                 continue
             node = prompt[node_id]
             title = _title(node) or node["class_type"]
-            described = {"description": str(config["description"])} if config.get("description") else {}
             if node["class_type"] in SAMPLERS and field in SAMPLER_FIELDS:
-                base, name, forced = SAMPLER_FIELDS[field]
-                add(node_id, field, base, name, forced, **described)
-            elif field == "text" and isinstance(node["inputs"][field], str):
-                add(node_id, field, slug(f"{title}_{field}"), title, "text", **described)
+                add(node_id, field, SAMPLER_FIELDS[field][0])
             else:
-                add(node_id, field, slug(f"{title}_{field}"), f"{title}: {field.replace('_', ' ')}", **described)
+                add(node_id, field, slug(f"{title}_{field}"))
     else:
         roles: dict[str, str] = {}
         for node in prompt.values():
@@ -181,30 +190,171 @@ def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, An
             if literal(node_id, "text") and isinstance(node["inputs"]["text"], str):
                 text_role = roles.get(node_id)
                 if title not in DEFAULT_TITLES and not title.startswith("CLIP Text Encode"):
-                    add(node_id, "text", slug(title) if text_role is None else f"{text_role}_prompt", title, "text")
+                    add(node_id, "text", slug(title) if text_role is None else f"{text_role}_prompt")
                 elif text_role:
-                    label = "Prompt" if text_role == "positive" else "Negative prompt"
-                    add(node_id, "text", f"{text_role}_prompt", label, "text")
+                    add(node_id, "text", f"{text_role}_prompt")
             if node["class_type"] in SAMPLERS:
-                for field, (base, name, forced) in SAMPLER_FIELDS.items():
+                for field, (base, _name, _forced) in SAMPLER_FIELDS.items():
                     if literal(node_id, field):
-                        add(node_id, field, base, name, forced, advanced=field in ("scheduler", "denoise"))
+                        add(node_id, field, base)
             if node["class_type"] in LATENTS:
-                for field, name in (("width", "Width"), ("height", "Height"), ("batch_size", "Images per run")):
+                for field in ("width", "height", "batch_size"):
                     if literal(node_id, field):
-                        add(node_id, field, field, name, advanced=field == "batch_size")
+                        add(node_id, field, field)
             if node["class_type"] in ("LoadImage", "LoadImageMask") and literal(node_id, "image"):
-                add(node_id, "image", "image", title or "Image", "image", required=True)
-            for (class_type, field), (base, name, kind) in PICKERS.items():
+                add(node_id, "image", "image")
+            for (class_type, field), (base, _name, _kind) in PICKERS.items():
                 if node["class_type"] == class_type and literal(node_id, field):
-                    add(node_id, field, base, name, None if kind == "select" else kind)
+                    add(node_id, field, base)
     for node_id, node in sorted(prompt.items(), key=lambda item: (item[1]["class_type"], item[0])):
         for field in node.get("inputs", {}):
             spec = _spec(object_info, node["class_type"], field)
-            if (node_id, field) in claimed or not literal(node_id, field) or field == "filename_prefix":
+            if (node_id, field) in ids or not literal(node_id, field) or field == "filename_prefix":
                 continue
             if spec is not None and not is_widget(spec):
                 continue
-            title = _title(node) or node["class_type"]
-            add(node_id, field, slug(f"{title}_{field}"), f"{title}: {field.replace('_', ' ')}", advanced=True)
-    return inputs
+            add(node_id, field, slug(f"{_title(node) or node['class_type']}_{field}"))
+    valid: dict[tuple[str, str], str] = {}
+    taken: set[str] = set()
+    for key, param_id in ids.items():
+        fixed = _valid(param_id)
+        if fixed != param_id:  # a new id: it must not take one that exists
+            base, suffix = fixed, 2
+            while fixed in taken or fixed in used:
+                fixed, suffix = f"{base}_{suffix}", suffix + 1
+        valid[key] = fixed
+        taken.add(fixed)
+    return valid
+
+
+class Form:
+    """The inputs found so far, each node input at most once, each under its stable id."""
+
+    def __init__(self, graph: Graph, ids: dict[tuple[str, str], str]) -> None:
+        self.graph = graph
+        self.ids = ids
+        self.inputs: list[dict[str, Any]] = []
+        self.claimed: set[tuple[str, str]] = set()
+
+    def _id(self, node_id: str, field: str) -> str:
+        known = self.ids.get((node_id, field))
+        if known is not None:
+            return known
+        taken = set(self.ids.values()) | {entry["id"] for entry in self.inputs}
+        base = _valid(slug(f"{self.graph.label(node_id)}_{field}"))
+        param_id, suffix = base, 2
+        while param_id in taken:
+            param_id, suffix = f"{base}_{suffix}", suffix + 1
+        return param_id
+
+    def add(self, node_id: str, field: str, name: str, kind: str | None = None, *, advanced: bool = False,
+            **extra: Any) -> dict[str, Any] | None:
+        key = (node_id, field)
+        if key in self.claimed or not self.graph.literal(node_id, field):
+            return None
+        value = self.graph.inputs(node_id)[field]
+        entry: dict[str, Any] = {"id": self._id(node_id, field), "name": name[:200],
+                                 **_typed(self.graph.spec(node_id, field), value),
+                                 "node_id": node_id, "field": field, "default": value}
+        if kind is not None and kind != entry["type"]:
+            entry["type"] = kind
+            for stale in ("options", "min", "max", "step") if kind != "select" else ("min", "max", "step"):
+                entry.pop(stale, None)
+        if kind == "seed":
+            entry["default"] = -1
+        entry["advanced"] = advanced
+        entry.update(extra)
+        self.claimed.add(key)
+        self.inputs.append(entry)
+        return entry
+
+    def add_role(self, node_id: str, field: str, role: Role, **extra: Any) -> None:
+        kind: str | None = None
+        if role.kind in ("positive_prompt", "negative_prompt"):
+            kind = "text"
+        elif role.kind in ("seed", "image"):
+            kind = role.kind
+            if role.kind == "image":
+                extra.setdefault("required", True)
+        elif role.kind == "model":
+            kind = PICKER_TYPES.get(role.folder or "")
+            extra["picker"] = role.folder or "models"
+        self.add(node_id, field, role.name, kind, advanced=role.advanced, **extra)
+
+    def rest(self) -> None:
+        """Every other literal widget, as an advanced parameter (SwarmInput settings hidden)."""
+        graph = self.graph
+        for node_id in sorted(graph.prompt, key=lambda item: (graph.class_of(item), item)):
+            swarm = graph.class_of(node_id).startswith(SWARM_INPUT)
+            for field in graph.inputs(node_id):
+                spec = graph.spec(node_id, field)
+                if field == "filename_prefix" or (spec is not None and not is_widget(spec)):
+                    continue
+                hidden: dict[str, Any] = {"hidden": True} if swarm and field in CONFIG_FIELDS else {}
+                self.add(node_id, field, f"{graph.title(node_id) or graph.class_of(node_id)}: "
+                         f"{field.replace('_', ' ')}", advanced=True, **hidden)
+
+    def unique_names(self) -> None:
+        """Two shown inputs never share a name: the second says which node it belongs to."""
+        seen: dict[str, int] = {}
+        for entry in self.inputs:
+            if entry.get("advanced"):
+                continue
+            name = entry["name"]
+            if name in seen:
+                label = self.graph.label(entry["node_id"])
+                candidate = f"{name} ({label})" if label and label != name else name
+                number = 2
+                while candidate in seen:
+                    candidate, number = f"{name} {number}", number + 1
+                entry["name"] = candidate[:200]
+            seen[entry["name"]] = 1
+
+
+def _role_order(graph: Graph) -> Any:
+    position = {node_id: index for index, node_id in enumerate(graph.prompt)}
+    folders = list(FOLDER_NAMES)
+
+    def key(item: tuple[tuple[str, str], Role]) -> tuple[int, int, int, int]:
+        (node_id, _field), role = item
+        folder = folders.index(role.folder) if role.folder in folders else len(folders)
+        return ORDER.index(role.kind), folder if role.kind == "model" else 0, role.rank, position.get(node_id, 0)
+
+    return key
+
+
+def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, Any] | None = None) -> list[dict]:
+    """Manifest inputs for ``prompt``: the obvious ones first, every other literal as advanced."""
+    graph = Graph(prompt, object_info)
+    form = Form(graph, legacy_ids(prompt, object_info, ui))
+    app_mode = _linear_data(ui)
+    swarm = [] if app_mode else swarm_inputs(graph)
+    if app_mode:
+        roles = find_roles(prompt, object_info)
+        for node_id, field, config in app_mode:
+            if node_id not in prompt or not graph.literal(node_id, field):
+                continue
+            described: dict[str, Any] = {}
+            if config.get("description"):
+                described["description"] = str(config["description"])[:2000]
+            role = roles.get((node_id, field))
+            title = graph.title(node_id) or graph.class_of(node_id)
+            if role is not None:
+                form.add_role(node_id, field, Role(role.kind, role.name, False, role.folder), **described)
+            elif isinstance(graph.inputs(node_id)[field], str) and field == "text":
+                form.add(node_id, field, title, "text", **described)
+            else:
+                form.add(node_id, field, f"{title}: {field.replace('_', ' ')}", **described)
+    elif swarm:
+        for item in swarm:
+            form.add(item.node_id, item.field, item.name, item.kind, advanced=item.advanced, **item.extra)
+    else:
+        roles = find_roles(prompt, object_info)
+        for key, (kind, name) in marked_roles(graph, ui).items():
+            roles[key] = Role(kind, ROLE_NAMES.get(kind, name), False,
+                              "checkpoints" if kind == "model" else None, rank=-1)
+        for (node_id, field), role in sorted(roles.items(), key=_role_order(graph)):
+            form.add_role(node_id, field, role)
+    form.rest()
+    form.unique_names()
+    return form.inputs
