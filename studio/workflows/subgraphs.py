@@ -55,10 +55,12 @@ class Graph:
     promoted: list[int] = field(default_factory=list)  # input slots that feed an inner widget, in order
 
 
-def _graph(graph_id: str, raw: dict[str, Any], *, subgraph: bool) -> Graph:
-    nodes = {str(node["id"]): node for node in raw.get("nodes") or []}
+def _graph(graph_id: str, raw: dict[str, Any], *, subgraph: bool, renumbered: dict[str, str] | None = None) -> Graph:
+    new = renumbered or {}
+    nodes = {new.get(str(node["id"]), str(node["id"])): node for node in raw.get("nodes") or []}
     rows = link_rows(raw.get("links") or [])
-    links = {key: Link(row[1], row[2], row[3], row[4], row[5]) for key, row in rows.items()}
+    links = {key: Link(new.get(row[1], row[1]), row[2], new.get(row[3], row[3]), row[4], row[5])
+             for key, row in rows.items()}
     graph = Graph(graph_id, nodes, links)
     if subgraph:
         declared = raw.get("inputs")
@@ -76,10 +78,32 @@ def _feeds_widget(node: dict[str, Any] | None, link: Link) -> bool:
 
 
 def read_graphs(workflow: dict[str, Any]) -> tuple[Graph, dict[str, Graph]]:
-    """The root graph and the subgraph definitions by id."""
-    definitions = {str(raw["id"]): _graph(str(raw["id"]), raw, subgraph=True)
-                   for raw in (workflow.get("definitions") or {}).get("subgraphs") or []}
-    return _graph("", workflow, subgraph=False), definitions
+    """The root graph and the subgraph definitions by id, inner node ids made unique the editor's way.
+
+    All graphs of a workflow share one space of node ids in the editor: loading it, a subgraph node
+    whose id is already taken (by the root graph or an earlier subgraph) gets the next free number
+    after the workflow's ``last_node_id``, and the prompt names it by that new id."""
+    root = _graph("", workflow, subgraph=False)
+    taken = set(root.nodes)
+    state: dict[str, Any] = workflow["state"] if isinstance(workflow.get("state"), dict) else {}
+    numbers = [n for n in (workflow.get("last_node_id"), state.get("lastNodeId"), *map(_number, taken))
+               if isinstance(n, int) and not isinstance(n, bool)]
+    last = max(numbers, default=0)
+    definitions = {}
+    for raw in (workflow.get("definitions") or {}).get("subgraphs") or []:
+        renumbered: dict[str, str] = {}
+        for node in raw.get("nodes") or []:
+            node_id = str(node["id"])
+            if node_id in taken:
+                last += 1
+                renumbered[node_id] = node_id = str(last)
+            taken.add(node_id)
+        definitions[str(raw["id"])] = _graph(str(raw["id"]), raw, subgraph=True, renumbered=renumbered)
+    return root, definitions
+
+
+def _number(node_id: str) -> int | None:
+    return int(node_id) if node_id.isdigit() else None
 
 
 def instance_input(instance: dict[str, Any], definition: Graph, slot: int) -> tuple[int, dict[str, Any]] | None:

@@ -97,6 +97,8 @@ class Converter:
         self.root, self.definitions = read_graphs(workflow)
         self.nodes: dict[str, Node] = {}
         self.hops = 0
+        self.overrides: dict[tuple[str, str], dict[str, Any]] = {}
+        self.loaded: dict[str, list[Widget]] = {}
 
     def virtual(self, node: dict[str, Any]) -> bool:
         return node.get("type") not in self.object_info and node.get("type") in FRONTEND_ONLY
@@ -146,8 +148,7 @@ class Converter:
             assert instance.definition is not None
             found = instance_input(instance.raw, instance.definition, link.slot)
             if found is None or found[1].get("link") is None:  # nothing feeds the instance's input
-                has_value, value = promoted_value(instance.raw, instance.definition, link.slot)
-                return Value(value) if has_value else None  # None: the inner widget keeps its value
+                return self.instance_widget(instance, link.slot)
             return self.resolve_input(instance, found[0])
         origin = self.nodes.get(node.path + link.origin)
         if origin is None:
@@ -171,6 +172,25 @@ class Converter:
         if self.virtual(node.raw):
             return self.resolve_input(node, slot, wanted) if node.input(slot) is not None else None
         return node.id, slot
+
+    def instance_widget(self, instance: Node, slot: int) -> Value | None:
+        """The value of the widget an instance shows for its subgraph's input ``slot``, if it shows one:
+        its own saved value, or else that of the inner widget it stands for (``proxyWidgets``)."""
+        assert instance.definition is not None
+        has_value, value = promoted_value(instance.raw, instance.definition, slot)
+        if has_value:
+            return Value(value)
+        for link in instance.definition.links.values():
+            inner = self.nodes.get(f"{instance.id}:{link.target}")
+            if link.origin != INPUT_NODE or link.slot != slot or inner is None or inner.definition is not None:
+                continue
+            entry = inner.input(link.target_slot) or {}
+            name = (entry.get("widget") or {}).get("name")
+            if name and inner.raw.get("type") in self.object_info:
+                for widget in self.widgets(inner):
+                    if widget.name == name:
+                        return Value(widget.value)
+        return None
 
     def bypass_slot(self, node: Node, slot: int, wanted: Any) -> int:
         """The input a bypassed node passes on for output ``slot``: the same slot if its type fits, else
@@ -217,24 +237,27 @@ class Converter:
                     found.setdefault((graph.id, link.target), {})[str(name)] = values[0]
         return found
 
-    def widgets(self, node: Node, overrides: dict[tuple[str, str], dict[str, Any]]) -> list[Widget]:
-        widgets = load_widgets(str(node.raw["type"]), self.object_info[node.raw["type"]],
-                               node.raw.get("widgets_values"))
-        for widget in widgets:
-            given = overrides.get((node.graph.id, node.id[len(node.path):]), {})
-            if widget.name in given:
-                widget.value = given[widget.name]
-        return widgets
+    def widgets(self, node: Node) -> list[Widget]:
+        """The node's widgets with their values (PrimitiveNodes' written in), loaded once per node."""
+        if node.id not in self.loaded:
+            widgets = load_widgets(str(node.raw["type"]), self.object_info[node.raw["type"]],
+                                   node.raw.get("widgets_values"))
+            given = self.overrides.get((node.graph.id, node.id[len(node.path):]), {})
+            for widget in widgets:
+                if widget.name in given:
+                    widget.value = given[widget.name]
+            self.loaded[node.id] = widgets
+        return self.loaded[node.id]
 
     def prompt(self) -> dict[str, Any]:
-        overrides = self.primitive_values()
+        self.overrides = self.primitive_values()
         prompt: dict[str, Any] = {}
         for node in self.nodes.values():
             if node.definition is not None or self.virtual(node.raw) or node.mode in (MUTED, BYPASSED):
                 continue
             info = self.object_info[node.raw["type"]]
             inputs: dict[str, Any] = {}
-            for widget in self.widgets(node, overrides):
+            for widget in self.widgets(node):
                 if widget.sent:
                     inputs[widget.name] = widget.serialised()
             for slot, entry in enumerate(node.raw.get("inputs") or []):
