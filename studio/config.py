@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     comfyui_max_in_flight: int = Field(
         2, ge=1, le=32, description="Jobs handed to ComfyUI at once; the rest wait in Studio's own queue."
     )
+    comfyui_outage_grace_s: float = Field(
+        120.0, ge=0, le=86400,
+        description="How long jobs in ComfyUI wait for it to answer again before they fail, in seconds.",
+    )
     studio_requeue_lost_jobs: bool = Field(
         False, description="Queue a job again when ComfyUI lost it (restart) instead of failing it."
     )

@@ -5,16 +5,19 @@ import io
 import json
 import zipfile
 
+import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
 from studio.runtime import Runtime
 from studio.services import Services
+from tests.comfy_versions import VERSIONS, versioned_comfy_server  # noqa: F401 - comfy_server by version
 from tests.conftest import signed_in_user, wait_until
 from tests.jobs_helpers import SAMPLER_PARAMS, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
 
+@pytest.mark.parametrize("comfy_server", VERSIONS, indirect=True)
 def test_a_resize_job_runs_and_its_output_is_kept(client: FlaskClient, runtime: Runtime, services: Services) -> None:
     image = upload_image(client, (64, 48))
     again = upload_image(client, (64, 48))

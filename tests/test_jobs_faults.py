@@ -5,6 +5,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
@@ -16,8 +17,10 @@ from studio.jobs.engine import LOST_REASON
 from studio.jobs.models import JobOutput
 from studio.runtime import Runtime
 from studio.services import Services, build_services
+from tests.comfy_versions import VERSIONS, versioned_comfy_server  # noqa: F401 - comfy_server by version
 from tests.conftest import signed_in_admin
 from tests.jobs_helpers import SAMPLER_PARAMS, png_bytes, run, upload_image, wait_status
+from tests.servers.comfy_newer import CAPTURED
 from tests.servers.comfyui import ComfyUITestServer
 
 
@@ -35,6 +38,7 @@ def test_comfyui_down_at_submit_the_job_waits_and_then_runs(
     assert len(done["outputs"]) == 1
 
 
+@pytest.mark.parametrize("comfy_server", VERSIONS, indirect=True)
 def test_comfyui_killed_mid_job_fails_the_job_with_the_reason(
     client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer
 ) -> None:
@@ -65,6 +69,7 @@ def test_a_socket_dropped_mid_job_still_completes(
     assert len(done["outputs"]) == 1
 
 
+@pytest.mark.parametrize("comfy_server", VERSIONS, indirect=True)
 def test_studio_killed_mid_job_tracks_it_again_after_restart(
     settings: Settings, services: Services, comfy_server: ComfyUITestServer
 ) -> None:
@@ -88,6 +93,10 @@ def test_studio_killed_mid_job_tracks_it_again_after_restart(
         done = wait_status(again, job["id"])
         assert done["status"] == "completed"
         assert len(done["outputs"]) == 1
+        # Reconciled through the Jobs API where the server has one, through /history where not.
+        asked_jobs_api = comfy_server.paths_asked.get(f"/jobs/{job['id']}", 0)
+        assert bool(asked_jobs_api) == (comfy_server.version != CAPTURED)
+        assert bool(comfy_server.paths_asked.get(f"/history/{job['id']}")) or asked_jobs_api
     finally:
         second.stop()
 

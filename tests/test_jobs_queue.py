@@ -1,5 +1,6 @@
 """Steering the queue: cancel, interrupt, move to front, pause, retry, delete, fairness."""
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -8,11 +9,13 @@ from studio.config import Settings
 from studio.db import upgrade
 from studio.runtime import Runtime
 from studio.services import Services, build_services
+from tests.comfy_versions import VERSIONS, versioned_comfy_server  # noqa: F401 - comfy_server by version
 from tests.conftest import signed_in_admin, signed_in_user
 from tests.jobs_helpers import SAMPLER_PARAMS, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
 
+@pytest.mark.parametrize("comfy_server", VERSIONS, indirect=True)
 def test_cancel_waiting_submitted_and_running_jobs(
     client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer
 ) -> None:

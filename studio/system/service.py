@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -14,6 +15,9 @@ from studio.system.telemetry import TelemetrySampler
 
 # /api/status must answer quickly even when ComfyUI hangs.
 STATUS_PROBE_TIMEOUT_S = 2.0
+# A model folder is asked of ComfyUI at most once in this many seconds, however many pages refresh.
+MODELS_REFRESH_INTERVAL_S = 5.0
+MAX_REFRESH_FOLDERS = 32
 
 
 class SystemService:
@@ -32,6 +36,10 @@ class SystemService:
         self.telemetry = telemetry
         self.started_at = time.monotonic()
         self._probe = ComfyClient(comfy.base_url, timeout_s=STATUS_PROBE_TIMEOUT_S)
+        self.models_refresh_interval_s = MODELS_REFRESH_INTERVAL_S
+        # folder -> (when ComfyUI was last asked, what it listed): the throttle's memory.
+        self._refreshed: dict[str, tuple[float, list[str]]] = {}
+        self._refresh_lock = threading.Lock()
 
     def set_comfy_url(self, url: str) -> None:
         self._probe = ComfyClient(url, timeout_s=STATUS_PROBE_TIMEOUT_S)
@@ -48,6 +56,8 @@ class SystemService:
             "devices": [],
             "queue_remaining": None,
             "error": None,
+            # What the connected ComfyUI can do, as detected when Studio connected (None before).
+            "features": self.comfy.server.view() if self.comfy.server is not None else None,
         }
         try:
             stats = self._probe.system_stats()
@@ -79,6 +89,33 @@ class SystemService:
             },
             "telemetry": self.telemetry.latest(),
         }
+
+    def refresh_models(self, folders: list[str] | None) -> dict[str, Any]:
+        """ComfyUI's current files in ``folders`` (every folder it has when None), so pickers show a
+        model added while Studio runs. A folder asked within ``models_refresh_interval_s`` is answered
+        from that last look without asking ComfyUI again: pages and people cannot hammer it."""
+        try:
+            wanted = folders if folders is not None else self.comfy.model_folders()
+        except ComfyError as err:
+            raise ServiceUnavailable(f"ComfyUI cannot list its model folders: {err}", code="comfy_unavailable") from err
+        wanted = list(dict.fromkeys(wanted))[:MAX_REFRESH_FOLDERS]
+        with self._refresh_lock:
+            now = time.monotonic()
+            fresh = {f: self._refreshed[f][1] for f in wanted
+                     if f in self._refreshed and now - self._refreshed[f][0] < self.models_refresh_interval_s}
+            ask = [f for f in wanted if f not in fresh]
+            changed = False
+            if ask:
+                try:
+                    found, changed = self.comfy.refresh_models(ask)
+                except ComfyError as err:
+                    raise ServiceUnavailable(f"ComfyUI cannot list its models: {err}",
+                                             code="comfy_unavailable") from err
+                for folder, files in found.items():
+                    self._refreshed[folder] = (now, files)
+                fresh.update(found)
+        return {"folders": {f: fresh[f] for f in wanted if f in fresh}, "changed": changed,
+                "asked": [f for f in ask if f in fresh]}
 
     def free_comfy_memory(self, *, unload_models: bool, free_memory: bool) -> None:
         try:
