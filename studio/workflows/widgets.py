@@ -18,7 +18,7 @@ from typing import Any
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 # Input types the editor draws as a widget holding a value that goes into the prompt.
 VALUE_WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR", "CURVE", "BOUNDING_BOXES", "COMPOSITOR",
-                 "COLORS", "LOAD_3D", "LOAD_3D_ANIMATION", "MARKDOWN"}
+                 "COLORS", "AUDIO_RECORD", "LOAD_3D", "LOAD_3D_ANIMATION", "MARKDOWN"}
 # Widgets the editor fills itself and never saves in widgets_values, with the value it sends.
 UNSAVED_WIDGETS: dict[str, Any] = {"IMAGECOMPARE": ["", ""]}
 LEGACY_SEEDS = ("seed", "noise_seed")

@@ -489,6 +489,56 @@ def explain_nodes(diffs: list[dict[str, Any]], workflow: dict[str, Any], record:
             diff["kind"] += " (the frontend renumbered duplicate node ids)"
 
 
+# Templates that cannot match, by why: the frontend itself lacked something, or sent what only a
+# browser (or only its own version) makes. ``compare`` names each; the corpus test lists them.
+EXPLAINED = "explained exception"
+CUSTOM_NODES = "uses custom nodes this ComfyUI lacks (the frontend sent nodes without a class_type; Studio refuses)"
+BROWSER_SCENE = "Load3D's image input is the scene the browser renders and uploads at queue time"
+OLD_WIDGETS = "the older frontend sent its own preview widgets (audioUI, preview, refresh) ComfyUI never reads"
+NOT_RENUMBERED = "the older frontend kept duplicate subgraph node ids; the newer one (and Studio) renumbers them"
+BROWSER_WIDGETS = {("Load3D", "image"), ("Load3DAnimation", "image")}
+
+
+def error_exception(err: Exception, expected: dict[str, Any]) -> str | None:
+    if getattr(err, "code", None) == "unknown_nodes" and any("class_type" not in n for n in expected.values()):
+        return CUSTOM_NODES
+    return None
+
+
+def _duplicate_ids(workflow: dict[str, Any]) -> bool:
+    seen = {str(n.get("id")) for n in workflow.get("nodes") or []}
+    for subgraph in (workflow.get("definitions") or {}).get("subgraphs") or []:
+        for node in subgraph.get("nodes") or []:
+            if str(node.get("id")) in seen:
+                return True
+            seen.add(str(node.get("id")))
+    return False
+
+
+def diff_exception(diffs: list[dict[str, Any]], workflow: dict[str, Any], record: dict[str, Any]) -> str | None:
+    """Why every difference of a template is one Studio cannot (and need not) reproduce, if each is."""
+    kept_duplicates = _duplicate_ids(workflow) and not any(RENUMBERED.search(w)
+                                                           for w in record.get("console_warnings") or [])
+    reasons = set()
+    for diff in diffs:
+        if (diff.get("class_type"), diff.get("input")) in BROWSER_WIDGETS:
+            reasons.add(BROWSER_SCENE)
+        elif diff.get("input_kind") == UNREAD and diff["kind"] == "input missing in Studio":
+            reasons.add(OLD_WIDGETS)
+        elif kept_duplicates and (diff["kind"].startswith("node only") or diff["kind"] == "link to another node"):
+            reasons.add(NOT_RENUMBERED)
+        else:
+            return None
+    return "; ".join(sorted(reasons))
+
+
+def _by_reason(exceptions: dict[str, str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for name, reason in sorted(exceptions.items()):
+        grouped[reason].append(name)
+    return grouped
+
+
 def cause(diff: dict[str, Any]) -> str:
     if "input" not in diff:
         return diff["kind"]
@@ -514,6 +564,7 @@ def compare(fixture: Path, report: Path | None, show: int) -> dict[str, Any]:
     template_causes: dict[str, set[str]] = defaultdict(set)
     nodes_total = nodes_same = inputs_total = inputs_same = read_same = 0
     per_template: dict[str, Any] = {}
+    exceptions: dict[str, str] = {}  # template → why it cannot match
     for name, record in expected.items():
         if record.get("prompt") is None:
             outcome[name] = "frontend failed"
@@ -531,8 +582,11 @@ def compare(fixture: Path, report: Path | None, show: int) -> dict[str, Any]:
         except Exception as err:  # noqa: BLE001 -- every failure is a finding, reported by its kind
             label = f"{type(err).__name__}: {getattr(err, 'code', None) or str(err)[:80]}"
             errors[label].append(name)
-            outcome[name] = "studio error"
-            per_template[name] = {"outcome": "studio error", "error": f"{type(err).__name__}: {err}"[:500]}
+            reason = error_exception(err, want)
+            outcome[name] = EXPLAINED if reason else "studio error"
+            if reason:
+                exceptions[name] = reason
+            per_template[name] = {"outcome": outcome[name], "error": f"{type(err).__name__}: {err}"[:500]}
             continue
         diffs = diff_prompts(want, got, object_info)
         explain_nodes(diffs, json.loads(raw), record)
@@ -550,18 +604,21 @@ def compare(fixture: Path, report: Path | None, show: int) -> dict[str, Any]:
             first = node_diffs[0]  # in input order: the first wrong input usually explains the rest
             node_causes[cause(first)].append((name, first))
             template_causes[cause(first)].add(name)
-        outcome[name] = "match" if not diffs else "mismatch"
+        reason = diff_exception(diffs, json.loads(raw), record) if diffs else None
+        outcome[name] = "match" if not diffs else EXPLAINED if reason else "mismatch"
+        if reason:
+            exceptions[name] = reason
         if all(d.get("input_kind") == UNREAD for d in diffs):
             read_same += 1
         if diffs:
-            per_template[name] = {"outcome": "mismatch", "diffs": diffs}
+            per_template[name] = {"outcome": outcome[name], "diffs": diffs}
     if object_info != gz_json(fixture / "object_info.json.gz"):
         say("warning: the converter changed the object_info it was given; later results may be wrong")
     counts = Counter(outcome.values())
-    compared = counts["match"] + counts["mismatch"] + counts["studio error"]
+    compared = counts["match"] + counts["mismatch"] + counts["studio error"] + counts[EXPLAINED]
     summary = {
         "fixture": str(fixture), "comfyui_version": manifest.get("comfyui_version"),
-        "outcomes": dict(counts.most_common()), "compared": compared,
+        "outcomes": dict(counts.most_common()), "compared": compared, "exceptions": dict(sorted(exceptions.items())),
         "match_rate": round(counts["match"] / compared, 4) if compared else None,
         "match_ignoring_undeclared_inputs": read_same,
         "nodes": {"total": nodes_total, "same": nodes_same}, "inputs": {"total": inputs_total, "same": inputs_same},
@@ -576,6 +633,8 @@ def compare(fixture: Path, report: Path | None, show: int) -> dict[str, Any]:
     say(f"match rate {counts['match']}/{compared}" + (f" = {summary['match_rate']:.1%}" if compared else ""))
     say(f"  ({read_same}/{compared} when inputs the nodes do not declare, which ComfyUI does not read, are ignored)")
     say(f"nodes identical {nodes_same}/{nodes_total}; inputs identical {inputs_same}/{inputs_total}")
+    for label, names in sorted(_by_reason(exceptions).items()):
+        say(f"  explained exception x{len(names)}: {label} ({', '.join(names)})")
     for label, entry in summary["studio_errors"].items():
         say(f"  studio error x{entry['count']}: {label} (e.g. {entry['examples'][0]})")
     say("causes (first differing input of each node), by templates affected:")
