@@ -12,6 +12,8 @@ const ACTIVE = ['queued', 'submitted', 'running'];
 
 /** @param {any} job */
 function progressLine(job) {
+  const waiting = job.waiting_for_comfy;
+  if (waiting) return `ComfyUI stopped answering at ${formatTime(waiting.since)}; this job fails at ${formatTime(waiting.fails_at)} unless it is back.`;
   const p = job.progress || {};
   if (job.status === 'running' && p.node_title) {
     const step = p.total ? ` · step ${p.step}/${p.total}` : '';
@@ -52,9 +54,10 @@ export function jobCard(job, options = {}) {
   const outputs = (job.outputs || []).map((/** @type {any} */ o) => (o.kind === 'image' || o.kind === 'gif'
     ? h('a', { href: o.url, target: '_blank', rel: 'noopener' }, h('img', { class: 'output', src: o.url, alt: o.filename, loading: 'lazy' }))
     : h('a', { href: o.url, class: 'link-button' }, o.filename)));
-  return h('article', { class: `job-card status-${job.status}`, 'data-job': job.id },
+  return h('article', { class: `job-card status-${job.status}${job.waiting_for_comfy ? ' waiting' : ''}`, 'data-job': job.id,
+    'data-waiting': job.waiting_for_comfy ? 'true' : undefined },
     h('header', null,
-      h('span', { class: 'badge' }, job.status),
+      h('span', { class: 'badge' }, job.status_text || job.status),
       h('strong', null, job.workflow_name),
       h('time', { class: 'muted' }, formatTime(job.created_at))),
     ACTIVE.includes(job.status) ? [
@@ -64,6 +67,7 @@ export function jobCard(job, options = {}) {
       h('img', { class: 'preview', alt: 'Live preview', hidden: true }),
     ] : null,
     job.error ? h('p', { class: 'error-line' }, job.error.message) : null,
+    (job.warnings || []).map((/** @type {string} */ w) => h('p', { class: 'muted small job-warning', role: 'note' }, `⚠ ${w}`)),
     outputs.length ? h('div', { class: 'outputs' }, outputs) : null,
     h('div', { class: 'actions' }, actions));
 }
@@ -94,7 +98,7 @@ export function followJobs(container, wanted, options = {}) {
     live.on('jobs/update', (job) => { if (job.deleted) cardOf(job.id)?.remove(); else if (cardOf(job.id) || wanted(job)) refresh(job.id); }),
     live.on('jobs/progress', (p) => {
       const card = cardOf(p.id);
-      if (!card) return;
+      if (!card || card.dataset.waiting) return;
       const fill = /** @type {HTMLElement | null} */ (card.querySelector('.meter-fill'));
       if (fill) fill.style.width = `${Math.round(p.percent)}%`;
       const line = card.querySelector('.job-progress');

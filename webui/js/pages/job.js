@@ -5,7 +5,7 @@ import { formatTime } from '../lib/format.js';
 import { followJobs, jobCard, message } from '../lib/jobs.js';
 import { toast } from '../lib/toast.js';
 
-/** One job: its card (live), parameters, timeline, and the API workflow it ran. */
+/** One job: its card (live, with ComfyUI's warnings and any wait for ComfyUI), parameters, timeline, and the API workflow it ran. */
 /** @param {HTMLElement} main */
 export function mount(main) {
   const id = new URLSearchParams(location.search).get('id') || '';
@@ -28,7 +28,7 @@ export function mount(main) {
                 try { await api.del(`/api/jobs/${job.id}`); history.back(); } catch (err) { toast(message(err), 'error'); }
               } }, 'Delete'))),
         h('section', { class: 'card' }, h('h2', null, 'Timeline'),
-          h('ol', { class: 'timeline' }, (job.timeline || []).map((/** @type {any} */ t) => h('li', null,
+          h('ol', { class: 'timeline' }, (job.timeline || []).map((/** @type {any} */ t) => h('li', { class: t.warning ? 'warning' : null },
             h('time', { class: 'muted' }, formatTime(t.at)), ` ${t.status}`, t.note ? h('span', { class: 'muted' }, ` — ${t.note}`) : null)))),
         h('section', { class: 'card' }, h('h2', null, 'API workflow'),
           h('details', null, h('summary', null, 'Show the prompt sent to ComfyUI'),

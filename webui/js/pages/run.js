@@ -4,6 +4,19 @@ import { h, replace } from '../lib/dom.js';
 import { followJobs, jobCard, message, renderJobs } from '../lib/jobs.js';
 import { toast } from '../lib/toast.js';
 
+/** The ComfyUI model folder each picker lists: what a refresh asks ComfyUI for (cheap /models/<folder>). */
+const PICKER_FOLDERS = { checkpoint_picker: 'checkpoints', vae_picker: 'vae', lora_picker_dynamic: 'loras', lora_picker: 'loras' };
+
+/**
+ * Asks Studio to look at ComfyUI's model folders again (throttled there); true when a list changed,
+ * so the form's choices must be fetched again.
+ * @param {string[]} folders
+ */
+async function refreshModels(folders) {
+  const answer = await api.post('/api/comfy/models/refresh', { folders });
+  return Boolean(answer.changed);
+}
+
 /**
  * One form control for a manifest input. Every control carries `name` = the input id; image
  * inputs upload on selection and keep the stored name in a hidden field.
@@ -202,6 +215,25 @@ export function mount(main) {
     || Boolean(job.retry_of && mine.querySelector(`[data-job="${job.retry_of}"]`)))];
 
   let loading = 0;
+  // Workflows whose model lists were refreshed since this page opened: once each, on opening.
+  const refreshed = new Set();
+
+  /**
+   * Refreshes the model lists behind `folders`; when one changed, the form is built again with the
+   * values already chosen. @param {string} workflowId @param {string[]} folders @param {() => Record<string, any>} current @param {boolean} [announce]
+   */
+  async function refreshFor(workflowId, folders, current, announce = false) {
+    try {
+      if (await refreshModels(folders)) {
+        if (announce) toast('Model list updated.', 'success');
+        await load(workflowId, current());
+      } else if (announce) {
+        toast('The model list is up to date.', 'success');
+      }
+    } catch (err) {
+      if (announce) toast(message(err), 'error');
+    }
+  }
 
   /** @param {string} workflowId @param {Record<string, any>} [prefill] */
   async function load(workflowId, prefill = {}) {
@@ -210,9 +242,14 @@ export function mount(main) {
       const wf = await api.get(`/api/workflows/${workflowId}`);
       if (ticket !== loading) return; // another workflow was picked meanwhile
       const inputs = wf.manifest.inputs.filter((/** @type {any} */ s) => !s.hidden);
+      const current = () => collect(form, inputs);
+      const folderOf = (/** @type {any} */ spec) => /** @type {Record<string, string>} */ (PICKER_FOLDERS)[spec.type];
       const field = (/** @type {any} */ spec) => h('div', { class: 'field', 'data-field': spec.id },
         spec.type === 'resolution_picker' ? h('span', { class: 'label' }, spec.name) : h('label', { for: `param-${spec.id}` }, spec.name),
         control({ ...spec, base_model: spec.base_model ?? wf.manifest.base_model }, prefill[spec.id] ?? wf.manifest.defaults?.[spec.id] ?? spec.default, wf.choices?.[spec.id]),
+        folderOf(spec) ? h('button', { type: 'button', class: 'link-button small refresh-models', 'data-folder': folderOf(spec),
+          title: 'Look for models added to ComfyUI since this page opened', 'aria-label': `Refresh the ${spec.name} list`,
+          onclick: () => refreshFor(workflowId, [folderOf(spec)], current, true) }, '↻ refresh') : null,
         spec.description ? h('p', { class: 'muted small' }, spec.description) : null,
         h('p', { class: 'error-line field-error' }));
       const errorLine = h('p', { class: 'error-line', role: 'alert' });
@@ -245,6 +282,11 @@ export function mount(main) {
         }
       });
       replace(formBox, h('p', { class: 'muted' }, wf.description), form);
+      const folders = [...new Set(inputs.map(folderOf).filter(Boolean))];
+      if (folders.length && !refreshed.has(workflowId)) {
+        refreshed.add(workflowId); // a model added to ComfyUI since the lists were cached shows up now
+        refreshFor(workflowId, folders, current);
+      }
     } catch (err) {
       replace(formBox, h('p', { class: 'error-line' }, message(err)));
     }
