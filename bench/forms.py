@@ -36,6 +36,8 @@ SAMPLING = {"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvan
 PICKER_TYPES = {"checkpoint_picker", "vae_picker", "lora_picker", "lora_picker_dynamic"}
 # A picture size set as one widget (a resolution or aspect-ratio dropdown) rather than width/height.
 SIZE_FIELDS = {"resolution", "size", "aspect_ratio", "megapixels"}
+# Nodes that hand a value on unchanged: a form value set on one is the value of what it feeds.
+PASS_ON = ("Primitive", "ComfySwitchNode")
 
 
 def _detector(path: Path | None) -> Callable[..., list[dict[str, Any]]]:
@@ -68,9 +70,26 @@ def loader_inputs(prompt: dict[str, Any], object_info: dict[str, Any]) -> set[tu
             and _combo(object_info, str(node["class_type"]), field)}
 
 
+def reached(prompt: dict[str, Any], node_id: str, field: str) -> set[str]:
+    """The input names a value ends up in: its own, and through Primitive nodes and switches (which
+    pass it on unchanged) the inputs they feed."""
+    found, pending, seen = {field}, [node_id], set()
+    while pending:
+        source = pending.pop()
+        if source in seen or not str(prompt.get(source, {}).get("class_type", "")).startswith(PASS_ON):
+            continue
+        seen.add(source)
+        for target_id, target in prompt.items():
+            for name, value in (target.get("inputs") or {}).items():
+                if isinstance(value, list) and len(value) == 2 and str(value[0]) == source:
+                    found.add(name)
+                    pending.append(target_id)
+    return found
+
+
 def measure(prompt: dict[str, Any], inputs: list[dict[str, Any]], object_info: dict[str, Any]) -> dict[str, Any]:
     shown = [entry for entry in inputs if not entry.get("advanced") and not entry.get("hidden")]
-    fields = {entry.get("field") for entry in shown}
+    fields = {name for entry in shown for name in reached(prompt, str(entry.get("node_id")), str(entry.get("field")))}
     loaders = loader_inputs(prompt, object_info)
     pickers = {(entry.get("node_id"), entry.get("field")) for entry in inputs
                if entry.get("type") in PICKER_TYPES or entry.get("picker")}

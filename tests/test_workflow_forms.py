@@ -26,7 +26,7 @@ OBJECT_INFO: dict[str, Any] = gz_json(FIXTURE / "object_info.json.gz")
 BUNDLED = Path(__file__).resolve().parent.parent / "workflows"
 # Sampler templates (of 204) showing each, with Studio's converter; the first detector showed
 # 102 prompts, 139 seeds, 106 steps, 39 sizes and 229 of 930 model inputs as pickers.
-FLOOR = {"prompt": 170, "seed": 185, "steps": 145, "size": 70, "pickers": 880}
+FLOOR = {"prompt": 170, "seed": 188, "steps": 178, "size": 83, "pickers": 885}
 
 
 def n(class_type: str, title: str | None = None, **inputs: Any) -> dict[str, Any]:
@@ -287,3 +287,15 @@ def test_official_templates_show_what_a_person_sets() -> None:
         totals["pickers"] += found["pickers"]
     assert sampling >= 200
     assert all(totals[key] >= FLOOR[key] for key in FLOOR), totals
+
+
+def test_a_setting_behind_a_switch_is_set_where_the_switch_takes_it() -> None:
+    prompt = copy.deepcopy(SAMPLER_API)
+    prompt["20"] = n("PrimitiveBoolean", "Fast mode", value=False)
+    prompt["21"] = n("PrimitiveInt", "Int (Steps)", value=30)
+    prompt["22"] = n("PrimitiveInt", "Int (Steps)", value=8)
+    prompt["23"] = n("ComfySwitchNode", switch=["20", 0], on_false=["21", 0], on_true=["22", 0])
+    prompt["3"]["inputs"]["steps"] = ["23", 0]
+    form = shown(detect(prompt, OBJECT_INFO))
+    assert (form[("21", "value")]["name"], form[("21", "value")]["default"]) == ("Steps", 30)
+    assert ("22", "value") not in form  # the branch the switch does not take sets nothing a person sees

@@ -13,6 +13,10 @@ from typing import Any
 
 # Node types whose output is a number, a text or a choice that ComfyUI's own Primitive nodes hold.
 PRIMITIVE_PREFIX = "Primitive"
+# Nodes that pass on one of two inputs, chosen by a literal boolean ``switch``.
+SWITCHES = {"ComfySwitchNode"}
+# Switches and Primitives followed from one input before giving up (a loop, or a graph gone odd).
+MAX_HOPS = 16
 
 
 def link_of(value: Any) -> tuple[str, int] | None:
@@ -116,11 +120,30 @@ class Graph:
         return self._consumers.get((node_id, slot), [])
 
     def primitive_source(self, node_id: str, field: str) -> tuple[str, str] | None:
-        """Where a linked input's value is really set: a Primitive node's literal ``value``."""
-        found = self.link(node_id, field)
-        if found is None:
-            return None
-        source = found[0]
-        if self.class_of(source).startswith(PRIMITIVE_PREFIX) and self.literal(source, "value"):
-            return source, "value"
+        """Where a linked input's value is really set: a Primitive node's literal ``value``, found
+        through If/Else switches (the branch their literal ``switch`` picks) and chained Primitives."""
+        for _ in range(MAX_HOPS):
+            found = self.link(node_id, field)
+            if found is None:
+                return None
+            source = found[0]
+            class_type = self.class_of(source)
+            if class_type.startswith(PRIMITIVE_PREFIX):
+                if self.literal(source, "value"):
+                    return source, "value"
+                node_id, field = source, "value"
+            elif class_type in SWITCHES and isinstance(chosen := self._switch(source), bool):
+                node_id, field = source, "on_true" if chosen else "on_false"
+            else:
+                return None
+        return None
+
+    def _switch(self, node_id: str) -> Any:
+        """A switch's boolean: its literal, or the Primitive Boolean that sets it."""
+        if self.literal(node_id, "switch"):
+            return self.inputs(node_id).get("switch")
+        found = self.link(node_id, "switch")
+        if found is not None and self.class_of(found[0]).startswith(PRIMITIVE_PREFIX) \
+                and self.literal(found[0], "value"):
+            return self.inputs(found[0]).get("value")
         return None
