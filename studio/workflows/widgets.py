@@ -195,13 +195,3 @@ def _assign_by_name(widgets: list[Widget], saved: dict[str, Any]) -> list[Widget
         index += 1
     return widgets
 
-
-def dynamic_inputs(info: dict[str, Any], widgets: list[Widget]) -> dict[str, str]:
-    """Names of the sockets a node's dynamic combos bring (``model.images.image_1`` …) → their type."""
-    found: dict[str, str] = {}
-    for widget in widgets:
-        inputs = (widget.choices or {}).get(str(widget.value))
-        if isinstance(inputs, dict):
-            for name, spec in _sub_specs(inputs):
-                found[f"{widget.name}.{name}"] = spec_parts(spec)[0]
-    return found
