@@ -1,9 +1,12 @@
 """Replays the scenarios captured from a real ComfyUI 0.3.64 against the ComfyUI test server and
-compares message types, their order and their fields, plus the exact 400 bodies."""
+compares message types, their order and their fields, plus the exact 400 bodies; then checks the
+newer releases' behaviour (``version="0.38.1"``) against what comfyui-protocol.md §11 documents."""
 
 import json
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import websocket
 from PIL import Image
 
 from tests.conftest import wait_until
+from tests.servers.comfy_newer import NEWER
 from tests.servers.comfyui import ComfyUITestServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "comfyui"
@@ -365,3 +369,101 @@ def test_a_restart_forgets_history_and_a_stopped_server_refuses(comfy_server: Co
     comfy_server.stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{comfy_server.url}/queue", timeout=5)
+
+
+def test_a_prompt_with_one_invalid_output_is_accepted_with_its_node_errors(comfy_server: ComfyUITestServer) -> None:
+    """The capture's ``partial_valid``: 200, the valid output runs, the invalid one is in node_errors."""
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "wrapper/ok"}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 64, "batch_size": 1, "color": 0}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "wrapper/bad"}},
+    }
+    response = post(comfy_server, {"prompt": prompt})
+
+    real = DRIVE["S6_errors"]["partial_valid"]
+    assert response.status_code == real["status"]
+    assert response.json()["node_errors"] == real["body"]["node_errors"]
+    prompt_id = response.json()["prompt_id"]
+    wait_until(lambda: requests.get(f"{comfy_server.url}/history/{prompt_id}", timeout=5).json())
+    entry = requests.get(f"{comfy_server.url}/history/{prompt_id}", timeout=5).json()[prompt_id]
+    assert entry["prompt"][4] == ["3"]  # only the valid output was executed
+    assert list(entry["outputs"]) == ["3"]
+
+
+# -- newer releases (version="0.38.1") ------------------------------------------------------------
+# Nothing below was captured: it checks the behaviour comfyui-protocol.md §11 documents from
+# ComfyUI's source. Where §11 is silent, the test server's choice is named in comfy_newer.py.
+
+
+@pytest.fixture
+def newer_server(tmp_path: Path) -> Iterator[ComfyUITestServer]:
+    with ComfyUITestServer(tmp_path / "newer", version=NEWER) as server:
+        yield server
+
+
+def test_newer_releases_refuse_a_prompt_id_that_is_not_a_canonical_uuid(newer_server: ComfyUITestServer) -> None:
+    prompt = history_prompt("S1_history")
+    for bad in ("my-own-id-123", "CD54CCF9-A728-4080-83B4-93B08005EDB9", 42):
+        response = post(newer_server, {"prompt": prompt, "prompt_id": bad})
+        assert response.status_code == 400
+        body = response.json()
+        assert body["error"]["type"] == "invalid_prompt_id"
+        assert body["error"]["message"] == "prompt_id must be a valid UUID"
+        assert body["node_errors"] == {}
+    assert post(newer_server, {"prompt": prompt, "prompt_id": None}).status_code == 200  # null: the server picks
+    # The captured 0.3.64 took any id (S6 client_prompt_id_and_number): the switch is what differs.
+    assert DRIVE["S6_errors"]["client_prompt_id_and_number"]["body"]["prompt_id"] == "my-own-id-123"
+
+
+def test_newer_releases_answer_the_jobs_api_in_its_documented_shapes(newer_server: ComfyUITestServer) -> None:
+    prompt = history_prompt("S1_history")
+    answer = post(newer_server, {"prompt": prompt, "client_id": "x", "prompt_id": str(uuid.uuid4())}).json()
+    wait_until(lambda: requests.get(f"{newer_server.url}/history/{answer['prompt_id']}", timeout=5).json())
+
+    for prefix in ("/api", "/api/api"):  # the /api mirroring also covers the Jobs API's own /api prefix
+        listed = requests.get(f"{newer_server.url}{prefix}/jobs", timeout=5).json()
+        assert set(listed) == {"jobs", "pagination"}
+        assert set(listed["pagination"]) == {"offset", "limit", "total", "has_more"}
+    [job] = listed["jobs"]
+    assert set(job) <= {"id", "status", "priority", "create_time", "execution_start_time", "execution_end_time",
+                        "execution_error", "outputs_count", "previewable_outputs_count", "preview_output",
+                        "workflow_id"}
+    assert (job["id"], job["status"], job["outputs_count"]) == (answer["prompt_id"], "completed", 1)
+    full = requests.get(f"{newer_server.url}/api/jobs/{answer['prompt_id']}", timeout=5).json()
+    assert {"outputs", "execution_status", "workflow"} <= set(full)
+    assert full["workflow"]["prompt"] == prompt
+    history = requests.get(f"{newer_server.url}/history/{answer['prompt_id']}", timeout=5).json()[answer["prompt_id"]]
+    assert full["outputs"] == history["outputs"]  # the same record as /history, in the Jobs API
+    missing = requests.get(f"{newer_server.url}/api/jobs/{uuid.uuid4()}", timeout=5)
+    assert (missing.status_code, missing.json()) == (404, {"error": "Job not found"})
+    cancel = requests.post(f"{newer_server.url}/api/jobs/{answer['prompt_id']}/cancel", timeout=5)
+    assert cancel.json() == {"cancelled": False}  # finished already; asking again changes nothing
+    malformed = requests.post(f"{newer_server.url}/api/jobs/cancel", json={"job_ids": ["nope"]}, timeout=5)
+    assert malformed.status_code == 400
+
+
+def test_newer_releases_keep_the_queue_shape_and_add_their_fields(newer_server: ComfyUITestServer) -> None:
+    newer_server.node_delays["ImageInvert"] = 0.5
+    answer = post(newer_server, {"prompt": history_prompt("S1_history"), "client_id": "x"}).json()
+    queue = wait_until(lambda: (q := requests.get(f"{newer_server.url}/queue", timeout=5).json())["queue_running"]
+                       and q)
+    assert isinstance(queue, dict)
+    [item] = queue["queue_running"]
+    assert len(item) == 5  # the 6th, sensitive element is stripped before /queue answers
+    assert item[1] == answer["prompt_id"]
+    assert isinstance(item[3]["create_time"], int)
+    stats = requests.get(f"{newer_server.url}/system_stats", timeout=5).json()["system"]
+    assert stats["os"] == "linux"
+    assert {"comfy_package_versions", "deploy_environment"} <= set(stats)
+    assert all("/" not in str(arg) for arg in stats["argv"])
+    node = requests.get(f"{newer_server.url}/object_info/KSampler", timeout=5).json()["KSampler"]
+    assert {"is_input_list", "has_intermediate_output", "dev_only", "search_aliases",
+            "essentials_category"} <= set(node)
+
+
+def test_the_captured_release_has_none_of_the_newer_routes_or_fields(comfy_server: ComfyUITestServer) -> None:
+    assert requests.get(f"{comfy_server.url}/api/jobs", timeout=5).status_code == 404
+    node = requests.get(f"{comfy_server.url}/object_info/KSampler", timeout=5).json()["KSampler"]
+    assert set(node) == set(json.loads((FIXTURES / "oi_KSampler.json").read_text())["KSampler"])
+    assert requests.get(f"{comfy_server.url}/system_stats", timeout=5).json()["system"]["os"] == "posix"
