@@ -132,13 +132,13 @@ class Graph:
                 if self.literal(source, "value"):
                     return source, "value"
                 node_id, field = source, "value"
-            elif class_type in SWITCHES and isinstance(chosen := self._switch(source), bool):
+            elif class_type in SWITCHES and isinstance(chosen := self.switch_value(source), bool):
                 node_id, field = source, "on_true" if chosen else "on_false"
             else:
                 return None
         return None
 
-    def _switch(self, node_id: str) -> Any:
+    def switch_value(self, node_id: str) -> Any:
         """A switch's boolean: its literal, or the Primitive Boolean that sets it."""
         if self.literal(node_id, "switch"):
             return self.inputs(node_id).get("switch")

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from studio.workflows.graph import Graph
+from studio.workflows.graph import SWITCHES, Graph
 from studio.workflows.readiness import FIELD_FOLDERS, MODEL_INPUTS, MODEL_SUFFIXES
 
 # The classic sampler nodes: also what a graph without /object_info is searched for.
@@ -218,10 +218,16 @@ class RoleFinder:
         seen: set[str] = set()
         while pending and len(seen) < MAX_TRACE:
             link = pending.pop()
-            if link is None or link[0] in seen or "STRING" not in graph.outputs(link[0]):
+            if link is None or link[0] in seen:
                 continue
             source = link[0]
             seen.add(source)
+            chosen = graph.switch_value(source) if graph.class_of(source) in SWITCHES else None
+            if isinstance(chosen, bool):  # an If/Else switch: the text comes from the branch it takes
+                pending.append(graph.link(source, "on_true" if chosen else "on_false"))
+                continue
+            if "STRING" not in graph.outputs(source):
+                continue
             strings = graph.declared(source, {"STRING"})
             linked = [graph.link(source, f) for f in strings if graph.link(source, f) is not None]
             if linked:
