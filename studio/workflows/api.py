@@ -54,7 +54,8 @@ def list_workflows() -> Response:
     facts = _facts(studio)
     items = [_summary(workflow, facts) for workflow in studio.library.all()]
     problems = [{"folder": p.folder, "message": p.message} for p in studio.library.problems]
-    return jsonify({"items": items, "problems": problems})
+    hidden = [{"id": w.id, "name": w.manifest.name} for w in studio.library.hidden()]
+    return jsonify({"items": items, "problems": problems, "hidden": hidden})
 
 
 @bp.get("/<workflow_id>")
@@ -89,12 +90,47 @@ def import_workflow() -> Response:
     facts = _facts(studio)
     if facts.object_info is None:
         raise ServiceUnavailable(f"ComfyUI is needed to read the workflow: {facts.problem}", code="comfy_unavailable")
-    manifest = studio.importer.import_file(
+    workflow = studio.importer.import_file(
         upload.read(), name=request.form.get("name") or None, workflow_id=request.form.get("id") or None,
-        replace=request.form.get("replace") in ("1", "true", "on"), object_info=facts.object_info)
-    response = jsonify(_summary(studio.library.get(manifest.id), facts))
+        replace=request.form.get("replace") in ("1", "true", "on"), object_info=facts.object_info,
+        file_name=upload.filename)
+    _announce(studio, "imported", workflow)
+    response = jsonify(_summary(workflow, facts))
     response.status_code = 201
     return response
+
+
+@bp.delete("/<workflow_id>")
+def delete_workflow(workflow_id: str) -> Response:
+    """Admin: a user's workflow is deleted (folder and row), a bundled one hidden until restored.
+    Jobs that ran it keep their history: each holds its own copy of the prompt it sent."""
+    require_admin()
+    parse_json(EmptyBody)
+    studio = services()
+    workflow = studio.library.delete(workflow_id)
+    action = "hidden" if workflow.bundled else "deleted"
+    _announce(studio, action, workflow)
+    return jsonify({"id": workflow.id, "name": workflow.manifest.name, "bundled": workflow.bundled,
+                    "action": action})
+
+
+@bp.post("/<workflow_id>/restore")
+def restore_workflow(workflow_id: str) -> Response:
+    """Admin: a hidden bundled workflow back in the library."""
+    require_admin()
+    parse_json(EmptyBody)
+    studio = services()
+    workflow = studio.library.restore(workflow_id)
+    _announce(studio, "restored", workflow)
+    return jsonify(_summary(workflow, _facts(studio)))
+
+
+def _announce(studio: Services, action: str, workflow: Workflow) -> None:
+    """Tells open pages the library changed (``workflows/changed``), once that event is declared."""
+    if "workflows/changed" in studio.bus.specs:
+        studio.bus.publish("workflows/changed", {"id": workflow.id, "name": workflow.manifest.name,
+                                                 "bundled": workflow.bundled, "action": action,
+                                                 "actor": current_identity().username})
 
 
 @bp.put("/<workflow_id>/mapping")

@@ -13,6 +13,8 @@ import json
 import logging
 import re
 import struct
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,9 @@ from pydantic import ValidationError
 from studio import jsonio, safepath
 from studio.errors import BadRequest, Conflict, Unprocessable
 from studio.workflows.detect import app_mode_outputs, detect, slug
-from studio.workflows.library import LOAD_ERRORS, WorkflowLibrary, load_folder
-from studio.workflows.manifest import Manifest
+from studio.workflows.library import LOAD_ERRORS, YAML_DUMPER, Workflow, WorkflowLibrary, load_folder
+from studio.workflows.manifest import PARAM_ID, Manifest
+from studio.workflows.outputs import saving_nodes
 from studio.workflows.shapes import ShapeError, check_api_prompt, check_ui_workflow
 from studio.workflows.sources import model_sources, node_sources
 from studio.workflows.uiformat import convert
@@ -42,8 +45,6 @@ IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFErr
                 Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 EDITABLE = ("name", "hidden", "advanced", "default", "min", "max", "step", "description", "required")
-OUTPUT_NODES = {"SaveImage": "image", "VHS_VideoCombine": "video", "SaveAnimatedWEBP": "image",
-                "SaveAnimatedPNG": "image", "SaveAudio": "audio", "SaveVideo": "video"}
 
 
 def _json(text: str | bytes, what: str) -> Any:
@@ -154,6 +155,59 @@ def _merge(detected: list[dict[str, Any]], previous: Manifest | None) -> list[di
     return sorted(merged, key=lambda entry: order.get(entry["id"], len(order)))  # stable: new ones last
 
 
+def _suggested_name(ui: dict[str, Any] | None, file_name: str | None) -> str:
+    """The name the workflow carries (its graph's title), else its file's name, else a plain one."""
+    extra = (ui or {}).get("extra")
+    extra = extra if isinstance(extra, dict) else {}
+    for candidate in (extra.get("title"), extra.get("name"), (ui or {}).get("name"), (ui or {}).get("title"),
+                      Path(file_name or "").stem):
+        if isinstance(candidate, str) and candidate.strip() and not _bad_text(candidate):
+            return " ".join(candidate.split())[:MAX_NAME]  # only a suggestion: cut to size, never refused
+    return "Imported workflow"
+
+
+def _id_for(title: str) -> str:
+    """A workflow id from its name: the same derivation as ever for a name with letters or digits in
+    it (existing ids stay what they were), "imported" for one with none (only non-ASCII, say)."""
+    found = slug(title)[:64].strip("_").replace("_", "-")
+    return found if found and re.search(r"[a-z0-9]", title.lower()) else "imported"
+
+
+def _unused(first: str, numbered: Callable[[int], str], taken: Callable[[str], bool]) -> str:
+    """``first``, or the first of ``numbered(2)``, ``numbered(3)``… that is not ``taken``."""
+    candidate, number = first, 2
+    while taken(candidate):
+        candidate, number = numbered(number), number + 1
+    return candidate
+
+
+def _valid_ids(detected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every parameter id usable in a manifest, whatever the title it came from; ids that already
+    are (every id an existing workflow has) are left exactly as they are."""
+    used = {entry["id"] for entry in detected}
+    for entry in detected:
+        if isinstance(entry.get("id"), str) and re.fullmatch(PARAM_ID, entry["id"]) and len(entry["id"]) <= 200:
+            continue
+        used.discard(entry.get("id"))
+        base = (re.sub(r"[^A-Za-z0-9_]+", "_", str(entry.get("id"))).strip("_") or "value")[:190]
+        entry["id"] = _unused(base, partial("{}_{}".format, base), used.__contains__)
+        used.add(entry["id"])
+    return detected
+
+
+def _outputs(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The nodes that save something (ComfyUI's ``output_node`` with a ``filename_prefix``), or a 422."""
+    outputs = [{"id": f"{kind}_{node_id}", "name": str((node.get("_meta") or {}).get("title") or kind),
+                "type": kind, "node_id": node_id} for node_id, node, kind in saving_nodes(prompt, object_info)]
+    shown = app_mode_outputs(ui)
+    if shown and any(output["node_id"] in shown for output in outputs):
+        outputs = [output for output in outputs if output["node_id"] in shown]
+    if not outputs:
+        raise Unprocessable("The workflow saves nothing: add a Save Image (or video, audio…) node.",
+                            code="no_outputs")
+    return outputs
+
+
 class WorkflowImporter:
     def __init__(self, library: WorkflowLibrary, user_dir: Path) -> None:
         self.library = library
@@ -161,23 +215,30 @@ class WorkflowImporter:
 
     def import_file(
         self, data: bytes, *, name: str | None, workflow_id: str | None, replace: bool,
-        object_info: dict[str, Any],
-    ) -> Manifest:
+        object_info: dict[str, Any], file_name: str | None = None,
+    ) -> Workflow:
+        """The workflow in ``data`` written into the library; returns it as the library now has it.
+
+        Without an ``id`` the workflow's id comes from its name and never takes one in use: a second
+        workflow of the same name becomes "<name> (2)" with the id "<id>-2" (``replace`` updates the
+        one that has the id instead). A given ``id`` that is taken is a 409 unless ``replace``.
+        """
         prompt, ui = read_upload(data)
         if ui is not None:
             converted = _convert(ui, object_info)
             prompt = converted if converted else prompt
         if prompt is None:
             raise BadRequest("This workflow has no nodes Studio can run.", fields={"file": "no nodes"})
-        saved_name = ((ui or {}).get("extra") or {}).get("name")
-        if not isinstance(saved_name, str) or not saved_name.strip() or _bad_text(saved_name):
-            saved_name = "Imported workflow"  # the name the file carries is only a suggestion
-        title = name or saved_name.strip()[:MAX_NAME]
-        if not isinstance(title, str) or len(title) > MAX_NAME or _bad_text(title):
+        if name is not None and (len(name) > MAX_NAME or _bad_text(name)):
             raise BadRequest(f"The name must be text of at most {MAX_NAME} characters.", fields={"name": "invalid"})
-        chosen_id = workflow_id or slug(title)[:64].strip("_").replace("_", "-") or "imported"
-        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", chosen_id):
+        title = (name or "").strip() or _suggested_name(ui, file_name)
+        if workflow_id is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", workflow_id):
             raise BadRequest("Use letters, digits, '-' and '_' for the id.", fields={"id": "invalid id"})
+        ids, names = self.library.taken()
+        chosen_id = workflow_id or _id_for(title)
+        if workflow_id is None and not replace:
+            chosen_id = _unused(chosen_id, lambda n: f"{chosen_id[:96]}-{n}",
+                                lambda candidate: candidate in ids or self._occupied(candidate))
         folder = self.user_dir / chosen_id
         previous = None
         # Any workflow with this id counts, a bundled one too: an import never shadows one unasked.
@@ -188,7 +249,7 @@ class WorkflowImporter:
                            "update it, or choose another id.", code="workflow_exists")
         if existing is not None and not existing.bundled and existing.folder.parent == self.user_dir:
             folder = existing.folder  # the user's own copy is updated where it is, never duplicated
-        if safepath.lexists_inside(self.user_dir, folder) or folder.is_symlink():
+        if self._occupied(chosen_id) or folder != self.user_dir / chosen_id:
             if not replace:
                 raise Conflict(f"A workflow {chosen_id!r} exists. Import with replace to update it.",
                                code="workflow_exists")
@@ -200,28 +261,26 @@ class WorkflowImporter:
             except LOAD_ERRORS as err:  # a folder without a usable manifest: replaced as new
                 log.warning("replacing workflows/%s, whose manifest could not be read: %s", chosen_id, err)
         try:
-            detected = detect(prompt, object_info, ui)
+            detected = _valid_ids(detect(prompt, object_info, ui))
         except READ_ERRORS as err:
             log.warning("the form of an imported workflow could not be found", exc_info=True)
             raise BadRequest(f"This workflow's inputs cannot be read ({type(err).__name__}).",
                              fields={"file": "cannot be read"}) from err
-        inputs = _merge(detected, previous)
-        outputs = [{"id": f"{kind}_{node_id}", "name": str((node.get("_meta") or {}).get("title") or kind),
-                    "type": kind, "node_id": node_id}
-                   for node_id, node in prompt.items() if (kind := OUTPUT_NODES.get(str(node["class_type"])))]
-        shown = app_mode_outputs(ui)
-        if shown and any(output["node_id"] in shown for output in outputs):
-            outputs = [output for output in outputs if output["node_id"] in shown]
-        if not outputs:
-            raise Unprocessable("The workflow saves nothing: add a Save Image (or video) node.", code="no_outputs")
+        outputs = _outputs(prompt, object_info, ui)
+        if previous is not None and not name:
+            title = previous.name  # an update keeps the name a person gave it
+        else:
+            own = existing.manifest.name.casefold() if existing is not None else None
+            title = _unused(title, lambda n: f"{title[:MAX_NAME - 6]} ({n})",
+                            lambda candidate: candidate.casefold() in names and candidate.casefold() != own)
         raw = {
             "id": chosen_id,
-            "name": previous.name if previous and not name else str(title),
+            "name": title,
             "version": (previous.version + 1) if previous else 1,
             "type": "static",
             "description": previous.description if previous else "Imported into Studio.",
             "workflow_file": "workflow.json",
-            "inputs": inputs,
+            "inputs": _merge(detected, previous),
             "outputs": outputs,
             "required_nodes": sorted({node["class_type"] for node in prompt.values()}),
             "required_models": [],
@@ -230,7 +289,13 @@ class WorkflowImporter:
             raw["model_sources"] = models
         if ui is not None and (nodes := node_sources(ui)):
             raw["node_sources"] = nodes
-        return self._write(folder, raw, prompt)
+        self._write(folder, raw, prompt)
+        return self.library.get(chosen_id)
+
+    def _occupied(self, folder_name: str) -> bool:
+        """Whether ``workflows/<folder_name>`` is taken by anything at all (a folder, a file, a link)."""
+        folder = self.user_dir / folder_name
+        return safepath.lexists_inside(self.user_dir, folder) or folder.is_symlink()
 
     def save_mapping(self, workflow_id: str, inputs: list[dict[str, Any]]) -> Manifest:
         """The mapping editor's result: renamed, hidden, reordered, regrouped, new defaults/limits."""
@@ -253,14 +318,15 @@ class WorkflowImporter:
         return self._write(workflow.folder, raw, workflow.prompt)
 
     def _write(self, folder: Path, raw: dict[str, Any], prompt: dict[str, Any]) -> Manifest:
+        """Validates and writes the manifest and workflow, then has the library re-read that folder only."""
         try:
             manifest = Manifest.model_validate(raw)
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise BadRequest(f"{where}: {first['msg']}", fields={where: first["msg"]}) from err
-        manifest_text = yaml.safe_dump(manifest.model_dump(mode="json", exclude_none=True), sort_keys=False,
-                                       allow_unicode=True)
+        manifest_text = yaml.dump(manifest.model_dump(mode="json", exclude_none=True), Dumper=YAML_DUMPER,
+                                  sort_keys=False, allow_unicode=True)
         self.user_dir.mkdir(parents=True, exist_ok=True)
         try:
             safepath.write_atomic(self.user_dir, folder / "workflow.json", json.dumps(prompt, indent=2).encode())
@@ -268,5 +334,5 @@ class WorkflowImporter:
         except safepath.UnsafePath as err:
             raise Conflict(f"workflows/{folder.name} is reached through a link; Studio does not write through it.",
                            code="workflow_folder_unsafe") from err
-        self.library.refresh(force=True)
+        self.library.refresh(folders=(folder,))
         return manifest

@@ -27,10 +27,15 @@ class Option(BaseModel):
     value: Any
 
 
+# A parameter's id: ASCII letters, digits and "_", a digit first too (ids come from node titles such as
+# "360 Rotation"; a ``{{placeholder}}`` still needs a letter first, which PLACEHOLDER checks itself).
+PARAM_ID = r"^[A-Za-z0-9_]+$"
+
+
 class InputSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    id: str = Field(pattern=PARAM_ID)
     name: str
     type: InputType
     node_id: str | None = None

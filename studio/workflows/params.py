@@ -21,6 +21,7 @@ from studio.safepath import name_problem
 from studio.workflows.library import Workflow
 from studio.workflows.lora_pairs import inject_lora_pairs, validate_pairs
 from studio.workflows.manifest import PICKER_FOLDERS, InputSpec, Manifest
+from studio.workflows.outputs import KNOWN_OUTPUTS, file_stem
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Seeds stay below 2^53 so they survive a round trip through JavaScript numbers unchanged.
@@ -36,15 +37,9 @@ MISSING = object()
 FOLDER_LOADERS = {"checkpoints": ("CheckpointLoaderSimple", "ckpt_name"), "vae": ("VAELoader", "vae_name"),
                   "loras": ("LoraLoader", "lora_name")}
 
-# Saving nodes and the name their files get inside the job's folder.
-OUTPUT_PREFIXES = {
-    "SaveImage": "image",
-    "VHS_VideoCombine": "video",
-    "SaveAnimatedWEBP": "animation",
-    "SaveAnimatedPNG": "animation",
-    "SaveAudio": "audio",
-    "SaveVideo": "video",
-}
+# Saving nodes and the name their files get inside the job's folder: any node that takes a
+# ``filename_prefix`` (every saving node ComfyUI and the node packs have), and the few known ones.
+OUTPUT_PREFIXES = {class_type: file_stem(class_type) for class_type in KNOWN_OUTPUTS}
 
 
 def text_problem(value: str) -> str | None:
@@ -369,7 +364,9 @@ def build_prompt(workflow: Workflow, values: dict[str, Any], *, job_id: str) -> 
 def patch_outputs(prompt: dict[str, Any], job_id: str) -> None:
     """Every saving node writes into ``studio/<job id>/`` of ComfyUI's output folder."""
     for node in prompt.values():
-        name = OUTPUT_PREFIXES.get(node.get("class_type", ""))
+        class_type = str(node.get("class_type", ""))
+        takes_prefix = isinstance(node.get("inputs"), dict) and "filename_prefix" in node["inputs"]
+        name = OUTPUT_PREFIXES.get(class_type) or (file_stem(class_type) if takes_prefix else None)
         if name is None:
             continue
         inputs = node.setdefault("inputs", {})
