@@ -281,3 +281,29 @@ def test_a_socket_drop_mid_job_loses_nothing_that_history_cannot_tell(
     entry = wait_until(lambda: comfy.history(accepted.prompt_id))
     assert entry["status"]["status_str"] == "success"
     assert not any(m.type == "executing" and m.data.get("node") is None for m in recorder.messages)
+
+
+def test_audio_and_3d_save_nodes_write_their_files_as_output_nodes(
+    comfy: ComfyClient, comfy_server: ComfyUITestServer
+) -> None:
+    prompt = {
+        "1": {"class_type": "EmptyAudio", "inputs": {"duration": 1.0, "sample_rate": 44100, "channels": 2}},
+        "2": {"class_type": "SaveAudioMP3", "inputs": {"audio": ["1", 0], "filename_prefix": "audio/clip",
+                                                       "quality": "V0"}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "random_sd15.safetensors"}},
+        "5": {"class_type": "VAEDecodeHunyuan3D", "inputs": {"samples": ["3", 0], "vae": ["4", 2],
+                                                             "num_chunks": 8000, "octree_resolution": 256}},
+        "6": {"class_type": "VoxelToMeshBasic", "inputs": {"voxel": ["5", 0], "threshold": 0.6}},
+        "7": {"class_type": "SaveGLB", "inputs": {"mesh": ["6", 0], "filename_prefix": "mesh/thing"}},
+    }
+    accepted = comfy.queue_prompt(prompt)
+    assert accepted.node_errors == {}
+    entry = wait_until(lambda: comfy.history(accepted.prompt_id), timeout=10)
+    assert isinstance(entry, dict)
+    [mp3] = entry["outputs"]["2"]["audio"]
+    [glb] = entry["outputs"]["7"]["3d"]
+    assert (mp3["filename"], mp3["subfolder"], glb["filename"], glb["subfolder"]) == (
+        "clip_00001_.mp3", "audio", "thing_00001_.glb", "mesh")
+    assert comfy.download(mp3["filename"], subfolder="audio").startswith(b"ID3")
+    assert comfy.download(glb["filename"], subfolder="mesh")[:4] == b"glTF"

@@ -133,9 +133,9 @@ def _png_bytes(image: Image.Image, info: PngImagePlugin.PngInfo | None = None, l
     return buffer.getvalue()
 
 
-def _next_counter(folder: Path, stem: str) -> int:
-    pattern = re.compile(rf"^{re.escape(stem)}_(\d{{5}})_\.png$")
-    counters = [int(m.group(1)) for p in folder.glob("*.png") if (m := pattern.match(p.name))]
+def _next_counter(folder: Path, stem: str, ext: str = "png") -> int:
+    pattern = re.compile(rf"^{re.escape(stem)}_(\d{{5}})_\.{ext}$")
+    counters = [int(m.group(1)) for p in folder.glob(f"*.{ext}") if (m := pattern.match(p.name))]
     return max(counters, default=0) + 1
 
 
@@ -176,6 +176,43 @@ def save_image_websocket(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any
     for index, image in enumerate(images):
         ctx.progress(index, len(images), (2, _png_bytes(image, level=1)))
     return (), {}
+
+
+def _save_file(ctx: NodeContext, prefix: str, ext: str, data: bytes) -> dict[str, Any]:
+    """One file in the output folder, named ``<prefix>_00001_.<ext>`` as ComfyUI's save nodes do."""
+    subfolder, _, stem = prefix.rpartition("/")
+    folder = (ctx.output_dir / subfolder).resolve()
+    if not folder.is_relative_to(ctx.output_dir.resolve()):
+        raise NodeFailure("Exception", "Saving outside the output folder is not allowed.")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{stem}_{_next_counter(folder, stem, ext):05}_.{ext}"
+    (folder / name).write_bytes(data)
+    return {"filename": name, "subfolder": subfolder, "type": "output"}
+
+
+# Silence as MP3: an ID3v2 header, then one MPEG-1 Layer III frame (128 kbit/s, 44.1 kHz: 417 bytes).
+SILENT_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(413)
+
+
+def _glb() -> bytes:
+    """The smallest valid binary glTF 2.0: the 12-byte header and a JSON chunk with the asset only."""
+    body = b'{"asset":{"version":"2.0"}}'
+    body += b" " * (-len(body) % 4)
+    chunk = len(body).to_bytes(4, "little") + b"JSON" + body
+    return b"glTF" + (2).to_bytes(4, "little") + (12 + len(chunk)).to_bytes(4, "little") + chunk
+
+
+# Both are output nodes in the captures (0.3.64's object_info and 0.33.0's): inputs audio / mesh,
+# filename_prefix (and quality), results under "audio" and "3d" as ComfyUI's own nodes report them.
+# 0.33.0's SaveAudioMP3 also returns its AUDIO input; 0.3.64's has no outputs, which the server serves.
+@node("SaveAudioMP3")
+def save_audio_mp3(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (), {"audio": [_save_file(ctx, str(i.get("filename_prefix", "audio/ComfyUI")), "mp3", SILENT_MP3)]}
+
+
+@node("SaveGLB")
+def save_glb(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (), {"3d": [_save_file(ctx, str(i.get("filename_prefix", "mesh/ComfyUI")), "glb", _glb())]}
 
 
 @node("CheckpointLoaderSimple")
