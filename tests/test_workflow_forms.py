@@ -26,7 +26,7 @@ OBJECT_INFO: dict[str, Any] = gz_json(FIXTURE / "object_info.json.gz")
 BUNDLED = Path(__file__).resolve().parent.parent / "workflows"
 # Sampler templates (of 204) showing each, with Studio's converter; the first detector showed
 # 102 prompts, 139 seeds, 106 steps, 39 sizes and 229 of 930 model inputs as pickers.
-FLOOR = {"prompt": 173, "seed": 188, "steps": 178, "size": 83, "pickers": 885}
+FLOOR = {"prompt": 182, "seed": 191, "steps": 180, "size": 84, "pickers": 909}
 
 
 def n(class_type: str, title: str | None = None, **inputs: Any) -> dict[str, Any]:

@@ -281,8 +281,9 @@ class Form:
             extra["picker"] = role.folder or "models"
         self.add(node_id, field, role.name, kind, advanced=role.advanced, **extra)
 
-    def rest(self) -> None:
-        """Every other literal widget, as an advanced parameter (SwarmInput settings hidden)."""
+    def rest(self, roles: dict[tuple[str, str], Role]) -> None:
+        """Every other literal widget, as an advanced parameter (SwarmInput settings hidden); a model
+        file stays a picker of its folder even there, so swapping a model never means typing its name."""
         graph = self.graph
         for node_id in sorted(graph.prompt, key=lambda item: (graph.class_of(item), item)):
             swarm = graph.class_of(node_id).startswith(SWARM_INPUT)
@@ -291,6 +292,10 @@ class Form:
                 if field == "filename_prefix" or (spec is not None and not is_widget(spec)):
                     continue
                 hidden: dict[str, Any] = {"hidden": True} if swarm and field in CONFIG_FIELDS else {}
+                role = roles.get((node_id, field))
+                if role is not None and role.kind == "model" and not hidden:
+                    self.add_role(node_id, field, Role(role.kind, role.name, True, role.folder))
+                    continue
                 self.add(node_id, field, f"{graph.title(node_id) or graph.class_of(node_id)}: "
                          f"{field.replace('_', ' ')}", advanced=True, **hidden)
 
@@ -329,8 +334,8 @@ def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, An
     form = Form(graph, legacy_ids(prompt, object_info, ui))
     app_mode = _linear_data(ui)
     swarm = [] if app_mode else swarm_inputs(graph)
+    roles = find_roles(prompt, object_info)
     if app_mode:
-        roles = find_roles(prompt, object_info)
         for node_id, field, config in app_mode:
             if node_id not in prompt or not graph.literal(node_id, field):
                 continue
@@ -349,12 +354,11 @@ def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, An
         for item in swarm:
             form.add(item.node_id, item.field, item.name, item.kind, advanced=item.advanced, **item.extra)
     else:
-        roles = find_roles(prompt, object_info)
         for key, (kind, name) in marked_roles(graph, ui).items():
             roles[key] = Role(kind, ROLE_NAMES.get(kind, name), False,
                               "checkpoints" if kind == "model" else None, rank=-1)
         for (node_id, field), role in sorted(roles.items(), key=_role_order(graph)):
             form.add_role(node_id, field, role)
-    form.rest()
+    form.rest(roles)
     form.unique_names()
     return form.inputs
