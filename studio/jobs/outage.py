@@ -53,11 +53,11 @@ class Outage:
             self.confirmed = True
             log.warning("ComfyUI stopped answering at %s; %d jobs wait for it", self.lost_at.isoformat(), len(jobs))
         fails_at = self.lost_at + timedelta(seconds=max(0.0, float(self.grace_s())))
+        for job in jobs:  # even when the grace is already over: the timeline tells the wait, then the end
+            if job.id not in self._marked:
+                notes.set_waiting(self.service, job.id, self.lost_at, fails_at)
+                self._marked.add(job.id)
         if now < fails_at:
-            for job in jobs:
-                if job.id not in self._marked:
-                    notes.set_waiting(self.service, job.id, self.lost_at, fails_at)
-                    self._marked.add(job.id)
             return
         message = (f"ComfyUI stopped answering at {self.lost_at:%Y-%m-%d %H:%M:%S} UTC and was not back "
                    f"within {float(self.grace_s()):g} s.")
