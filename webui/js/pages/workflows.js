@@ -2,6 +2,7 @@
 import { api, ApiError } from '../lib/api.js';
 import { h, replace } from '../lib/dom.js';
 import { message } from '../lib/jobs.js';
+import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
 import { mappingEditor } from './mapping.js';
 
@@ -10,11 +11,16 @@ import { mappingEditor } from './mapping.js';
 export function mount(main, context) {
   const list = h('div', { class: 'grid', id: 'workflow-list' });
   const editorBox = h('div', { id: 'mapping-box' });
+  const hiddenBox = h('div', { id: 'hidden-workflows' });
   const admin = context.me?.user.role === 'admin';
 
   async function load() {
     try {
-      const { items, problems } = await api.get('/api/workflows');
+      const { items, problems, hidden } = await api.get('/api/workflows');
+      replace(hiddenBox, admin && hidden?.length ? h('section', { class: 'card', style: { marginTop: '1rem' } },
+        h('h2', null, 'Hidden bundled workflows'),
+        h('ul', null, hidden.map((/** @type {any} */ w) => h('li', { 'data-hidden-workflow': w.id }, w.name, ' ',
+          h('button', { class: 'link-button', 'data-action': 'restore-workflow', onclick: () => restore(w.id, w.name) }, 'Restore'))))) : null);
       replace(list, items.map((/** @type {any} */ w) => h('section', { class: 'card', 'data-workflow': w.id },
         h('h2', null, w.name),
         h('p', { class: 'muted' }, w.description || ''),
@@ -25,11 +31,41 @@ export function mount(main, context) {
           w.readiness.missing_models?.length || w.readiness.missing_nodes?.length ? h('button', { class: 'link-button',
             'data-action': 'install-missing', onclick: () => installMissing(w.id) }, 'What is missing?') : null,
           admin && !w.bundled ? h('button', { class: 'link-button', 'data-action': 'edit-mapping',
-            onclick: () => openEditor(w.id) }, 'Edit form') : null))),
+            onclick: () => openEditor(w.id) }, 'Edit form') : null,
+          admin ? h('button', { class: 'link-button danger-text', 'data-action': 'delete-workflow',
+            onclick: () => remove(w) }, w.bundled ? 'Hide' : 'Delete') : null))),
       problems.map((/** @type {any} */ p) => h('section', { class: 'card' }, h('h2', null, 'Not loaded'),
         h('p', { class: 'path' }, p.folder), h('p', { class: 'error-line' }, p.message))));
     } catch (err) {
       replace(list, h('p', { class: 'error-line' }, message(err)));
+    }
+  }
+
+  /** A user's workflow is deleted for good; a bundled one is only hidden, and can be restored.
+   * @param {{id: string, name: string, bundled: boolean}} w */
+  async function remove(w) {
+    const question = w.bundled
+      ? `Hide “${w.name}”? It ships with Studio: you can restore it from this page.`
+      : `Delete “${w.name}”? Its files are removed; jobs that ran it stay in History.`;
+    if (!confirm(question)) return;
+    try {
+      await api.del(`/api/workflows/${encodeURIComponent(w.id)}`);
+      list.querySelector(`[data-workflow="${CSS.escape(w.id)}"]`)?.remove();
+      toast(w.bundled ? `“${w.name}” hidden.` : `“${w.name}” deleted.`, 'success');
+      await load();
+    } catch (err) {
+      toast(message(err), 'error');
+    }
+  }
+
+  /** @param {string} id @param {string} name */
+  async function restore(id, name) {
+    try {
+      await api.post(`/api/workflows/${encodeURIComponent(id)}/restore`);
+      toast(`“${name}” restored.`, 'success');
+      await load();
+    } catch (err) {
+      toast(message(err), 'error');
     }
   }
 
@@ -108,6 +144,8 @@ export function mount(main, context) {
 
   replace(main, h('h1', null, 'Workflows'),
     admin ? h('section', { class: 'card', id: 'import-card' }, h('h2', null, 'Import a workflow'), importForm) : null,
-    editorBox, list);
+    editorBox, list, hiddenBox);
   load();
+  const stops = [live.on('workflows/changed', () => load())];
+  return () => stops.forEach((stop) => stop());
 }
