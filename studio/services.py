@@ -140,7 +140,8 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     users.on_deleted(jobs.owner_deleted)
     job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
                            max_in_flight=lambda: settings.comfyui_max_in_flight,
-                           requeue_lost=settings.studio_requeue_lost_jobs)
+                           requeue_lost=settings.studio_requeue_lost_jobs,
+                           outage_grace_s=lambda: settings.comfyui_outage_grace_s)
     def tokens() -> dict[str, str]:
         """Each secret only for its own hosts; read at every request so page changes apply at once."""
         return credentials(hf_token=preferences.get("hf_token"), civitai_key=preferences.get("civitai_api_key"),

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from studio.config import Settings
 from studio.events.bus import Event
 from studio.runtime import Runtime
 from studio.services import Services
@@ -97,9 +98,9 @@ def _notes(job: dict[str, Any]) -> list[str]:
 
 def test_comfyui_gone_mid_job_waits_then_fails_with_the_reason_and_never_finishes_twice(
     client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
-    events: list[Event],
+    events: list[Event], settings: Settings,
 ) -> None:
-    services.job_engine.outage.grace_s = lambda: 3.0
+    settings.comfyui_outage_grace_s = 3.0  # COMFYUI_OUTAGE_GRACE_S, read by the engine at each outage
     comfy_server.node_delays["ImageScale"] = 5.0
     [job] = run(client, "image-resize", {"image": upload_image(client)})
     wait_status(client, job["id"], "running")
