@@ -259,8 +259,6 @@ def test_what_a_person_leaves_out_takes_the_workflows_default() -> None:
         {"n": "N must be a whole number"}
 
 
-@pytest.mark.xfail(strict=True, reason="params._scenes reads `problem` before the walrus assigns it when the "
-                   "prompt is too long: UnboundLocalError, a 500 instead of a refusal")
 def test_a_scene_prompt_that_is_too_long_is_refused_naming_the_scene() -> None:
     assert one({"type": "scene_list"}, [{"prompt": "a" * (params.MAX_TEXT + 1)}]) == "X scene 1 prompt is too long"
 

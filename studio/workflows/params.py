@@ -191,8 +191,9 @@ def _scenes(spec: InputSpec, value: Any) -> tuple[Any, str | None]:
     for number, scene in enumerate(value, start=1):
         if not isinstance(scene, dict) or not isinstance(scene.get("prompt"), str) or not scene["prompt"].strip():
             return None, f"scene {number} needs a prompt"
-        if len(scene["prompt"]) > MAX_TEXT or (problem := text_problem(scene["prompt"])):
-            return None, f"scene {number} prompt {problem or 'is too long'}"
+        problem = "is too long" if len(scene["prompt"]) > MAX_TEXT else text_problem(scene["prompt"])
+        if problem:
+            return None, f"scene {number} prompt {problem}"
         duration = scene.get("duration", 5)
         if isinstance(duration, bool) or not isinstance(duration, int | float) or not 1 <= duration <= 30:
             return None, f"scene {number} must last 1 to 30 seconds"
