@@ -242,7 +242,7 @@ class WorkflowImporter:
         folder = self.user_dir / chosen_id
         previous = None
         # Any workflow with this id counts, a bundled one too: an import never shadows one unasked.
-        existing = self.library.find(chosen_id)
+        existing = self.library.find(chosen_id, look=False)  # taken() just looked
         if existing is not None and not replace:
             where = "a bundled workflow" if existing.bundled else "a workflow"
             raise Conflict(f"There is already {where} with the id {chosen_id!r}. Import with replace to "
@@ -290,7 +290,12 @@ class WorkflowImporter:
         if ui is not None and (nodes := node_sources(ui)):
             raw["node_sources"] = nodes
         self._write(folder, raw, prompt)
-        return self.library.get(chosen_id)
+        workflow = self.library.find(chosen_id, look=False)  # the write re-read its folder
+        if workflow is None:  # written, yet not loadable (or changed again meanwhile): say why
+            problem = next((p.message for p in self.library.problems if p.folder == str(folder)),
+                           "its folder changed while it was written")
+            raise Unprocessable(f"The imported workflow cannot be loaded: {problem}.", code="workflow_unloadable")
+        return workflow
 
     def _occupied(self, folder_name: str) -> bool:
         """Whether ``workflows/<folder_name>`` is taken by anything at all (a folder, a file, a link)."""

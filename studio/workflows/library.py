@@ -131,7 +131,7 @@ def _load_dynamic(folder: Path, manifest: Manifest, raw: bytes, *, bundled: bool
     return Workflow(manifest, sample, folder, digest, bundled, blocks)
 
 
-def _folder_mark(folder: Path) -> tuple[tuple[str, int, int, int], ...]:
+def _folder_mark(folder: str) -> tuple[tuple[str, int, int, int], ...]:
     """What a folder's files look like (name, inode, mtime_ns, size), one level of subfolders too (a
     dynamic workflow's blocks): cheap to take, and changed by any write. The inode tells an atomic
     rewrite of the same size within one clock tick apart from the old file."""
@@ -148,7 +148,7 @@ def _folder_mark(folder: Path) -> tuple[tuple[str, int, int, int], ...]:
             name = prefix + entry.name
             try:
                 if not prefix and entry.is_dir():
-                    pending.append((Path(entry.path), name + "/"))
+                    pending.append((entry.path, name + "/"))
                     continue
                 if not entry.name.endswith(MARKED_SUFFIXES):
                     continue
@@ -184,7 +184,9 @@ class WorkflowLibrary:
         self._workflows: dict[str, Workflow] = {}
         self._shadowed: dict[str, Workflow] = {}  # bundled ones a person hid, by id
         self.problems: list[LoadProblem] = []
-        self._loaded: dict[Path, _Loaded] = {}
+        # By folder path as text: a library looks at a thousand of them per request, and text hashes
+        # once where a Path re-parses itself for every dict lookup.
+        self._loaded: dict[str, _Loaded] = {}
         self._hidden_mark: tuple[int, int, int] | None = None
         self._hidden: frozenset[str] = frozenset()
         self._lock = threading.Lock()
@@ -193,18 +195,31 @@ class WorkflowLibrary:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _scan(self) -> dict[Path, bool]:
+    def _scan(self) -> dict[str, bool]:
         """Every workflow folder, bundled ones first, in the order that decides who wins an id."""
-        found: dict[Path, bool] = {}
+        found: dict[str, bool] = {}
         for root in self.roots:
             try:
                 names = sorted(entry.name for entry in os.scandir(root)
                                if not entry.name.startswith(".") and entry.is_dir())
             except OSError:
                 continue
+            bundled = root == self.roots[0]
             for name in names:
-                found[root / name] = root == self.roots[0]
+                found[os.path.join(root, name)] = bundled
         return found
+
+    def _order(self, folders: tuple[str, ...]) -> dict[str, bool]:
+        """The folders known so far with ``folders`` added where they exist and dropped where they do not."""
+        bundled_root = str(self.roots[0])
+        with self._lock:
+            order = {folder: os.path.dirname(folder) == bundled_root for folder in self._loaded}
+        for folder in folders:
+            if os.path.isdir(folder) and not os.path.basename(folder).startswith("."):
+                order.setdefault(folder, os.path.dirname(folder) == bundled_root)
+            else:
+                order.pop(folder, None)
+        return order
 
     def _hidden_now(self) -> tuple[int, int, int] | None:
         try:
@@ -214,14 +229,23 @@ class WorkflowLibrary:
         return info.st_ino, info.st_mtime_ns, info.st_size
 
     def refresh(self, *, force: bool = False, folders: tuple[Path, ...] = ()) -> None:
-        """Re-reads every folder whose files changed since the last look (``force``: every folder;
-        ``folders``: these whatever their files look like, as after writing them)."""
-        scan = self._scan()
-        marks = {folder: _folder_mark(folder) for folder in scan}
+        """Re-reads every folder whose files changed since the last look (``force``: every folder).
+        ``folders`` alone (as after writing them): only these are looked at and re-read, whatever
+        their files look like; the rest of the library is taken as it was."""
         hidden_mark = self._hidden_now()
+        named = tuple(str(folder) for folder in folders)
         with self._lock:
-            changed = [folder for folder in scan if force or folder in folders or folder not in self._loaded
-                       or self._loaded[folder].mark != marks[folder]]
+            targeted = bool(named) and not force and bool(self._loaded)
+        if targeted:
+            scan = self._order(named)
+            marks = {folder: _folder_mark(folder) for folder in named if folder in scan}
+        else:
+            scan = self._scan()
+            marks = {folder: _folder_mark(folder) for folder in scan}
+        with self._lock:
+            known = self._loaded
+            changed = [folder for folder, mark in marks.items()
+                       if force or folder not in known or known[folder].mark != mark or folder in named]
             if not changed and len(scan) == len(self._loaded) and hidden_mark == self._hidden_mark:
                 return
             loaded = {folder: self._loaded[folder] for folder in scan if folder in self._loaded}
@@ -245,12 +269,12 @@ class WorkflowLibrary:
         self._sync()
 
     @staticmethod
-    def _read(folder: Path, mark: tuple[tuple[str, int, int, int], ...], *, bundled: bool) -> _Loaded:
+    def _read(folder: str, mark: tuple[tuple[str, int, int, int], ...], *, bundled: bool) -> _Loaded:
         try:
-            return _Loaded(mark, load_folder(folder, bundled=bundled), None)
+            return _Loaded(mark, load_folder(Path(folder), bundled=bundled), None)
         except LOAD_ERRORS as err:
-            log.warning("workflow %s not loaded: %s", folder.name, err)
-            return _Loaded(mark, None, LoadProblem(str(folder), str(err)))
+            log.warning("workflow %s not loaded: %s", os.path.basename(folder), err)
+            return _Loaded(mark, None, LoadProblem(folder, str(err)))
 
     def _sync(self) -> None:
         """Writes the database rows of the workflows that changed since the last write, and only those."""
@@ -297,9 +321,11 @@ class WorkflowLibrary:
         self.refresh()
         return sorted(self._workflows.values(), key=lambda w: w.manifest.name.lower())
 
-    def find(self, workflow_id: str) -> Workflow | None:
-        """The workflow with this id (bundled or the user's), or None."""
-        self.refresh()
+    def find(self, workflow_id: str, *, look: bool = True) -> Workflow | None:
+        """The workflow with this id (bundled or the user's), or None; ``look=False`` skips looking at
+        the folders again, for a caller that just did."""
+        if look:
+            self.refresh()
         return self._workflows.get(workflow_id)
 
     def get(self, workflow_id: str) -> Workflow:
