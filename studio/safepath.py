@@ -6,6 +6,11 @@ write and every serve walks from a trusted root one component at a time with ``O
 directory file descriptors (``openat``): no component below the root may be a symlink, whatever
 happens in between. The root itself may be one (a volume mounted through a link is normal).
 
+Durability on power loss: a file renamed into place is fsynced first (its data reaches the disk
+before any name points at it), and the folder is fsynced after the rename (the new name itself
+reaches the disk). A folder created on the way, and a name removed, are made durable the same
+way, in their parent. The helpers here do that once; every write path goes through them.
+
 Names are checked against the file system's real limits before anything is accepted, so a name
 that could never be written (too long once ``.part`` is added, a NUL, a lone surrogate) is refused
 up front instead of failing later in the background.
@@ -112,8 +117,12 @@ def _open_dir_chain(anchor: str, parts: list[str], *, create: bool) -> int:
             except FileNotFoundError:
                 if not create:
                     raise
-                with suppress(FileExistsError):
+                try:
                     os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                else:
+                    fsync_fd(fd)  # the new folder's name, before anything is written inside it
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as err:
                 if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
@@ -199,25 +208,31 @@ def replace_inside(root: Path, source: Path | str, target: Path | str) -> None:
     """``os.replace`` between two names below ``root``; neither folder reached through a link.
 
     The target's own name may exist (it is replaced, a link there included: replacing a link
-    swaps the link itself, never what it points to).
+    swaps the link itself, never what it points to). The caller has fsynced the source's data
+    (``sync_file``); here the target's folder is fsynced after the rename, and the source's too
+    when it is another folder (its old name must not come back after a power cut).
     """
     with parent_fd(root, source) as (source_fd, source_leaf), \
             parent_fd(root, target, create=True) as (target_fd, target_leaf):
         if source_fd is None or target_fd is None:
             os.replace(source_leaf, target_leaf)
-        else:
-            os.replace(source_leaf, target_leaf, src_dir_fd=source_fd, dst_dir_fd=target_fd)
-            fsync_fd(target_fd)
+            return
+        os.replace(source_leaf, target_leaf, src_dir_fd=source_fd, dst_dir_fd=target_fd)
+        fsync_fd(target_fd)
+        if not os.path.samestat(os.fstat(source_fd), os.fstat(target_fd)):
+            fsync_fd(source_fd)
 
 
 def unlink_inside(root: Path, path: Path | str, *, missing_ok: bool = True) -> None:
-    """Removes one name below ``root`` (a link there is removed itself, never its target)."""
+    """Removes one name below ``root`` (a link there is removed itself, never its target); the
+    folder is fsynced when a name went, so a removed file does not come back after a power cut."""
     try:
         with parent_fd(root, path) as (fd, leaf):
             if fd is None:
                 os.unlink(leaf)
             else:
                 os.unlink(leaf, dir_fd=fd)
+                fsync_fd(fd)
     except FileNotFoundError:
         if not missing_ok:
             raise
@@ -241,27 +256,95 @@ def lexists_inside(root: Path, path: Path | str) -> bool:
 
 
 def fsync_fd(fd: int) -> None:
+    """fsync for a folder's descriptor: names created, renamed or removed in it reach the disk."""
     with suppress(OSError):  # some file systems (and Windows folders) cannot fsync a directory
         os.fsync(fd)
 
 
-def write_atomic(root: Path, path: Path | str, data: bytes, *, permissions: int = 0o644) -> None:
-    """Write ``data`` to a temporary name, fsync it, rename it into place, fsync the folder.
+def sync_file(handle: IO[Any]) -> None:
+    """Python's buffer, then the kernel's, onto the disk. Unlike a folder's, a file's fsync error
+    is raised: its data may be lost, so it must not be renamed into place as if it were whole."""
+    handle.flush()
+    os.fsync(handle.fileno())
 
-    A crash at any moment leaves either the old file or the new one, never a torn one.
-    """
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    unlink_inside(root, temporary)  # a leftover from a crash, or a planted link: never written through
-    with open_inside(root, temporary, "xb", create_dirs=True, permissions=permissions) as handle:
-        handle.write(data)
-        handle.flush()
+
+def sync_inside(root: Path, path: Path | str) -> None:
+    """fsyncs a file already written (and closed) below ``root``, opened without following links:
+    a partial download written by an earlier attempt, or an earlier process, before its rename."""
+    with open_inside(root, path, "r+b") as handle:
         os.fsync(handle.fileno())
-    replace_inside(root, temporary, target)
+
+
+def sync_parent(root: Path, path: Path | str) -> None:
+    """fsyncs the folder holding ``path``: a newly created name in it survives a power cut."""
+    with parent_fd(root, path) as (fd, _):
+        if fd is not None:
+            fsync_fd(fd)
+
+
+def makedirs_durable(path: Path, *, mode: int = 0o755) -> None:
+    """``mkdir -p`` of a trusted folder (a data folder's own root, which may be a link) where each
+    folder it creates is fsynced into its parent."""
+    missing: list[Path] = []
+    current = Path(path)
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        _fsync_folder(folder.parent)
+    if not Path(path).is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a folder", os.fspath(path))
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        fsync_fd(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_file(root: Path, target: Path | str, *, temporary: Path | str | None = None,
+                permissions: int = 0o644) -> Iterator[IO[Any]]:
+    """A fresh file to write ``target``'s new content into; when the block ends it is fsynced,
+    renamed over ``target`` and the folder fsynced. A crash at any moment leaves the old file or
+    the new one, never a torn one; a failure inside the block removes the temporary file.
+
+    ``temporary`` (beside the target, ``.<name>.tmp`` by default) is removed first when it exists
+    (a leftover from a crash, or a planted link: never written through) and created exclusively.
+    """
+    final = Path(target)
+    scratch = Path(temporary) if temporary is not None else final.with_name(f".{final.name}.tmp")
+    unlink_inside(root, scratch)
+    try:
+        with open_inside(root, scratch, "xb", create_dirs=True, permissions=permissions) as handle:
+            yield handle
+            sync_file(handle)
+        replace_inside(root, scratch, final)
+    except BaseException:
+        with suppress(OSError):
+            unlink_inside(root, scratch)
+        raise
+
+
+def write_atomic(root: Path, path: Path | str, data: bytes, *, permissions: int = 0o644) -> None:
+    """``data`` as the whole new content of ``path``, durably (see ``atomic_file``)."""
+    with atomic_file(root, path, permissions=permissions) as handle:
+        handle.write(data)
 
 
 __all__ = [
     "NAME_MAX", "PATH_MAX", "SUFFIX_ROOM", "UnsafePath", "name_problem", "check_name", "check_relative",
     "open_inside", "is_file_inside", "replace_inside", "unlink_inside", "makedirs_inside", "lexists_inside",
-    "write_atomic", "fsync_fd",
+    "write_atomic", "atomic_file", "fsync_fd", "sync_file", "sync_inside", "sync_parent", "makedirs_durable",
 ]

@@ -10,7 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-from studio.safepath import write_atomic
+from studio.safepath import makedirs_durable, write_atomic
 
 KEY_FILE = "session_signing_key"
 PREVIOUS_KEY_FILE = "session_signing_key.previous"
@@ -18,7 +18,7 @@ PREVIOUS_KEY_FILE = "session_signing_key.previous"
 
 def _write_private(path: Path, value: str) -> None:
     """0600, fsynced and renamed into place: a crash never leaves a torn or empty key behind."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    makedirs_durable(path.parent, mode=0o700)
     os.chmod(path.parent, 0o700)
     write_atomic(path.parent, path, value.encode(), permissions=0o600)
 

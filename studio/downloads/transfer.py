@@ -11,6 +11,10 @@ with what was kept (a server that ignores ``If-Range``) also starts over.
 Every write, rename and removal goes through ``studio.safepath`` below the models folder: no
 component may be a symlink (a planted ``X.part`` or ``.quarantine`` link makes the download fail,
 it never writes elsewhere), and a partial file with other hard links is refused too.
+
+Durable on power loss: a fresh partial file's name is fsynced into its folder (a resume after a
+power cut finds what was kept), and a finished one is fsynced before its rename into place, the
+folder after it: the model is whole under its name or still ``.part``, never a torn file.
 """
 
 from __future__ import annotations
@@ -30,7 +34,16 @@ import requests
 import urllib3
 
 from studio.downloads.credentials import auth_headers, token_for
-from studio.safepath import UnsafePath, makedirs_inside, open_inside, parent_fd, replace_inside, unlink_inside
+from studio.safepath import (
+    UnsafePath,
+    makedirs_inside,
+    open_inside,
+    parent_fd,
+    replace_inside,
+    sync_inside,
+    sync_parent,
+    unlink_inside,
+)
 
 CHUNK = 1024 * 1024
 MAX_VALIDATOR = 512
@@ -147,7 +160,13 @@ def _hash_existing(root: Path, part: Path, verifying: Callable[[bool], None]) ->
 def _fresh_part(root: Path, part: Path) -> IO[Any]:
     """An empty partial file: whatever had that name (a link included) is removed, never followed."""
     unlink_inside(root, part)
-    return open_inside(root, part, "xb")
+    handle = open_inside(root, part, "xb")
+    try:
+        sync_parent(root, part)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def _resumed_part(root: Path, part: Path, offset: int) -> IO[Any]:
@@ -305,7 +324,10 @@ def _leaf_is_link(root: Path, path: Path) -> bool:
 
 
 def _finish(root: Path, part: Path, target: Path, digest: hashlib._Hash, expected: str | None, size: int) -> Fetched:
+    """Quarantined or renamed into place, its data fsynced first (this attempt may not have written
+    it: a part found complete after a crash is synced here too)."""
     found = digest.hexdigest()
+    sync_inside(root, part)
     if expected and found.lower() != expected.lower():
         quarantine = target.parent / ".quarantine"
         try:

@@ -75,14 +75,9 @@ class InputStore:
     def _write(self, path: Path, data: bytes) -> None:
         """Written beside its name and renamed into place; whatever was planted at either is replaced,
         never written through (the temporary name is created exclusively, without following links)."""
-        temporary = path.with_name(f".{path.name}.part")
-        self.root.mkdir(parents=True, exist_ok=True)  # the data folder's own folder: a link there is allowed
-        safepath.unlink_inside(self.root, temporary)
-        with safepath.open_inside(self.root, temporary, "xb", create_dirs=True) as handle:
+        safepath.makedirs_durable(self.root)  # the data folder's own folder: a link there is allowed
+        with safepath.atomic_file(self.root, path, temporary=path.with_name(f".{path.name}.part")) as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        safepath.replace_inside(self.root, temporary, path)
 
     def path_of(self, name: str) -> Path | None:
         """The stored file for a parameter value, or None (also for anything that tries to escape)."""

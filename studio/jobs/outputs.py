@@ -11,7 +11,6 @@ Previews in ComfyUI's temp folder are left out.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -163,23 +162,16 @@ def keep(comfy: ComfyClient, outputs_root: Path, job_id: str, item: Planned) -> 
         # In the job's own folder but a link (or behind one): neither read here nor fetched, since a
         # ComfyUI sharing this folder would follow the link when asked for it over /view.
         raise Refused(f"{item.local_name}: ComfyUI's copy in the job's folder is reached through a link")
-    temporary = job_dir / f".{item.local_name}.part"
-    outputs_root.mkdir(parents=True, exist_ok=True)
-    safepath.unlink_inside(outputs_root, temporary)
-    try:
-        with safepath.open_inside(outputs_root, temporary, "xb", create_dirs=True) as handle:
-            if local is not None and safepath.is_file_inside(outputs_root, local):
-                with safepath.open_inside(outputs_root, local, "rb") as source:
-                    shutil.copyfileobj(source, handle, STREAM_CHUNK)
-            else:
-                with comfy.view(item.filename, subfolder=item.subfolder) as response:
-                    for chunk in response.iter_content(STREAM_CHUNK):
-                        handle.write(chunk)
-        safepath.replace_inside(outputs_root, temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            safepath.unlink_inside(outputs_root, temporary)
-        raise
+    safepath.makedirs_durable(outputs_root)
+    # fsynced and renamed into place: after a power cut the job's output is whole or absent, never torn
+    with safepath.atomic_file(outputs_root, target, temporary=job_dir / f".{item.local_name}.part") as handle:
+        if local is not None and safepath.is_file_inside(outputs_root, local):
+            with safepath.open_inside(outputs_root, local, "rb") as source:
+                shutil.copyfileobj(source, handle, STREAM_CHUNK)
+        else:
+            with comfy.view(item.filename, subfolder=item.subfolder) as response:
+                for chunk in response.iter_content(STREAM_CHUNK):
+                    handle.write(chunk)
     return target
 
 

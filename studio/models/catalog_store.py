@@ -6,9 +6,7 @@ from then on wins over the bundled one.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import threading
 import uuid
 from datetime import datetime
@@ -19,7 +17,7 @@ from pydantic import ValidationError
 
 from studio.errors import BadRequest, NotFound
 from studio.models.catalog import BUNDLED_DIR, CATALOG_FILES, CatalogEntry, parse_catalog, read_user_file, unreadable
-from studio.safepath import open_inside, replace_inside, unlink_inside
+from studio.safepath import atomic_file, makedirs_durable
 
 _WRITE_LOCK = threading.Lock()  # read-modify-write of one user's catalogs: one change at a time
 
@@ -46,6 +44,8 @@ def write_raw(user_dir: Path, kind: str, raw: dict[str, Any]) -> None:
 
     Both steps go through ``studio.safepath`` below the catalogs folder: a link planted as the
     catalog is replaced itself (never written through), and the temporary name is unguessable.
+    The new content is fsynced before the rename and the folder after it, so a power cut cannot
+    bring back the old catalog or leave an empty one.
     """
     raw["date"] = datetime.now().strftime("%Y-%m-%d %H:%M")
     try:
@@ -57,18 +57,10 @@ def write_raw(user_dir: Path, kind: str, raw: dict[str, Any]) -> None:
     except (ValueError, RecursionError):
         raise BadRequest("The catalog holds a number that is not finite, or is nested too deeply.",
                          fields={"catalog": "not storable"}) from None
-    user_dir.mkdir(parents=True, exist_ok=True)
-    temporary = user_dir / f".catalog-{uuid.uuid4().hex}.tmp"
-    try:
-        with open_inside(user_dir, temporary, "xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        replace_inside(user_dir, temporary, user_dir / CATALOG_FILES[kind])
-    except BaseException:
-        with contextlib.suppress(OSError):
-            unlink_inside(user_dir, temporary)
-        raise
+    makedirs_durable(user_dir)
+    with atomic_file(user_dir, user_dir / CATALOG_FILES[kind],
+                     temporary=user_dir / f".catalog-{uuid.uuid4().hex}.tmp") as out:
+        out.write(data)
 
 
 def import_catalog(user_dir: Path, kind: str, incoming: Any, mode: Literal["merge", "replace"],
