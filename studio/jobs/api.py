@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field
 
-from studio import safepath
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.errors import BadRequest, NotFound
+from studio.jobs import results, thumbnails
 from studio.jobs.export import stream_zip
 from studio.jobs.models import JobStatus
 from studio.jobs.serving import send_download, send_inside, send_preview
@@ -17,6 +19,24 @@ from studio.services import services
 from studio.web import EmptyBody, UtcDatetime, parse_json, parse_query
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
+
+THUMBNAILS = "studio.thumbnails"
+
+
+@bp.record
+def _start_thumbnails(state: BlueprintSetupState) -> None:
+    """One thumbnail maker per app, listening for completed jobs (its worker thread starts with the
+    first one and ends when idle, so building an app still starts nothing)."""
+    studio = state.app.extensions["studio"]
+    maker = thumbnails.Thumbnails(studio.engine, studio.data_dir.outputs)
+    maker.attach(studio.bus)
+    state.app.extensions[THUMBNAILS] = maker
+
+
+def thumbnail_maker() -> thumbnails.Thumbnails:
+    found: thumbnails.Thumbnails = current_app.extensions[THUMBNAILS]
+    return found
+
 
 JOB_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
@@ -81,12 +101,41 @@ def job_output(job_id: str, output_id: int) -> Response:
     return send_inside(studio.data_dir.outputs, path, download_name=output.filename, max_age=0)
 
 
-def _output_path(outputs: Path, job_id: str, relative: str) -> Path | None:
-    """Where a stored output is: ``studio/<job id>/<name>`` and nothing else, whatever the row says."""
-    folder, _, name = relative.partition(f"studio/{job_id}/")
-    if folder or safepath.name_problem(job_id) or safepath.name_problem(name, reserve=0):
-        return None
-    return outputs / "studio" / job_id / name
+_output_path = thumbnails.output_file
+
+
+@bp.get("/jobs/<job_id>/outputs/<int:output_id>/thumb/<int:size>.webp")
+@allow_run_scope
+def output_thumbnail(job_id: str, output_id: int, size: int) -> Response:
+    """A WebP thumbnail, made now if the worker has not yet; its URL never names other content, so
+    browsers and proxies keep it for a year."""
+    studio = services()
+    output = studio.jobs.output(job_id, output_id, actor=current_identity())
+    path = thumbnail_maker().file(output, size)
+    if path is None:
+        raise NotFound("This output has no thumbnail.", code="no_thumbnail")
+    response = send_inside(studio.data_dir.outputs, path, download_name=f"{Path(output.filename).stem}-{size}.webp",
+                           max_age=thumbnails.CACHE_SECONDS)
+    response.cache_control.public = True
+    response.cache_control.immutable = True
+    return response
+
+
+class StarRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    starred: bool
+
+
+@bp.post("/jobs/<job_id>/outputs/<int:output_id>/star")
+def star_output(job_id: str, output_id: int) -> Response:
+    body = parse_json(StarRequest)
+    return jsonify(results.set_star(services().jobs, job_id, output_id, actor=current_identity(),
+                                    starred=body.starred))
+
+
+@bp.delete("/jobs/<job_id>/outputs/<int:output_id>")
+def delete_output(job_id: str, output_id: int) -> Response:
+    return jsonify(results.delete_output(services().jobs, job_id, output_id, actor=current_identity()))
 
 
 @bp.get("/jobs/<job_id>/export")
@@ -139,6 +188,23 @@ def move_job(job_id: str) -> Response:
 def retry_job(job_id: str) -> Response:
     parse_json(EmptyBody)
     response = jsonify(services().jobs.retry(job_id, actor=current_identity()))
+    response.status_code = 201
+    return response
+
+
+class AgainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: Literal["new", "same"] = "new"
+    count: int = Field(1, ge=1, le=results.MAX_AGAIN)
+
+
+@bp.post("/jobs/<job_id>/again")
+@allow_run_scope
+def again(job_id: str) -> Response:
+    """Same workflow and values, new random seeds: "new seed" (count 1) and variations (count N)."""
+    body = parse_json(AgainRequest)
+    jobs = results.again(services().jobs, job_id, actor=current_identity(), seed=body.seed, count=body.count)
+    response = jsonify({"items": jobs})
     response.status_code = 201
     return response
 

@@ -71,3 +71,8 @@ class JobOutput(SQLModel, table=True):
     width: int | None = None
     height: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # Marked by its owner in History, to find the keepers among many tries.
+    starred: bool = Field(default=False)
+    # studio.jobs.thumbnails: None = not made yet (made on first request), "made", or "none" when the
+    # file is not an image Pillow can safely read (a video, a bomb, a truncated file).
+    thumb_state: str | None = Field(default=None, max_length=8)

@@ -15,6 +15,7 @@ from typing import Any
 from studio.jobs.models import Job, JobOutput
 from studio.jobs.notes import waiting_of
 from studio.jobs.serving import clean_name
+from studio.jobs.summary import annotate
 
 MAX_SHOWN_INT = 2**64
 MAX_SHOWN_DEPTH = 32
@@ -89,4 +90,5 @@ def job_view(job: Job, *, outputs: list[JobOutput] | None = None, full: bool = F
         view["prompt"] = shown(job.prompt)
     if outputs is not None:
         view["outputs"] = [output_view(output) for output in outputs]
+    annotate(view, job, outputs, shown)  # summary; thumbs and starred of each output
     return view
