@@ -123,7 +123,7 @@ def output_thumbnail(job_id: str, output_id: int, size: int) -> Response:
 
 class StarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    starred: bool
+    starred: bool = Field(strict=True)
 
 
 @bp.post("/jobs/<job_id>/outputs/<int:output_id>/star")
@@ -195,7 +195,7 @@ def retry_job(job_id: str) -> Response:
 class AgainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seed: Literal["new", "same"] = "new"
-    count: int = Field(1, ge=1, le=results.MAX_AGAIN)
+    count: int = Field(1, ge=1, le=results.MAX_AGAIN, strict=True)
 
 
 @bp.post("/jobs/<job_id>/again")
