@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from studio.jobs.advice import attach as attach_advice
 from studio.jobs.models import Job, JobOutput
 from studio.jobs.notes import waiting_of
 from studio.jobs.serving import clean_name
@@ -90,5 +91,6 @@ def job_view(job: Job, *, outputs: list[JobOutput] | None = None, full: bool = F
         view["prompt"] = shown(job.prompt)
     if outputs is not None:
         view["outputs"] = [output_view(output) for output in outputs]
+    attach_advice(view)  # what a failure or a stop means, in words, with what to do about it
     annotate(view, job, outputs, shown)  # summary; thumbs and starred of each output
     return view
