@@ -284,7 +284,7 @@ def sync_parent(root: Path, path: Path | str) -> None:
 
 def makedirs_durable(path: Path, *, mode: int = 0o755) -> None:
     """``mkdir -p`` of a trusted folder (a data folder's own root, which may be a link) where each
-    folder it creates is fsynced into its parent."""
+    folder it creates is fsynced into its parent. ``mode`` is the last folder's, as ``Path.mkdir``."""
     missing: list[Path] = []
     current = Path(path)
     while not current.is_dir():
@@ -294,7 +294,7 @@ def makedirs_durable(path: Path, *, mode: int = 0o755) -> None:
         current = current.parent
     for folder in reversed(missing):
         try:
-            folder.mkdir(mode=mode)
+            folder.mkdir(mode=mode if folder == Path(path) else 0o777)
         except FileExistsError:
             continue
         _fsync_folder(folder.parent)

@@ -93,6 +93,10 @@ class Trace:
     def mark(self, label: str) -> None:
         self.add(Op("mark", where=label))
 
+    def wait_mark(self, label: str) -> None:
+        """An event is published just after the state a client can poll: wait for it too."""
+        wait_until(lambda: any(op.kind == "mark" and op.where == label for op in self.snapshot()))
+
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Trace:
         real_open, real_fsync, real_replace, real_rename, real_mkdir = (
             os.open, os.fsync, os.replace, os.rename, os.mkdir)
@@ -225,6 +229,7 @@ def test_a_finished_download_is_fsynced_before_its_rename_and_its_folder_after(
     assert done["status"] == "completed", done["error"]
     target = services.models_root.root / "checkpoints" / "sd15" / "model.safetensors"
     assert target.read_bytes() == MODEL
+    trace.wait_mark("finished")
     trace.assert_durable(target, before="finished")  # nobody hears "finished" of a file a power cut could undo
     trace.assert_folders_durable(services.models_root.root, target)  # checkpoints/ and sd15/ themselves
     ops = trace.snapshot()
@@ -385,6 +390,7 @@ def test_an_uploaded_input_and_a_jobs_output_are_durable_before_anyone_sees_them
     [output] = done["outputs"]
     kept = services.data_dir.outputs / "studio" / job["id"] / output["filename"]
     assert kept.is_file()
+    trace.wait_mark("job finished")
     trace.assert_durable(kept, before="job finished")
     trace.assert_folders_durable(services.data_dir.outputs, kept)  # the job's own folder
 
