@@ -156,3 +156,29 @@ def test_duplicate_node_ids_inside_a_subgraph_are_renumbered_after_the_last_node
                       "last_node_id": 30}, OBJECT_INFO)
     assert sorted(prompt) == ["1", "20:31", "9"]
     assert inputs_of(prompt, "9")["images"] == ["20:31", 0]
+
+
+def test_only_a_root_instance_s_mode_hides_its_inside_a_nested_bypassed_one_still_sends_its_nodes() -> None:
+    """The editor walks into every instance nested in an expanded one whatever its mode (a bypassed
+    or muted nested instance is skipped only as a node: links go round it, its inner nodes are sent);
+    only a muted or bypassed instance of the root graph keeps its inside out of the prompt."""
+    sub = {"id": "sub", "name": "Invert block", "inputs": [{"name": "picture", "type": "IMAGE"}],
+           "outputs": [{"name": "IMAGE", "type": "IMAGE"}],
+           "nodes": [ui_node(3, "Invert", [], [("image", "IMAGE", 101)], ["IMAGE"])],
+           "links": [_link(101, -10, 0, 3, 0, "IMAGE"), _link(102, 3, 0, -20, 0, "IMAGE")]}
+    outer = {"id": "outer", "name": "Outer", "inputs": [{"name": "picture", "type": "IMAGE"}], "outputs": [],
+             "nodes": [ui_node(30, "sub", [], [("picture", "IMAGE", 201)], ["IMAGE"], mode=4),
+                       ui_node(31, "sub", [], [("picture", "IMAGE", 203)], ["IMAGE"], mode=2),
+                       ui_node(32, "Save", ["inner"], [("images", "IMAGE", 202)])],
+             "links": [_link(201, -10, 0, 30, 0, "IMAGE"), _link(203, -10, 0, 31, 0, "IMAGE"),
+                       _link(202, 30, 0, 32, 0, "IMAGE")]}
+    nodes = [ui_node(1, "Source", [], outputs=["IMAGE", "STRING"]),
+             ui_node(40, "outer", [], [("picture", "IMAGE", 1)]),
+             ui_node(41, "sub", [], [("picture", "IMAGE", 2)], ["IMAGE"], mode=4),
+             ui_node(9, "Save", ["x"], [("images", "IMAGE", 3)])]
+    links = [[1, 1, 0, 40, 0, "IMAGE"], [2, 1, 0, 41, 0, "IMAGE"], [3, 41, 0, 9, 0, "IMAGE"]]
+    prompt = convert({**workflow(nodes, links, [sub, outer]), "last_node_id": 50}, OBJECT_INFO)
+    assert sorted(prompt) == ["1", "40:30:3", "40:31:3", "40:32", "9"]
+    assert inputs_of(prompt, "40:30:3") == inputs_of(prompt, "40:31:3") == {"image": ["1", 0]}
+    assert inputs_of(prompt, "40:32")["images"] == ["1", 0]  # round the bypassed nested instance, not into it
+    assert inputs_of(prompt, "9")["images"] == ["1", 0]  # and nothing of the bypassed root instance 41

@@ -7,7 +7,8 @@ it would from the editor: every node's widgets are rebuilt and given their saved
 input's link is followed to the node that really produces it, through reroutes, bypassed nodes
 (the first input of a matching type stands in for the output) and subgraph boundaries
 (``subgraphs``). Muted and bypassed nodes, frontend-only nodes and the inside of a muted or
-bypassed subgraph are left out, and a link to a node that is left out is dropped.
+bypassed instance of the root graph are left out (an instance nested in another is walked into
+whatever its mode, as the editor does), and a link to a node that is left out is dropped.
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ class Converter:
             definition = self.definitions.get(str(raw.get("type")))
             if definition is not None:
                 node.definition = definition
-                if node.mode not in (MUTED, BYPASSED):
+                # Only a muted or bypassed instance of the root graph hides its inside: the editor
+                # walks into every instance nested in an expanded one, whatever its mode, and
+                # sends each inner node its own mode lets through.
+                if parent is not None or node.mode not in (MUTED, BYPASSED):
                     self.expand(definition, node.id + ":", node, depth + 1)
 
     def check_known(self) -> None:

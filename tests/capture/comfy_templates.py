@@ -462,20 +462,11 @@ def diff_prompts(expected: dict[str, Any], got: dict[str, Any], object_info: dic
 
 
 def inactive_instances(workflow: dict[str, Any]) -> set[str]:
-    """Id prefixes (``12:``) of subgraph instances that are muted or bypassed, nested ones included."""
-    definitions = {sg.get("id"): sg for sg in (workflow.get("definitions") or {}).get("subgraphs") or []}
-    found: set[str] = set()
-
-    def walk(nodes: list[dict[str, Any]], prefix: str, depth: int) -> None:
-        for node in nodes:
-            if node.get("type") in definitions and depth < 16:
-                here = f"{prefix}{node.get('id')}:"
-                if node.get("mode") in (2, 4):
-                    found.add(here)
-                walk(definitions[node["type"]].get("nodes") or [], here, depth + 1)
-
-    walk(workflow.get("nodes") or [], "", 0)
-    return found
+    """Id prefixes (``12:``) of the root graph's muted or bypassed subgraph instances: the frontend
+    leaves their inside out, but walks into a nested instance whatever its mode."""
+    definitions = {sg.get("id") for sg in (workflow.get("definitions") or {}).get("subgraphs") or []}
+    return {f"{node.get('id')}:" for node in workflow.get("nodes") or []
+            if node.get("type") in definitions and node.get("mode") in (2, 4)}
 
 
 def explain_nodes(diffs: list[dict[str, Any]], workflow: dict[str, Any], record: dict[str, Any]) -> None:
