@@ -14,7 +14,6 @@ from sqlmodel import Session, select
 
 from studio.config import Settings
 from studio.db import upgrade
-from studio.events import EVENT_TYPES
 from studio.services import Services, build_services
 from studio.workflows.models import WorkflowRecord
 from tests.conftest import signed_in_user
@@ -293,8 +292,6 @@ def test_a_broken_hidden_list_hides_nothing(client: FlaskClient, services: Servi
         assert {"sd15-txt2img", "image-resize"} <= set(listed(client)), junk
 
 
-@pytest.mark.skipif("workflows/changed" not in EVENT_TYPES,
-                    reason="the workflows/changed event is not declared in studio/events/types.py yet")
 def test_open_pages_hear_of_imports_deletions_and_restores(client: FlaskClient, services: Services) -> None:
     heard: list[dict[str, Any]] = []
     stop = services.bus.subscribe(lambda event: heard.append(event.to_message())

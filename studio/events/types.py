@@ -36,6 +36,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("downloads/finished", "A download completed or failed.", persist=True),
         EventSpec("models/hashed", "A model file's SHA-256 was computed in the background.", coalesce=True),
         EventSpec("catalogs/changed", "A catalog was imported or an entry removed.", persist=True),
+        EventSpec("workflows/changed", "A workflow was imported, deleted (a bundled one hidden) or restored.",
+                  persist=True),
         EventSpec("settings/changed", "An admin changed settings (secret values are never included).",
                   persist=True, admin_only=True),
         EventSpec("auth/user_changed", "A user was created, changed, deleted or signed out everywhere.",

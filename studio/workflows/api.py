@@ -126,11 +126,10 @@ def restore_workflow(workflow_id: str) -> Response:
 
 
 def _announce(studio: Services, action: str, workflow: Workflow) -> None:
-    """Tells open pages the library changed (``workflows/changed``), once that event is declared."""
-    if "workflows/changed" in studio.bus.specs:
-        studio.bus.publish("workflows/changed", {"id": workflow.id, "name": workflow.manifest.name,
-                                                 "bundled": workflow.bundled, "action": action,
-                                                 "actor": current_identity().username})
+    """Tells open pages the library changed (``workflows/changed``)."""
+    studio.bus.publish("workflows/changed", {"id": workflow.id, "name": workflow.manifest.name,
+                                             "bundled": workflow.bundled, "action": action,
+                                             "actor": current_identity().username})
 
 
 @bp.put("/<workflow_id>/mapping")
