@@ -187,3 +187,30 @@ def test_another_user_never_sees_the_warnings_of_someone_elses_job(
     other = signed_in_user(app, client, "bob")
     assert other.get(f"/api/jobs/{job['id']}").status_code == 404
     assert all(item["id"] != job["id"] for item in other.get("/api/jobs").get_json()["items"])
+
+
+AUDIO_AND_MESH = """{
+ "1": {"class_type": "EmptyAudio", "inputs": {"duration": 1.0, "sample_rate": 44100, "channels": 2}},
+ "2": {"class_type": "SaveAudioMP3", "inputs": {"audio": ["1", 0], "filename_prefix": "audio/clip", "quality": "V0"}},
+ "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+ "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "random_sd15.safetensors"}},
+ "5": {"class_type": "VAEDecodeHunyuan3D", "inputs": {"samples": ["3", 0], "vae": ["4", 2], "num_chunks": 8000,
+                                                      "octree_resolution": 256}},
+ "6": {"class_type": "VoxelToMeshBasic", "inputs": {"voxel": ["5", 0], "threshold": 0.6}},
+ "7": {"class_type": "SaveGLB", "inputs": {"mesh": ["6", 0], "filename_prefix": "mesh/thing"}}}"""
+
+
+def test_audio_and_3d_files_are_kept_as_the_job_s_outputs(
+    client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    """ComfyUI reports each node type's files under its own key ("audio", "3d"): all are kept."""
+    _workflow(services, "audio-and-mesh", AUDIO_AND_MESH)
+    [job] = run(client, "audio-and-mesh", {})
+    done = wait_status(client, job["id"])
+    assert done["status"] == "completed", done["error"]
+    kept = sorted((o["node_id"], o["kind"]) for o in done["outputs"])
+    assert kept == [("2", "audio"), ("7", "3d")]
+    mesh = next(o for o in done["outputs"] if o["node_id"] == "7")
+    with client.get(mesh["url"]) as answer:
+        assert answer.status_code == 200
+        assert answer.get_data()[:4] == b"glTF"

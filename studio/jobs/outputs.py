@@ -33,6 +33,7 @@ KINDS = {
     "gif": "gif",
     "mp4": "video", "webm": "video", "mov": "video", "mkv": "video",
     "wav": "audio", "mp3": "audio", "flac": "audio", "ogg": "audio", "opus": "audio",
+    "glb": "3d", "gltf": "3d", "obj": "3d", "ply": "3d", "stl": "3d", "fbx": "3d",
 }
 # Room for " (999)" and the ".part" of the download beside it, below the file system's 255 bytes.
 MAX_NAME_BYTES = safepath.NAME_MAX - safepath.SUFFIX_ROOM - 16
@@ -69,8 +70,9 @@ def files_in_history(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     for node_id, ui in (outputs.items() if isinstance(outputs, dict) else []):
         if not isinstance(ui, dict):
             continue
-        for key in ("images", "gifs", "videos", "video", "audio", "animated"):
-            items = ui.get(key)
+        # Whatever the key ("images", "audio", "3d", …: each node type picks its own, and new ones
+        # keep coming), a saved file is an item with a file name in ComfyUI's output folder.
+        for items in ui.values():
             if not isinstance(items, list):
                 continue
             for item in items:
