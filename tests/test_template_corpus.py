@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.capture.comfy_templates import compare
+from tests.capture.template_compare import compare
 
 FIXTURES = Path(__file__).parent / "fixtures" / "comfyui-templates"
 # Templates whose converted prompt equals the frontend's, node for node and input for input.
