@@ -28,7 +28,7 @@ def _shot(tab: Page, name: str) -> None:
     tab.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def _photo(seed: int, size: int = 512) -> bytes:
+def photo_png(seed: int, size: int = 512) -> bytes:
     """A picture with a photograph's statistics (smooth light, shapes, fine grain), not flat colour:
     what a thumbnail of a real result costs."""
     rng = random.Random(seed)
@@ -67,7 +67,7 @@ def test_a_history_page_of_50_results_transfers_well_under_a_megabyte(
         page: Page, client: FlaskClient, runtime: Runtime, services: Services) -> None:  # noqa: F811
     jobs: list[dict[str, Any]] = []
     for seed in range(5):
-        name = _upload(client, _photo(seed))
+        name = _upload(client, photo_png(seed))
         jobs += run(client, "image-resize", {"image": name, "width": 512, "height": 512}, count=10)
     for job in jobs:
         assert wait_status(client, job["id"], timeout=60)["status"] == "completed"

@@ -30,6 +30,19 @@ function snippet(text, length) {
   return flat.length > length ? `${flat.slice(0, length - 1)}…` : flat;
 }
 
+/**
+ * The thumbnails with their real widths (a thumbnail is never larger than its output), so a browser
+ * never fetches the 768 one for a picture whose 256 one is already all there is.
+ * @param {any} output
+ */
+function srcset(output) {
+  const long = Math.max(output.width || 0, output.height || 0);
+  const width = (/** @type {number} */ size) => (long && output.width ? Math.max(1, Math.round(output.width * Math.min(1, size / long))) : size);
+  const small = width(256);
+  const large = width(768);
+  return large > small ? `${output.thumbs['256']} ${small}w, ${output.thumbs['768']} ${large}w` : `${output.thumbs['256']} ${small}w`;
+}
+
 /** @param {HTMLElement} main */
 export function mount(main) {
   const grid = h('div', { id: 'history-list', class: 'result-grid' });
@@ -71,7 +84,7 @@ export function mount(main) {
     const label = snippet(prompt, 80) || `${job.workflow_name}: ${output.filename}`;
     const thumbs = output.thumbs;
     const picture = thumbs
-      ? h('img', { src: thumbs['256'], srcset: `${thumbs['256']} 256w, ${thumbs['768']} 768w`,
+      ? h('img', { src: thumbs['256'], srcset: srcset(output),
         sizes: '(max-width: 720px) 46vw, 220px', alt: label, loading: 'lazy', decoding: 'async', width: 256, height: 256 })
       : h('span', { class: 'tile-icon', 'aria-hidden': 'true' }, { video: '▶', audio: '♪' }[/** @type {'video'} */ (output.kind)] || '▤');
     const check = h('input', { type: 'checkbox', class: 'tile-select', 'aria-label': `Select ${label}`, checked: selected.has(key) || null });
