@@ -101,6 +101,31 @@ def force_input(info: dict[str, Any] | None, name: str) -> bool:
     return len(spec) > 1 and isinstance(spec[1], dict) and bool(spec[1].get("forceInput"))
 
 
+def combo_options(info: dict[str, Any] | None, name: str, inputs: dict[str, Any]) -> list[Any] | None:
+    """The values a combo input accepts, a dynamic combo's sub-input (``model.aspect_ratio``) read
+    from the option its combo holds in ``inputs``; None for an input that is not a combo."""
+    spec = spec_of(info, name)
+    parent, _, sub = name.partition(".")
+    parent_spec = spec_of(info, parent) if spec is None and sub else None
+    if parent_spec is not None and parent_spec[0] == "COMFY_DYNAMICCOMBO_V3" and len(parent_spec) > 1:
+        for option in parent_spec[1].get("options") or []:
+            if isinstance(option, dict) and option.get("key") == inputs.get(parent):
+                sections = option.get("inputs") or {}
+                spec = (sections.get("required") or {}).get(sub) or (sections.get("optional") or {}).get(sub)
+    if not spec:
+        return None
+    if isinstance(spec[0], list):
+        return spec[0]
+    options = spec[1].get("options") if spec[0] == "COMBO" and len(spec) > 1 else None
+    return options if isinstance(options, list) else None
+
+
+def not_an_option(info: dict[str, Any] | None, name: str, expected: dict[str, Any], got: dict[str, Any]) -> bool:
+    """The frontend sent a combo a value none of its options is, where Studio sent one that is."""
+    options = combo_options(info, name, expected)
+    return options is not None and expected[name] not in options and got[name] in options
+
+
 def declared(info: dict[str, Any] | None) -> list[str]:
     return [n for section in ("required", "optional") for n in ((info or {}).get("input") or {}).get(section, {})]
 
@@ -151,6 +176,8 @@ def diff_prompts(expected: dict[str, Any], got: dict[str, Any], object_info: dic
             shifted = kind in ("value differs", "link where a value belongs", "value where a link belongs")
             if shifted and any(force_input(info, n) for n in order[:position]):
                 kind += " (after a forceInput widget type)"
+            elif kind == "value differs" and not_an_option(info, name, w_in, h_in):
+                kind = NOT_AN_OPTION
             diffs.append({"node": node_id, "class_type": want["class_type"], "input": name,
                           "input_kind": input_kind(info, name), "kind": kind,
                           "expected": w_in.get(name, "<absent>"), "got": h_in.get(name, "<absent>")})
@@ -184,6 +211,9 @@ BROWSER_SCENE = "Load3D's image input is the scene the browser renders and uploa
 OLD_WIDGETS = "the older frontend sent its own preview widgets (audioUI, preview, refresh) ComfyUI never reads"
 NOT_RENUMBERED = "the older frontend kept duplicate subgraph node ids; the newer one (and Studio) renumbers them"
 BROWSER_WIDGETS = {("Load3D", "image"), ("Load3DAnimation", "image")}
+NOT_AN_OPTION = "value differs (ComfyUI's is none of the input's options)"
+FOREIGN_VALUE = ("the frontend sent a combo a value that is none of its options (another widget's: a frontend bug, "
+                 "no rule); Studio sends the saved one")
 
 
 def error_exception(err: Exception, expected: dict[str, Any]) -> str | None:
@@ -214,6 +244,8 @@ def diff_exception(diffs: list[dict[str, Any]], workflow: dict[str, Any], record
             reasons.add(OLD_WIDGETS)
         elif kept_duplicates and (diff["kind"].startswith("node only") or diff["kind"] == "link to another node"):
             reasons.add(NOT_RENUMBERED)
+        elif diff["kind"] == NOT_AN_OPTION:
+            reasons.add(FOREIGN_VALUE)
         else:
             return None
     return "; ".join(sorted(reasons))
