@@ -128,9 +128,11 @@ class StarRequest(BaseModel):
 
 @bp.post("/jobs/<job_id>/outputs/<int:output_id>/star")
 def star_output(job_id: str, output_id: int) -> Response:
+    """Whose it is comes first: someone else's output is a 404 whatever the body says."""
+    studio = services()
+    studio.jobs.output(job_id, output_id, actor=current_identity())
     body = parse_json(StarRequest)
-    return jsonify(results.set_star(services().jobs, job_id, output_id, actor=current_identity(),
-                                    starred=body.starred))
+    return jsonify(results.set_star(studio.jobs, job_id, output_id, actor=current_identity(), starred=body.starred))
 
 
 @bp.delete("/jobs/<job_id>/outputs/<int:output_id>")
@@ -202,8 +204,10 @@ class AgainRequest(BaseModel):
 @allow_run_scope
 def again(job_id: str) -> Response:
     """Same workflow and values, new random seeds: "new seed" (count 1) and variations (count N)."""
+    studio = services()
+    studio.jobs.owned(job_id, actor=current_identity())  # someone else's job: 404 whatever the body says
     body = parse_json(AgainRequest)
-    jobs = results.again(services().jobs, job_id, actor=current_identity(), seed=body.seed, count=body.count)
+    jobs = results.again(studio.jobs, job_id, actor=current_identity(), seed=body.seed, count=body.count)
     response = jsonify({"items": jobs})
     response.status_code = 201
     return response
