@@ -7,6 +7,8 @@
    used to load.
 2. Rate: thumbnail sets (both sizes of one output) made per second by the worker, from job
    completion to the last file written, and by ``render`` alone on the same files.
+3. Summaries: the cost of each job's ``summary`` for a page of 50, first asked and again, on the
+   bundled text-to-image graph and on one 40 times its size.
 
 Runs Studio in this process; prints figures only.
 """
@@ -14,9 +16,11 @@ Runs Studio in this process; prints figures only.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.jobs import start, wait_done  # noqa: E402
 from studio.jobs import thumbnails  # noqa: E402
+from studio.jobs.models import Job  # noqa: E402
+from studio.jobs.summary import summarize  # noqa: E402
 from tests.test_browser_results import photo_png  # noqa: E402
 
 KB = 1024
@@ -82,10 +88,36 @@ def bench(kind: str, count: int) -> None:
         comfy.stop()
 
 
+def _wide(prompt: dict[str, Any], copies: int) -> dict[str, Any]:
+    """``copies`` of the graph side by side, links renumbered: a large workflow's shape."""
+    wide: dict[str, Any] = {}
+    for copy in range(copies):
+        for node_id, node in json.loads(json.dumps(prompt)).items():
+            for field, value in node["inputs"].items():
+                if isinstance(value, list):
+                    node["inputs"][field] = [str(int(value[0]) + copy * 1000), value[1]]
+            wide[str(int(node_id) + copy * 1000)] = node
+    return wide
+
+
+def bench_summaries() -> None:
+    prompt = json.loads((Path(__file__).resolve().parent.parent / "workflows/sd15-txt2img/workflow.json").read_text())
+    for name, graph in (("text to image (7 nodes)", prompt), ("40 times as large", _wide(prompt, 40))):
+        jobs = [Job(id=str(uuid.uuid4()), workflow_id="w", workflow_name="w", prompt=graph) for _ in range(50)]
+        times = []
+        for _ in range(2):
+            began = time.perf_counter()
+            for job in jobs:
+                summarize(job)
+            times.append((time.perf_counter() - began) * 1000)
+        print(f"summary: {name}: {times[0]:.1f} ms for a page of 50 first asked, {times[1]:.2f} ms again")  # noqa: T201
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=50)
     args = parser.parse_args()
+    bench_summaries()
     for kind in ("photo", "noise"):
         bench(kind, args.count)
 

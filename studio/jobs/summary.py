@@ -10,6 +10,8 @@ not found is null, never a guess. The job's own parameters fill in a seed the gr
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -21,6 +23,9 @@ from studio.workflows.readiness import MODEL_SUFFIXES
 from studio.workflows.roles import RoleFinder, model_folder
 
 MODEL_FOLDERS = ("checkpoints", "diffusion_models", "unet")
+# Tracing a 300-node graph takes ~10 ms and History lists 50 jobs at a time; a job's prompt never
+# changes once written (its id is a UUID), so what it says is kept for the newest jobs asked about.
+CACHED_JOBS = 4096
 MAX_TEXT = 2000
 MAX_LORAS = 20
 
@@ -29,9 +34,7 @@ def summarize(job: Job, outputs: list[JobOutput] | None = None) -> dict[str, Any
     prompt = job.prompt if isinstance(job.prompt, dict) else {}
     found: dict[str, Any] = {"prompt": None, "negative": None, "seed": None, "width": None, "height": None,
                              "model": None, "loras": [], "seconds": _seconds(job)}
-    # A hand-edited or planted prompt: what cannot be read stays null.
-    with suppress(TypeError, ValueError, KeyError, AttributeError):
-        found.update(_from_graph(prompt))
+    found.update(_GRAPH_FACTS.get(job.id, prompt))
     if found["seed"] is None:
         found["seed"] = _param_seed(job.params)
     first = next((o for o in outputs or [] if o.width and o.height), None)
@@ -64,6 +67,30 @@ def _param_seed(params: Any) -> int | None:
         if "seed" in str(key).lower() and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
     return None
+
+
+class _GraphFacts:
+    """What each job's prompt says, by job id, for the newest ``CACHED_JOBS`` jobs (thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._found: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str, prompt: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if job_id in self._found:
+                self._found.move_to_end(job_id)
+                return self._found[job_id]
+        found: dict[str, Any] = {}
+        # A hand-edited or planted prompt: what cannot be read stays null.
+        with suppress(TypeError, ValueError, KeyError, AttributeError):
+            found = _from_graph(prompt)
+        with self._lock:
+            self._found[job_id] = found
+            while len(self._found) > self.size:
+                self._found.popitem(last=False)
+        return found
 
 
 def _from_graph(prompt: dict[str, Any]) -> dict[str, Any]:
@@ -114,3 +141,6 @@ def _text(value: Any) -> str | None:
 
 def _whole(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_GRAPH_FACTS = _GraphFacts(CACHED_JOBS)
