@@ -287,7 +287,7 @@ def run_module(path: str, *, max_children: int, survivors_only: bool = False, sa
             outcome.stale.append(f"{name}: the listed line no longer matches this mutant")
         outcome.survivors[name] = f"[{result['status']}]\n{result['diff']}"
     prefix = dotted(path) + "."
-    for name in equivalents:
+    for name in equivalents if not sample else ():  # a sample holds only some of the mutants
         if name.startswith(prefix) and name not in results:
             outcome.stale.append(f"{name}: no such mutant any more")
     return outcome
@@ -362,8 +362,11 @@ def child(path: str, tests: list[str], max_children: int) -> int:
 
     names = [name for name in Path("names.txt").read_text().split("\n") if name] if Path("names.txt").exists() else []
     skipped: dict[str, str] = {}  # listed equivalents whose line still matches: name -> diff
-    if not names:  # a full run: every mutant but the listed equivalents, which would survive by definition
-        all_names = generate_mutants(max_children, path)
+    if not names or any("*" in name for name in names):
+        # A full run or a sample: every mutant (of the sample) but the listed equivalents, which would
+        # survive by definition and cost a full pass of the tests each.
+        all_names = [name for name in generate_mutants(max_children, path)
+                     if not names or any(fnmatch.fnmatchcase(name, wanted) for wanted in names)]
         equivalents = read_equivalents()
         for name in all_names:
             if name in equivalents:
@@ -378,7 +381,7 @@ def child(path: str, tests: list[str], max_children: int) -> int:
             return int(stop.code) if isinstance(stop.code, int) else 1
     data = SourceFileMutationData(path=Path(path))
     data.load()
-    mutants = {}
+    mutants: dict[str, dict[str, object]] = {}
     for name, exit_code in data.exit_code_by_key.items():
         if name in skipped:
             mutants[name] = {"exit_code": None, "status": "equivalent (not run)", "diff": skipped[name]}
