@@ -41,6 +41,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.models.api import bp as models_bp
     from studio.pages import bp as pages_bp
     from studio.preferences.api import bp as preferences_bp
+    from studio.runpage.api import bp as runpage_bp
     from studio.system.api import bp as system_bp
     from studio.workflows.api import bp as workflows_bp
 
@@ -54,5 +55,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(jobs_bp)
     app.register_blueprint(downloads_bp)
     app.register_blueprint(models_bp)
+    app.register_blueprint(runpage_bp)
     app.register_blueprint(pages_bp)
     return app

@@ -15,9 +15,8 @@ from studio.services import Services, services
 from studio.web import EmptyBody, parse_json, parse_query
 from studio.workflows.comfyfacts import Facts, comfy_facts
 from studio.workflows.library import Workflow
-from studio.workflows.manifest import PICKER_FOLDERS
 from studio.workflows.needs import Install, plan
-from studio.workflows.params import choices_for
+from studio.workflows.params import choices_for, picker_folder
 from studio.workflows.readiness import readiness
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/workflows")
@@ -67,7 +66,7 @@ def get_workflow(workflow_id: str) -> Response:
     facts = _facts(studio)
     choices = {}
     for spec in workflow.manifest.inputs:
-        found = choices_for(spec, workflow.prompt, facts.object_info) if spec.type in PICKER_FOLDERS else None
+        found = choices_for(spec, workflow.prompt, facts.object_info) if picker_folder(spec) else None
         if found is not None:
             choices[spec.id] = found
     return jsonify({**_summary(workflow, facts), "manifest": workflow.manifest.model_dump(mode="json"),

@@ -109,20 +109,32 @@ def image_name_problem(value: Any) -> str | None:
     return None
 
 
+def picker_folder(spec: InputSpec) -> str | None:
+    """The model folder an input chooses from: the picker types', or any input's ``picker`` key
+    (every model loader a form detects, a UNet, a CLIP or an upscaler as much as a checkpoint)."""
+    folder = (spec.model_extra or {}).get("picker")
+    if isinstance(folder, str) and folder:
+        return folder
+    return PICKER_FOLDERS.get(spec.type)
+
+
 def choices_for(spec: InputSpec, prompt: dict[str, Any], object_info: dict[str, Any] | None) -> list[Any] | None:
-    """The values a select or picker accepts: its options, or what ComfyUI lists for that node field."""
-    if spec.options:
-        return [option.value for option in spec.options]
-    if spec.type in PICKER_FOLDERS and object_info:
+    """The values a select or picker accepts. A model picker asks ComfyUI first (its node field's
+    list, or the usual loader of its folder), because a list stored at import is stale the moment a
+    model is added or removed; its stored options are the answer only while ComfyUI cannot be asked."""
+    folder = picker_folder(spec)
+    if folder is not None and object_info:
         if spec.node_id and spec.field:
             class_type, field = prompt.get(spec.node_id, {}).get("class_type"), spec.field
         else:  # dynamic workflows: ask the usual loader of that folder
-            class_type, field = FOLDER_LOADERS.get(PICKER_FOLDERS[spec.type], ("", ""))
+            class_type, field = FOLDER_LOADERS.get(folder, ("", ""))
         info = object_info.get(class_type or "", {}).get("input", {})
         for section in ("required", "optional"):
             field_spec = info.get(section, {}).get(field)
             if field_spec and isinstance(field_spec[0], list):
                 return list(field_spec[0])
+    if spec.options:
+        return [option.value for option in spec.options]
     return None
 
 
@@ -153,7 +165,7 @@ def convert(spec: InputSpec, value: Any, choices: list[Any] | None) -> tuple[Any
         if kind != "select" and not isinstance(value, str):
             return None, "must be a file name"
         if choices is not None and value not in choices:
-            if kind == "select":
+            if kind == "select" and picker_folder(spec) is None:
                 return None, "is not one of the choices"
             return None, f"{value!r} is not installed in ComfyUI"
         return value, None
@@ -244,7 +256,7 @@ def validate(
         if given is MISSING or given is None or (given == "" and spec.type in ("text", "image")):
             default = manifest.defaults.get(spec.id, spec.default)
             if spec.required and (default is None or default == ""):
-                errors[spec.id] = "is required"
+                errors[spec.id] = "is required"  # the message names the field: "Prompt is required"
                 continue
             given = default
             if given is None:
@@ -267,7 +279,9 @@ def validate(
     for key, problem in value_problems(values).items():  # a last net: nothing unsendable is queued
         errors[key] = f"{key} {problem}"
     if errors:
-        raise BadRequest("Some values need fixing: " + "; ".join(errors.values()), fields=errors)
+        names = {spec.id: spec.name for spec in manifest.inputs}
+        said = [f"{names[key]} {problem}" if problem == "is required" else problem for key, problem in errors.items()]
+        raise BadRequest("Some values need fixing: " + "; ".join(said), fields=errors)
     return values
 
 

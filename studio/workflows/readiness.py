@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.workflows.library import Workflow
-from studio.workflows.manifest import PICKER_FOLDERS
+from studio.workflows.params import picker_folder
 
 # Loader inputs whose value is a model file, and the model folder it lives in.
 MODEL_INPUTS = {
@@ -73,7 +73,9 @@ def readiness(workflow: Workflow, object_info: dict[str, Any],
     needed_nodes = sorted(set(manifest.required_nodes) | {node["class_type"] for node in prompt.values()})
     missing_nodes = [name for name in needed_nodes if name not in object_info]
 
-    picked = {(spec.node_id, spec.field) for spec in manifest.inputs if spec.type in PICKER_FOLDERS}
+    # A model the person picks (any input with a picker) is theirs to swap: absent, it is not a blocker
+    # while its folder has another file to choose.
+    picked = {(spec.node_id, spec.field) for spec in manifest.inputs if picker_folder(spec)}
     models: list[dict[str, Any]] = []
     seen: set[str] = set()
     for node_id, node in prompt.items():
@@ -90,7 +92,7 @@ def readiness(workflow: Workflow, object_info: dict[str, Any],
                 listed = sorted(model_index[folder])
             models.append({"name": name, "folder": folder, "present": name in listed,
                            "choosable": (node_id, field) in picked and bool(listed)})
-            seen.add(name)
+            seen.update((name, value))  # a picked input's file in the graph is replaced, never needed
     everything = {item for key in MODEL_INPUTS for item in (_listed(object_info, *key) or [])}
     for name in manifest.required_models:
         if name not in seen:
