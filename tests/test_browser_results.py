@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,22 @@ def test_the_lightbox_keys_focus_and_a_new_seed_that_makes_a_different_image(
     assert seed not in ("5", "6")
     with client.get(before) as old, client.get(after) as new:
         assert old.get_data() != new.get_data()  # a different picture, not ComfyUI's cached copy
+    stage = dialog.locator(".lightbox-stage")
+    dialog.locator(".lightbox-image").click()
+    expect(stage).to_have_class(re.compile(r"\bzoomed\b"))  # 100 %: the picture's own pixels
+    page.keyboard.press("Escape")  # the first Esc only leaves the zoom
+    expect(stage).not_to_have_class(re.compile(r"\bzoomed\b"))
+    expect(dialog).to_be_visible()
+
+    dialog.locator("#lightbox-count").fill("2")
+    dialog.locator("[data-action=variations]").click()
+    expect(page.locator(".lightbox-note")).to_contain_text("2 of 2 variations ready", timeout=20_000)
+    expect(page.locator(".lightbox-counter")).to_have_text("2 of 5")
     page.keyboard.press("Escape")
-    expect(page.locator("#history-list .tile-open")).to_have_count(3)  # the grid has it too
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#history-list .tile-open")).to_have_count(5)  # the grid has them too
+    seeds = {job["params"]["seed"] for job in client.get("/api/jobs").get_json()["items"]}
+    assert len(seeds) == 5  # every try its own seed
     _shot(page, "history-desktop")
 
 
