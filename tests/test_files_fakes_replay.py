@@ -42,13 +42,7 @@ MODEL_FILE = b"civitai weights " * 2048
 
 # Where the fake still differs from the real service, and why (each is a strict xfail: once the fake
 # is fixed, the test fails until the entry leaves this table).
-KNOWN_DIFFERENCES = {
-    "model-version-of-a-login-required-model": (
-        "CivitAI's version details are public, only the download asks for a login; the fake also refuses "
-        "the details while a key is set, because Studio reports 'CivitAI wants a login' from that answer "
-        "(studio/downloads/civitai.py resolve_civitai_file; tests/test_downloads.py pins the message). "
-        "Studio needs to read the 401 of /api/download/models/{id} instead."),
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 @pytest.fixture

@@ -37,6 +37,11 @@ def _size_gb(size_kb: Any) -> float:
     return round(size, 3) if math.isfinite(size) and 0 <= size <= MAX_SIZE_GB else 0.0
 
 
+# CivitAI's version details are public; a model whose creator requires a login refuses the download
+# itself (401), which the manager turns into this sentence too.
+LOGIN_WANTED = "CivitAI wants a login for this model: set a CivitAI API key in Settings."
+
+
 def version_url(endpoint: str, version_id: int) -> str:
     return f"{endpoint.rstrip('/')}/api/download/models/{version_id}"
 
@@ -50,7 +55,7 @@ def resolve_civitai_file(
     except requests.RequestException as err:
         raise TransferError(f"{type(err).__name__} while asking CivitAI") from None
     if response.status_code == 401:
-        raise FatalTransferError("CivitAI wants a login for this model: set a CivitAI API key in Settings.")
+        raise FatalTransferError(LOGIN_WANTED)
     if response.status_code == 404:
         raise FatalTransferError(f"CivitAI has no model version {version_id}.")
     if response.status_code >= 400:

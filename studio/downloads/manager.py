@@ -30,11 +30,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from studio.db import transition, write_with_retry
-from studio.downloads.civitai import resolve_civitai_file, version_url
+from studio.downloads.civitai import LOGIN_WANTED, resolve_civitai_file, version_url
 from studio.downloads.credentials import allowed, hf_origins
 from studio.downloads.hub import hub_url, resolve_hub_file
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
 from studio.downloads.transfer import (
+    AccessRefused,
     DiskFull,
     FatalTransferError,
     Progress,
@@ -460,6 +461,8 @@ class DownloadManager:
                 self._discard_part(current)
         except DiskFull as err:
             self._set(item.id, DownloadStatus.PAUSED, WORKING, error=str(err))
+        except AccessRefused as err:
+            self._fail(item, LOGIN_WANTED if item.source == "civitai" and err.status == 401 else str(err))
         except FatalTransferError as err:
             self._fail(item, str(err))
         except TransferError as err:

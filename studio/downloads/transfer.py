@@ -60,6 +60,14 @@ class FatalTransferError(Exception):
     """A failure retrying cannot fix (401, 404, hash mismatch, not enough space)."""
 
 
+class AccessRefused(FatalTransferError):
+    """The file's server wants a login or token (401/403): the caller knows which service that is."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class DiskFull(FatalTransferError):
     """The disk filled up while writing: the partial file is kept for a later resume."""
 
@@ -236,8 +244,8 @@ def fetch(
             remember(None)
             raise TransferError("the partial file did not match the server's file; starting over")
         if response.status_code in (401, 403):
-            raise FatalTransferError(f"The server refused access (HTTP {response.status_code}): "
-                                     "a token or login is needed.")
+            raise AccessRefused(f"The server refused access (HTTP {response.status_code}): "
+                                "a token or login is needed.", response.status_code)
         if response.status_code == 404:
             raise FatalTransferError("The server has no such file (HTTP 404).")
         if response.status_code >= 400:

@@ -179,10 +179,9 @@ class FileServer:
             def _civitai(self) -> None:
                 version_id = int(self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
                 version = server.civitai_versions.get(version_id)
-                # Unlike CivitAI, whose version details are public (only the download asks for a login),
-                # a key set here refuses the details too: Studio reports the login from that answer today
-                # (test_files_fakes_replay marks the difference, strictly, until Studio reads the download's).
-                if server.civitai_key and self.headers.get("Authorization") != f"Bearer {server.civitai_key}":
+                # As on CivitAI, version details are public: only the download asks for a login.
+                if (server.civitai_key and not self.path.startswith("/api/v1/")
+                        and self.headers.get("Authorization") != f"Bearer {server.civitai_key}"):
                     self._json(401, {"error": "Unauthorized", "message": "The creator of this asset requires you "
                                      "to be logged in to download it"})
                     return
