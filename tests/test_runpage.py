@@ -44,7 +44,8 @@ def test_a_first_visit_has_nothing_then_the_newest_workflow_and_its_values_come_
     assert answer["workflow_id"] == "image-resize"
     assert answer["values"] == {"width": 640}
     # Every workflow keeps its own draft: switching back finds the prompt where it was left.
-    assert answer["drafts"] == {"image-resize": {"width": 640}, "sd15-txt2img": TXT2IMG}
+    assert {key: draft["values"] for key, draft in answer["drafts"].items()} == {
+        "image-resize": {"width": 640}, "sd15-txt2img": TXT2IMG}
 
     changed = {**TXT2IMG, "positive_prompt": "a harbour at night"}
     assert save(client, "sd15-txt2img", changed)[0] == 200
@@ -112,6 +113,7 @@ def test_only_the_newest_drafts_are_kept_per_person(app: Flask, client: FlaskCli
     kept = drafts.last(user_id=me, known=set(names))
     assert kept["workflow_id"] == names[-1]
     assert set(kept["drafts"]) == set(names[-MAX_DRAFTS_PER_USER:])
+    assert kept["drafts"][names[-1]]["values"] == {"n": names[-1]}
 
 
 def _picker_workflow(services: Services, tmp_path: Path) -> str:

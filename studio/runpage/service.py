@@ -79,7 +79,9 @@ class RunDrafts:
         return {"workflow_id": newest.workflow_id if newest else None,
                 "values": newest.values if newest else None,
                 "updated_at": newest.updated_at.isoformat() if newest else None,
-                "drafts": {row.workflow_id: row.values for row in rows}}
+                # Each with its time, so a page holding a local copy can tell which one is newer.
+                "drafts": {row.workflow_id: {"values": row.values, "updated_at": row.updated_at.isoformat()}
+                           for row in rows}}
 
 
 def _shape(row: RunDraft) -> dict[str, Any]:
