@@ -22,7 +22,7 @@ from studio.errors import BadRequest, Unprocessable
 from studio.jobs.models import Job
 from studio.services import Services
 from studio.workflows import params
-from studio.workflows.library import Workflow
+from studio.workflows.library import Workflow, load_folder
 from studio.workflows.manifest import Manifest
 from tests.jobs_helpers import upload_image
 from tests.servers.comfyui import ComfyUITestServer
@@ -62,6 +62,7 @@ def taken(spec: dict[str, Any], value: Any, **kwargs: Any) -> Any:
     ("2.5", "X must be a whole number"),
     ("1e400", "X must be a finite number (not NaN or infinity)"),
     ("1" + "0" * 70 + ".5", "X must be a finite number (not NaN or infinity)"),
+    ("1." + "0" * 63, "X must be a finite number (not NaN or infinity)"),  # 65 characters: never parsed
     (math.inf, "X must be a finite number (not NaN or infinity)"),
     ("twelve", "X must be a number"),
     (True, "X must be a number, not bool"),
@@ -92,6 +93,7 @@ def test_a_float_input_takes_numbers_and_numeric_text_as_floats() -> None:
         assert type(got) is float
     assert one({"type": "float"}, "nan") == "X must be a finite number (not NaN or infinity)"
     assert one({"type": "float"}, "") == "X must be a number"
+    assert taken({"type": "float"}, "1." + "0" * 62) == 1.0  # 64 characters, the longest parsed
 
 
 def test_limits_are_inclusive_and_named_in_the_refusal() -> None:
@@ -172,6 +174,15 @@ def test_an_image_must_name_an_uploaded_file_below_the_input_folder(name: Any) -
     assert one(spec, name) == "X must name an uploaded image"
 
 
+def test_an_image_name_may_be_as_long_as_its_folder_and_file_names_allow() -> None:
+    deep = "/".join(["a"] * 512)  # 1023 characters, each part a fine name
+    assert taken({"type": "image"}, deep + "x") == deep + "x"
+    assert one({"type": "image"}, deep + "/a") == "X must name an uploaded image"  # 1025 characters
+    longest = "a" * 255  # a file name of 255 bytes is one ComfyUI's folder can hold
+    assert taken({"type": "image"}, f"sub/{longest}") == f"sub/{longest}"
+    assert one({"type": "image"}, f"sub/{longest}b") == "X must name an uploaded image"
+
+
 def test_an_image_that_was_never_uploaded_is_named() -> None:
     assert taken({"type": "image"}, "sub/a.png", image_exists=lambda name: name == "sub/a.png") == "sub/a.png"
     assert one({"type": "image"}, "b.png", image_exists=lambda name: False) == \
@@ -192,6 +203,7 @@ def test_loras_are_installed_files_with_sane_strengths_and_no_more_than_allowed(
     spec = {"type": "lora_picker_dynamic", "max_loras": 2}
     assert taken(spec, [{"file": "a.safetensors"}, {"file": "b.safetensors", "strength": -10}], object_info=info) == \
         [{"file": "a.safetensors", "strength": 1.0}, {"file": "b.safetensors", "strength": -10.0}]
+    assert taken(spec, [{"file": "a.safetensors", "strength": 10}])[0]["strength"] == 10.0
     assert one(spec, [{"file": "a.safetensors"}] * 3, object_info=info) == "X takes at most 2 LoRAs"
     assert one({"type": "lora_picker_dynamic"}, [{"file": "a.safetensors"}] * 9) == "X takes at most 8 LoRAs"
     assert len(taken({"type": "lora_picker_dynamic"}, [{"file": "a.safetensors"}] * 8)) == 8
@@ -261,6 +273,7 @@ def test_what_a_person_leaves_out_takes_the_workflows_default() -> None:
 
 def test_a_scene_prompt_that_is_too_long_is_refused_naming_the_scene() -> None:
     assert one({"type": "scene_list"}, [{"prompt": "a" * (params.MAX_TEXT + 1)}]) == "X scene 1 prompt is too long"
+    assert taken({"type": "scene_list"}, [{"prompt": "a" * params.MAX_TEXT}])[0]["prompt"] == "a" * params.MAX_TEXT
 
 
 def test_random_seeds_are_drawn_at_submit_and_recorded() -> None:
@@ -331,6 +344,37 @@ def test_every_saving_node_writes_into_the_jobs_own_folder() -> None:
     assert prompt["2"]["inputs"] == {"save_output": True, "filename_prefix": "studio/j/video"}
     assert prompt["3"]["inputs"] == {}
     assert prompt["4"]["inputs"] == {"filename_prefix": "studio/j/audio"}
+
+
+DYNAMIC = """
+id: sample
+name: Sample
+type: dynamic
+blocks_dir: blocks
+pipeline: [{block: make, file: make.json}]
+defaults: {steps: 9}
+inputs:
+  - {id: checkpoint, name: Checkpoint, type: checkpoint_picker, default: base.safetensors}
+  - {id: steps, name: Steps, type: int, default: 2}
+  - {id: prompt, name: Prompt, type: text}
+"""
+MAKE = {"nodes": {"ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "{{checkpoint}}"}},
+                  "sampler": {"class_type": "KSampler", "inputs": {"steps": "{{steps}}", "model": ["ckpt", 0]}},
+                  "save": {"class_type": "SaveImage", "inputs": {"filename_prefix": "{{output_prefix}}"}}}}
+
+
+def test_a_block_workflow_is_shown_assembled_from_its_defaults(tmp_path: Path) -> None:
+    """The library assembles a block workflow once with its defaults: that prompt is what readiness
+    (which models it needs) and the pickers look at before anyone runs it."""
+    folder = tmp_path / "sample"
+    (folder / "blocks").mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(DYNAMIC)
+    (folder / "blocks" / "make.json").write_text(json.dumps(MAKE))
+    flow = load_folder(folder, bundled=False)
+    nodes = {node["class_type"]: node["inputs"] for node in flow.prompt.values()}
+    assert nodes["CheckpointLoaderSimple"] == {"ckpt_name": "base.safetensors"}
+    assert nodes["KSampler"]["steps"] == 9  # the manifest's defaults before the input's own
+    assert params.defaults_of(flow.manifest) == {"checkpoint": "base.safetensors", "steps": 9}
 
 
 # -- what is stored or sent ------------------------------------------------------------------------
