@@ -22,7 +22,7 @@ from studio.jobs.backoff import MAX_SERVER_ERRORS
 from studio.jobs.models import Job
 from studio.runtime import Runtime
 from studio.services import Services
-from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, canary, signed_in_user
+from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, canary, signed_in_user, wait_until
 from tests.jobs_helpers import (
     SAMPLER_PARAMS,
     bomb_png,
@@ -75,6 +75,9 @@ def test_a_plain_user_changes_nothing_of_anyone_else_on_any_job_or_workflow_rout
     [vera_done] = run(vera, "image-resize", {"image": upload_image(vera, color=(1, 2, 3))})
     for job in (admin_done, vera_done):
         assert wait_status(client, job["id"])["status"] == "completed"
+    # The thumbnails of finished jobs are made in the background: wait for them before the files are compared.
+    wait_until(lambda: all(len(list((services.data_dir.outputs / "studio" / job["id"] / ".thumbs").glob("*.webp")))
+                           == 2 for job in (admin_done, vera_done)), timeout=15)
     assert client.post("/api/queue/pause").status_code == 200
     [admin_waiting] = run(client, "image-resize", {"image": upload_image(client)})
     [vera_waiting] = run(vera, "image-resize", {"image": upload_image(vera, color=(1, 2, 3))})
@@ -90,6 +93,14 @@ def test_a_plain_user_changes_nothing_of_anyone_else_on_any_job_or_workflow_rout
         ("POST", "/api/jobs/<job_id>/cancel"): on_each("/api/jobs/{job}/cancel"),
         ("POST", "/api/jobs/<job_id>/front"): on_each("/api/jobs/{job}/front"),
         ("POST", "/api/jobs/<job_id>/retry"): on_each("/api/jobs/{job}/retry"),
+        ("POST", "/api/jobs/<job_id>/again"): on_each("/api/jobs/{job}/again", json={"seed": "new", "count": 2}),
+        ("POST", "/api/jobs/<job_id>/outputs/<int:output_id>/star"): on_each(
+            "/api/jobs/{job}/outputs/1/star", json={"starred": True}),
+        ("DELETE", "/api/jobs/<job_id>/outputs/<int:output_id>"): on_each("/api/jobs/{job}/outputs/1", method="DELETE"),
+        ("DELETE", "/api/workflows/<workflow_id>"): lambda own, image: [
+            ("/api/workflows/image-resize", {"method": "DELETE"}, (403,))],
+        ("POST", "/api/workflows/<workflow_id>/restore"): lambda own, image: [
+            ("/api/workflows/image-resize/restore", {}, (403,))],
         ("DELETE", "/api/jobs/<job_id>"): on_each("/api/jobs/{job}", method="DELETE"),
         ("POST", "/api/jobs/<job_id>/move"): lambda own, image: [
             *[(f"/api/jobs/{job}/move", {"json": {"before": None}}, theirs) for job in targets],
