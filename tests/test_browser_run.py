@@ -59,6 +59,19 @@ def test_first_run_lands_on_text_to_image_with_an_installed_model_and_follows_th
     expect(page.locator("#session-results .strip-item")).to_have_count(1)
     expect(page.locator("#stage-new-seed")).to_be_visible()
     snap(page, "run-result-desktop")
+    first_src = stage.get_attribute("src")
+
+    # "New seed": the same values again with another seed, a second, different image.
+    page.click("#stage-new-seed")
+    expect(page.locator("#session-results .strip-item")).to_have_count(2, timeout=20_000)
+    expect(page.locator(".stage")).to_have_attribute("data-status", "completed", timeout=20_000)
+    expect(stage).not_to_have_attribute("src", first_src or "")
+    seeds = page.evaluate("""async () => {
+      const ids = [...document.querySelectorAll('#session-jobs .job-card')].map((c) => c.dataset.job);
+      return Promise.all(ids.map(async (id) => (await (await fetch(`/api/jobs/${id}`)).json()).summary.seed));
+    }""")
+    assert len(seeds) == 2
+    assert seeds[0] != seeds[1]
 
     # Reloading keeps the workflow and the values (from this browser and from the server).
     page.reload()
@@ -128,3 +141,26 @@ def test_run_at_phone_width_has_no_sideways_scroll_and_every_field_is_labelled(
       .map((el) => el.name || el.id || el.outerHTML.slice(0, 60))""")
     assert unlabelled == []
     snap(page, "run-first-phone")
+
+
+def test_reuse_a_jobs_values_and_use_its_image_as_input(
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,  # noqa: F811
+) -> None:
+    sign_in(page, runtime.port, services)
+    page.fill("#param-positive_prompt", "a blue boat")
+    page.locator("#param-positive_prompt").press("Control+Enter")
+    expect(page.locator(".stage")).to_have_attribute("data-status", "completed", timeout=20_000)
+    job = page.locator("#session-jobs .job-card").first.get_attribute("data-job")
+    page.fill("#param-positive_prompt", "something else entirely")
+
+    page.goto(f"http://127.0.0.1:{runtime.port}/run/sd15-txt2img?from_job={job}")
+    expect(page.locator("#param-positive_prompt")).to_have_value("a blue boat")
+
+    page.goto(f"http://127.0.0.1:{runtime.port}/run/sd15-img2img?input={job}:0")
+    expect(page).to_have_url(f"http://127.0.0.1:{runtime.port}/run/sd15-img2img")
+    expect(page.locator(".image-input img.thumb")).to_be_visible(timeout=10_000)
+    name = page.locator(".image-input input[type=hidden]").input_value()
+    assert name.startswith("studio/")
+    # The prompt travels from text-to-image to image-to-image.
+    expect(page.locator("#param-positive_prompt")).to_have_value("a blue boat")
+    snap(page, "run-input-desktop")
