@@ -18,9 +18,11 @@ WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 
 # Each page of the app; the shell page's router picks the module for the path.
 PAGES = (
-    "run", "queue", "history", "workflows", "models", "loras", "downloads", "presets", "gallery", "civitai",
-    "llm", "settings", "account", "users", "job",
+    "system", "run", "queue", "history", "workflows", "models", "loras", "downloads", "presets", "gallery",
+    "civitai", "llm", "settings", "account", "users", "job",
 )
+# Pages about one thing, named by the last part of the path: /run/<workflow id>, /job/<job id>.
+ITEM_PAGES = ("run", "job")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -60,6 +62,12 @@ def home() -> Response:
 
 @bp.get("/<any(" + ", ".join(PAGES) + "):page>")
 def page(page: str) -> Response:
+    return _page("index.html")
+
+
+@bp.get("/<any(" + ", ".join(ITEM_PAGES) + "):page>/<item>")
+def item_page(page: str, item: str) -> Response:
+    """One segment only: ``/run/a/b`` is nothing, and 404s like any other unknown path."""
     return _page("index.html")
 
 

@@ -66,6 +66,8 @@ def test_home_follows_comfyui_going_away_and_coming_back(
     page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
 ) -> None:
     sign_in(page, runtime.port, services)
+    page.get_by_role("link", name="System").click()
+    expect(page).to_have_url(f"http://127.0.0.1:{runtime.port}/system")
     indicator = page.locator("#comfy-indicator")
     expect(indicator).to_have_attribute("data-state", "connected", timeout=10_000)
     expect(page.locator("#studio-indicator")).to_have_attribute("data-state", "connected")
@@ -103,7 +105,7 @@ def test_navigation_and_a_phone_sized_screen(browser: Browser, runtime: Runtime,
     expect(page.locator("main h1")).to_have_text("Queue")
     expect(page.locator("#sidenav")).to_be_hidden()
     page.go_back()
-    expect(page.locator("main h1")).to_have_text("Home")
+    expect(page.locator("#sidenav a[aria-current=page]")).to_have_text("Run")
     context.close()
 
 

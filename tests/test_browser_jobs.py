@@ -252,8 +252,8 @@ def test_download_a_catalog_model_and_watch_the_queue(
             page.wait_for_timeout(50)
         assert model.read_bytes() == MODEL
 
-        # Home shows the models disk: bytes per folder and the largest files.
-        page.get_by_role("link", name="Home").click()
+        # System shows the models disk: bytes per folder and the largest files.
+        page.get_by_role("link", name="System").click()
         disk = page.locator("#models-disk-card")
         expect(disk).to_contain_text("checkpoints (2)")
         shoot(page, "home-models-disk")

@@ -62,7 +62,9 @@ export class Live extends EventTarget {
       this.dispatchEvent(new Event('resync'));
       return;
     }
-    this.dispatchEvent(new CustomEvent(event.type, { detail: event.payload }));
+    const typed = /** @type {CustomEvent & {envelope?: any}} */ (new CustomEvent(event.type, { detail: event.payload }));
+    typed.envelope = event; // its seq and server time (ts), for handlers that order news
+    this.dispatchEvent(typed);
     this.dispatchEvent(new CustomEvent('any', { detail: event }));
   }
 
@@ -75,12 +77,14 @@ export class Live extends EventTarget {
 
   /**
    * @param {string} type
-   * @param {(payload: any) => void} handler
+   * @param {(payload: any, event?: {type: string, payload: any, seq?: number, ts?: number}) => void} handler
+   *   gets the payload, then the whole event as Studio sent it
    * @returns {() => void} call to stop listening
    */
   on(type, handler) {
     /** @param {Event} event */
-    const listener = (event) => handler(/** @type {CustomEvent} */ (event).detail);
+    const listener = (event) => handler(/** @type {CustomEvent} */ (event).detail,
+      /** @type {CustomEvent & {envelope?: any}} */ (event).envelope);
     this.addEventListener(type, listener);
     return () => this.removeEventListener(type, listener);
   }

@@ -28,7 +28,10 @@ function comfyCard(comfy, admin) {
     h('dt', null, 'Devices'), h('dd', null, (comfy.devices || []).map((/** @type {any} */ d) => d.name).join(', ') || '–')));
   if (!connected && comfy.error) {
     body.push(h('p', { class: 'error-line' }, comfy.error));
-    if (comfy.hint) body.push(h('p', { class: 'muted' }, comfy.hint));
+    // Where a person changes the address: the Settings page (applied without a restart).
+    body.push(h('p', { class: 'muted', id: 'comfy-hint' }, admin
+      ? ['Start ComfyUI, or set its address in ', h('a', { href: '/settings', 'data-link': true }, 'Settings'), '.']
+      : 'Start ComfyUI, or ask an admin to set its address in Settings.'));
   }
   const free = h('button', { class: 'button', disabled: !connected, onclick: async () => {
     free.setAttribute('disabled', '');
@@ -77,7 +80,7 @@ function modelsDiskCard(d) {
     d.hashing.pending ? h('p', { class: 'muted small' }, `Checking hashes: ${d.hashing.pending} left (${d.hashing.current})`) : null);
 }
 
-/** @param {HTMLElement} main @param {any} [context] */
+/** The System page: ComfyUI, the machine, the models disk and Studio itself, live. @param {HTMLElement} main @param {any} [context] */
 export function mount(main, context) {
   const admin = context?.me?.user.role === 'admin';
   /** @type {any} */
@@ -85,7 +88,7 @@ export function mount(main, context) {
   /** @type {any} */
   let modelsDisk = null;
   const grid = h('div', { class: 'grid' });
-  replace(main, h('h1', null, 'Home'), grid);
+  replace(main, h('h1', null, context?.title || 'System'), grid);
 
   function render() {
     if (!status) return;

@@ -1,9 +1,12 @@
 // @ts-check
 import { api } from '../lib/api.js';
 import { h, replace } from '../lib/dom.js';
-import { followJobs, jobCard, message } from '../lib/jobs.js';
+import { emptyJobs, followJobs, jobCard, message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
+
+/** @param {any} job */
+const promptOf = (job) => String(job.summary?.prompt ?? job.params?.positive_prompt ?? '');
 
 /** @param {HTMLElement} main @param {{me: any}} context */
 export function mount(main, context) {
@@ -25,14 +28,14 @@ export function mount(main, context) {
       pauseButton.textContent = paused ? 'Resume' : 'Pause';
       pausedNote.hidden = admin || !paused;
       replace(running, state.running.length ? state.running.map((/** @type {any} */ j) => jobCard(j, { compact: true, onChange: load }))
-        : h('p', { class: 'muted' }, 'Nothing is running.'));
+        : h('p', { class: 'muted empty-line' }, emptyJobs('Nothing is running.')));
       /** @type {any[]} */
       const queued = state.queued;
       const mine = (/** @type {any} */ j) => admin || j.owner_id === me?.user.id;
       replace(waiting, queued.length ? queued.map((j, i) => h('li', { 'data-job': j.id, draggable: mine(j) ? 'true' : undefined },
         h('span', { class: 'muted' }, `${i + 1}.`), h('strong', null, j.workflow_name),
         h('span', { class: 'muted small mono', title: j.id }, j.id.slice(0, 8)),
-        h('span', { class: 'muted small' }, j.params?.positive_prompt ? ` — ${String(j.params.positive_prompt).slice(0, 80)}` : ''),
+        h('span', { class: 'muted small' }, promptOf(j) ? ` — ${promptOf(j).slice(0, 80)}` : ''),
         h('span', { class: 'row' },
           i > 0 && mine(queued[i - 1]) ? h('button', { class: 'link-button', 'aria-label': 'Move up', title: 'Move up',
             onclick: () => act(`/api/jobs/${j.id}/move`, { before: queued[i - 1].id }) }, '↑') : null,
@@ -40,7 +43,7 @@ export function mount(main, context) {
             onclick: () => act(`/api/jobs/${j.id}/move`, { before: queued[i + 2]?.id ?? null }) }, '↓') : null,
           i > 0 ? h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/front`) }, 'To front') : null,
           h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/cancel`) }, 'Cancel'))))
-        : h('p', { class: 'muted' }, 'No job is waiting.'));
+        : h('p', { class: 'muted empty-line' }, 'No job is waiting: new jobs start as soon as ComfyUI is free.'));
     } catch (err) {
       replace(running, h('p', { class: 'error-line' }, message(err)));
     }
