@@ -339,7 +339,11 @@ def test_every_saving_node_writes_into_the_jobs_own_folder() -> None:
         "2": {"class_type": "VHS_VideoCombine", "inputs": {"save_output": False}},
         "3": {"class_type": "PreviewImage", "inputs": {}},
         "4": {"class_type": "SaveAudio"},
+        "5": {"class_type": "Mine_SaveThing", "inputs": {"filename_prefix": "x", "images": ["1", 0]}},
+        "6": {"class_type": "Mine_Show", "inputs": {"prefix": "x"}},
     }), {}, job_id="j")
+    assert prompt["5"]["inputs"] == {"filename_prefix": "studio/j/output", "images": ["1", 0]}  # any saving node
+    assert prompt["6"]["inputs"] == {"prefix": "x"}
     assert prompt["1"]["inputs"] == {"filename_prefix": "studio/j/image"}
     assert prompt["2"]["inputs"] == {"save_output": True, "filename_prefix": "studio/j/video"}
     assert prompt["3"]["inputs"] == {}
@@ -377,6 +381,59 @@ def test_a_block_workflow_is_shown_assembled_from_its_defaults(tmp_path: Path) -
     assert params.defaults_of(flow.manifest) == {"checkpoint": "base.safetensors", "steps": 9}
 
 
+def test_pairs_of_loras_fill_the_high_and_low_noise_placeholders() -> None:
+    flow = workflow([{"id": "pairs", "name": "Pairs", "type": "lora_picker", "node_id_high": "2", "node_id_low": "3"},
+                     {"id": "size", "name": "Size", "type": "resolution_picker"}],
+                    {"1": {"class_type": "Loader", "inputs": {"high": "{{loras_high}}", "low": "{{loras_low}}"}},
+                     "2": {"class_type": "Power Lora Loader (rgthree)", "inputs": {}},
+                     "3": {"class_type": "Power Lora Loader (rgthree)", "inputs": {}}})
+    pairs = [{"high": "h1.safetensors", "low": "l1.safetensors", "strength": 0.5},
+             {"high": "h2.safetensors", "strength": 1.0}, {"low": "l3.safetensors", "strength": 0.8}]
+    prompt = params.build_prompt(flow, {"pairs": pairs}, job_id="j")  # no size given: no width or height either
+    assert prompt["1"]["inputs"] == {
+        "high": [{"file": "h1.safetensors", "strength": 0.5}, {"file": "h2.safetensors", "strength": 1.0}],
+        "low": [{"file": "l1.safetensors", "strength": 0.5}, {"file": "l3.safetensors", "strength": 0.8}]}
+    # A plain list of LoRAs is no pair: a workflow that needs the halves says nothing fills them.
+    plain = workflow([{"id": "loras", "name": "LoRAs", "type": "lora_picker_dynamic"}], flow.prompt)
+    with pytest.raises(Unprocessable) as refused:
+        params.build_prompt(plain, {"loras": [{"file": "a.safetensors", "strength": 1.0}]}, job_id="j")
+    assert refused.value.details == {"placeholders": ["loras_high", "loras_low"]}
+
+
+def test_only_inputs_given_a_value_are_written_into_their_node() -> None:
+    flow = workflow([{"id": "width", "name": "Width", "type": "int", "node_id": "1", "field": "width"},
+                     {"id": "seed", "name": "Seed", "type": "seed", "node_id": "2", "field": "seed"}],
+                    {"1": {"class_type": "EmptyImage", "inputs": {"width": 8}}, "2": {"class_type": "Sampler"}})
+    assert params.build_prompt(flow, {"seed": 5}, job_id="j") == {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8}},  # the workflow's own value stays
+        "2": {"class_type": "Sampler", "inputs": {"seed": 5}}}  # a node without inputs gets them
+
+
+def test_a_static_workflow_runs_its_own_prompt_whatever_else_its_manifest_holds(tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "manifest.yaml").write_text("id: plain\nname: Plain\npipeline: [{block: x, file: x.json}]\n")
+    saving = {"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "a"}}}
+    (folder / "workflow.json").write_text(json.dumps(saving))
+    assert params.build_prompt(load_folder(folder, bundled=False), {}, job_id="j") == \
+        {"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "studio/j/image"}}}
+
+
+def test_a_block_workflow_is_told_where_its_job_writes(tmp_path: Path) -> None:
+    folder = tmp_path / "sample"
+    (folder / "blocks").mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(DYNAMIC)
+    make = {"nodes": {**MAKE["nodes"], "note": {"class_type": "Note", "inputs": {
+        "folder": "{{output_dir}}", "prefix": "{{output_prefix}}"}}}}
+    (folder / "blocks" / "make.json").write_text(json.dumps(make))
+    prompt = params.build_prompt(load_folder(folder, bundled=False), {"checkpoint": "c.safetensors", "steps": 3},
+                                 job_id="j")
+    nodes = {node["class_type"]: node["inputs"] for node in prompt.values()}
+    assert nodes["Note"] == {"folder": "studio/j", "prefix": "studio/j/image"}
+    assert nodes["CheckpointLoaderSimple"] == {"ckpt_name": "c.safetensors"}
+    assert nodes["SaveImage"] == {"filename_prefix": "studio/j/image"}
+
+
 # -- what is stored or sent ------------------------------------------------------------------------
 
 def test_stored_values_that_could_never_be_sent_are_named() -> None:
@@ -412,6 +469,11 @@ def test_a_prompt_with_an_unsendable_value_names_the_node_and_input() -> None:
     longest_id = "x" * 64
     fine = {longest_id: {"class_type": "A"}, "2": {"class_type": "B", "inputs": {"v": [1]}}}
     assert params.prompt_problem(fine) is None
+    unwritable = params.prompt_problem({"1": {"class_type": "A", "inputs": {"v": {1, 2}}}})
+    assert unwritable == "it cannot be written as JSON (Object of type set is not JSON serializable)"
+    long_input = params.prompt_problem({"1": {"class_type": "A", "inputs": {"i" * 100: math.nan}}})
+    assert long_input is not None
+    assert long_input.startswith(f"node 1 (A) input {'i' * 80}: ")
     assert params.prompt_problem({str(n): {"class_type": "A"} for n in range(params.MAX_NODES + 1)}) == \
         f"it has more than {params.MAX_NODES} nodes"
     assert params.prompt_problem({str(n): {"class_type": "A"} for n in range(params.MAX_NODES)}) is None
