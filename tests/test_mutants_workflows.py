@@ -161,6 +161,11 @@ def test_a_model_picker_takes_only_what_comfyui_has_installed() -> None:
     assert params.validate(tied, {"x": "mine.safetensors"}, OBJECT_INFO) == {"x": "mine.safetensors"}
     assert refusal(tied, {"x": "one.safetensors"}, object_info=OBJECT_INFO) == \
         {"x": "X 'one.safetensors' is not installed in ComfyUI"}
+    # A select that chooses from a model folder says what is missing the way a picker does.
+    folder_select = {"type": "select", "picker": "checkpoints",
+                     "options": [{"label": "One", "value": "one.safetensors"}]}
+    assert one(folder_select, "gone.safetensors", object_info=OBJECT_INFO) == \
+        "X 'gone.safetensors' is not installed in ComfyUI"
     # Without ComfyUI's list, any plain name is taken (ComfyUI itself is the last word).
     assert taken(picker, "anything.safetensors") == "anything.safetensors"
 
