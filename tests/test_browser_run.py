@@ -29,6 +29,14 @@ def no_overflow(tab: Page) -> None:
     assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
 
 
+def session_seeds(tab: Page) -> list[int]:
+    """The seed each job started from this page really ran with (its summary, from the jobs API)."""
+    return tab.evaluate("""async () => {
+      const ids = [...document.querySelectorAll('#session-jobs .job-card')].map((c) => c.dataset.job);
+      return Promise.all(ids.map(async (id) => (await (await fetch(`/api/jobs/${id}`)).json()).summary.seed));
+    }""")
+
+
 def test_first_run_lands_on_text_to_image_with_an_installed_model_and_follows_the_person_to_their_phone(
     page: Page, browser: Browser, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,  # noqa: F811
 ) -> None:
@@ -66,10 +74,7 @@ def test_first_run_lands_on_text_to_image_with_an_installed_model_and_follows_th
     expect(page.locator("#session-results .strip-item")).to_have_count(2, timeout=20_000)
     expect(page.locator(".stage")).to_have_attribute("data-status", "completed", timeout=20_000)
     expect(stage).not_to_have_attribute("src", first_src or "")
-    seeds = page.evaluate("""async () => {
-      const ids = [...document.querySelectorAll('#session-jobs .job-card')].map((c) => c.dataset.job);
-      return Promise.all(ids.map(async (id) => (await (await fetch(`/api/jobs/${id}`)).json()).summary.seed));
-    }""")
+    seeds = session_seeds(page)
     assert len(seeds) == 2
     assert seeds[0] != seeds[1]
 
@@ -151,6 +156,14 @@ def test_reuse_a_jobs_values_and_use_its_image_as_input(
     page.locator("#param-positive_prompt").press("Control+Enter")
     expect(page.locator(".stage")).to_have_attribute("data-status", "completed", timeout=20_000)
     job = page.locator("#session-jobs .job-card").first.get_attribute("data-job")
+
+    # Variations: N jobs with the same values and N different seeds, each joining the strip.
+    page.fill("#variations-count", "3")
+    page.click("#stage-variations")
+    expect(page.locator("#session-results .strip-item")).to_have_count(4, timeout=30_000)
+    seeds = session_seeds(page)
+    assert len(seeds) == 4
+    assert len(set(seeds)) == 4
     page.fill("#param-positive_prompt", "something else entirely")
 
     page.goto(f"http://127.0.0.1:{runtime.port}/run/sd15-txt2img?from_job={job}")
