@@ -177,3 +177,16 @@ def test_reuse_a_jobs_values_and_use_its_image_as_input(
     # The prompt travels from text-to-image to image-to-image.
     expect(page.locator("#param-positive_prompt")).to_have_value("a blue boat")
     snap(page, "run-input-desktop")
+
+
+def test_a_workflow_that_cannot_run_says_what_is_missing_and_offers_the_download(
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,  # noqa: F811
+) -> None:
+    comfy_server.models["checkpoints"] = []  # no checkpoint at all: nothing to choose instead
+    sign_in(page, runtime.port, services)
+    expect(page.locator(".readiness")).to_have_attribute("data-ready", "false")
+    expect(page.locator(".readiness")).to_contain_text("v1-5-pruned-emaonly.safetensors is missing")
+    page.click("#what-is-missing")
+    expect(page.locator(".missing-box li")).to_contain_text(["v1-5-pruned-emaonly.safetensors (3.97 GB)"])
+    expect(page.get_by_role("button", name="Download all (3.97 GB)")).to_be_visible()
+    snap(page, "run-not-ready-desktop")

@@ -101,6 +101,28 @@ export function mount(main, ctx = {}) {
     return note;
   }
 
+  /** "What is missing?": the models that can be fetched, with their sizes, and one button for all. @param {string} workflowId */
+  function whatIsMissing(workflowId) {
+    const box = h('div', { class: 'missing-box small' });
+    const ask = h('button', { type: 'button', class: 'link-button', id: 'what-is-missing', onclick: async () => {
+      try {
+        const answer = await api.get(`/api/workflows/${encodeURIComponent(workflowId)}/missing?civitai=false`);
+        const install = h('button', { type: 'button', class: 'button secondary', onclick: async () => {
+          try {
+            const done = await api.post(`/api/workflows/${encodeURIComponent(workflowId)}/install-missing`);
+            toast(`${done.queued.length} download(s) queued${done.refused.length ? `, ${done.refused.length} refused` : ''}.`, 'success');
+          } catch (err) { toast(message(err), 'error'); }
+        } }, `Download all (${answer.total_gb} GB)`);
+        replace(box, h('ul', null,
+          answer.missing_nodes.map((/** @type {string} */ n) => h('li', null, `Node ${n}: install its node pack in ComfyUI`)),
+          answer.resolvable.map((/** @type {any} */ m) => h('li', null, `${m.file} (${m.size_gb ? `${m.size_gb} GB` : 'size unknown'})`)),
+          answer.unknown.map((/** @type {string} */ f) => h('li', null, `${f}: not found in the catalogs`))),
+        answer.resolvable.length ? install : null);
+      } catch (err) { replace(box, h('p', { class: 'error-line' }, message(err))); }
+    } }, 'What is missing?');
+    return h('div', null, ask, box);
+  }
+
   /** @param {string} workflowId @param {Record<string, any> | null} [prefill] */
   async function load(workflowId, prefill = null) {
     const ticket = ++loading;
@@ -140,6 +162,7 @@ export function mount(main, ctx = {}) {
           ? h('details', null, h('summary', null, 'Advanced'), inputs.filter((/** @type {any} */ s) => s.advanced).map(field)) : null,
         h('p', { class: ready === false ? 'error-line readiness' : 'muted small readiness', 'data-ready': String(ready) },
           ready === false ? `Not ready: ${wf.readiness.problems.join('; ')}.` : ready ? 'Ready' : wf.readiness.problems.join('; ')),
+        ready === false ? whatIsMissing(workflowId) : null,
         errorLine,
         h('div', { class: 'row run-bar' }, h('label', { for: 'run-count' }, 'Images'), count,
           h('button', { class: 'button', type: 'submit', id: 'run-button', title: 'Run (Ctrl+Enter)' }, comfyLine.hidden ? 'Run' : 'Run (will wait)'),
