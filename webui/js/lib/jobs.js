@@ -158,9 +158,13 @@ function outputList(job) {
   const outputs = job.outputs || [];
   return outputs.map((/** @type {any} */ o, /** @type {number} */ i) => {
     if (o.kind !== 'image' && o.kind !== 'gif') return h('a', { href: o.url, class: 'link-button' }, o.filename);
-    const small = o.thumbs?.['256'];
+    // Server-made thumbnails for a picture larger than a card; a small one is shown as it is.
+    const width = Number(o.width) || 0;
+    const small = width > 256 || !width ? o.thumbs?.['256'] : null;
+    const big = o.thumbs?.['768'];
     const image = h('img', { class: 'output', src: small || o.url, alt: job.summary?.prompt || o.filename, loading: 'lazy',
-      srcset: small && o.thumbs['768'] ? `${small} 256w, ${o.thumbs['768']} 768w` : null, sizes: small ? '(max-width: 720px) 100vw, 260px' : null });
+      srcset: small && big ? `${small} 256w, ${big} ${width ? Math.min(width, 768) : 768}w` : null,
+      sizes: small ? '(max-width: 720px) 100vw, 260px' : null });
     return h('a', { href: o.url, class: 'output-link', onclick: (/** @type {MouseEvent} */ e) => {
       if (e.ctrlKey || e.metaKey || e.shiftKey) return;
       e.preventDefault();
