@@ -3,7 +3,6 @@ Telegram show the same ``advice``), against the ComfyUI test server."""
 
 import re
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -117,7 +116,6 @@ def test_finished_and_running_jobs_have_no_advice_and_a_second_user_sees_none_of
     assert other.get(f"/api/jobs/{job['id']}").status_code == 404
 
 
-@pytest.mark.xfail(reason="needs studio/jobs/api.py's cancel route to call advice.record_stop (lead)", strict=False)
 def test_an_admin_stopping_someone_elses_job_says_so(
     app: Flask, client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer
 ) -> None:

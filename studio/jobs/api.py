@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.errors import BadRequest, NotFound
-from studio.jobs import results, thumbnails
+from studio.jobs import advice, results, thumbnails
 from studio.jobs.export import stream_zip
 from studio.jobs.models import JobStatus
 from studio.jobs.serving import send_download, send_inside, send_preview
@@ -164,7 +164,10 @@ def cancel_job(job_id: str) -> Response:
     parse_json(EmptyBody)
     studio = services()
     actor = current_identity()
-    studio.job_engine.cancel(studio.jobs.owned(job_id, actor=actor))
+    job = studio.jobs.owned(job_id, actor=actor)
+    advice.record_stop(studio.jobs.engine, job_id, by_admin=actor.is_admin and job.owner_id != actor.user_id,
+                       username=actor.username)
+    studio.job_engine.cancel(job)
     return jsonify(studio.jobs.get(job_id, actor=actor))
 
 

@@ -65,7 +65,7 @@ class SystemService:
         except ComfyError as err:
             status["error"] = str(err)
             status["hint"] = (
-                "Start ComfyUI, or point Studio at it with COMFYUI_URL (or comfyui_url in settings.toml)."
+                "Start ComfyUI, or set its address in Settings (ComfyUI URL)."
             )
             return status
         status.update(
