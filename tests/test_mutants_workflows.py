@@ -137,6 +137,10 @@ def test_text_a_switch_and_a_choice_are_checked_for_what_they_are() -> None:
     assert one(select, math.nan) == "X must be a finite number (not NaN or infinity)"
     assert one(select, 2**65) == "X is out of range"
     assert one(select, "a" * (params.MAX_NAME + 1)) == "X is too long"
+    free = {"type": "select"}
+    assert taken(free, "a" * params.MAX_NAME) == "a" * params.MAX_NAME
+    assert taken(free, 2**64) == 2**64
+    assert one(free, 2**64 + 1) == "X is out of range"
     assert one(select, "a\x00") == "X must not contain NUL characters"
 
 
@@ -166,6 +170,22 @@ def test_a_model_picker_takes_only_what_comfyui_has_installed() -> None:
                      "options": [{"label": "One", "value": "one.safetensors"}]}
     assert one(folder_select, "gone.safetensors", object_info=OBJECT_INFO) == \
         "X 'gone.safetensors' is not installed in ComfyUI"
+    # A picker on a node but no field asks the folder's usual loader.
+    loose = workflow([{"id": "x", "name": "X", "type": "checkpoint_picker", "node_id": "1"}],
+                     {"1": {"class_type": "Loader", "inputs": {}}})
+    assert refusal(loose, {"x": "mine.safetensors"}, object_info=OBJECT_INFO) == \
+        {"x": "X 'mine.safetensors' is not installed in ComfyUI"}
+    # Where ComfyUI has nothing to say (a folder with no usual loader, a node it does not know, a
+    # node without inputs), the workflow's own list is the answer.
+    stored = [{"label": "Up", "value": "up.pth"}]
+    info = {**OBJECT_INFO, "Bare": {}}
+    assert taken({"type": "select", "picker": "upscale_models", "options": stored}, "up.pth", object_info=info) == \
+        "up.pth"
+    for class_type in ("Unknown", "Bare"):
+        tied = workflow([{"id": "x", "name": "X", "type": "select", "picker": "checkpoints", "node_id": "1",
+                          "field": "model", "options": stored}], {"1": {"class_type": class_type, "inputs": {}}})
+        assert params.validate(tied, {"x": "up.pth"}, info) == {"x": "up.pth"}
+        assert refusal(tied, {"x": "other.pth"}, object_info=info) == {"x": "X 'other.pth' is not installed in ComfyUI"}
     # Without ComfyUI's list, any plain name is taken (ComfyUI itself is the last word).
     assert taken(picker, "anything.safetensors") == "anything.safetensors"
 
@@ -254,7 +274,19 @@ def test_unknown_fields_missing_ones_and_bad_ones_are_all_named_at_once() -> Non
     fields = refusal(flow, {"stpes": 3, "cfg": "x"})
     assert fields == {"stpes": "is not a parameter of this workflow", "steps": "is required",
                       "prompt": "is required", "cfg": "CFG must be a number"}
+    with pytest.raises(BadRequest) as refused:
+        params.validate(flow, {"stpes": 3, "cfg": "x"})
+    assert refused.value.message.endswith("is not a parameter of this workflow; "
+                                          "Steps is required; Prompt is required; CFG must be a number")
     assert refusal(flow, {"steps": None, "prompt": "", "cfg": 1}) == {"steps": "is required", "prompt": "is required"}
+
+
+@pytest.mark.xfail(strict=True, reason="params.validate names a missing field in the message but not an unknown one: "
+                   "'Some values need fixing: is not a parameter of this workflow' leaves the person guessing which")
+def test_a_field_the_workflow_does_not_have_is_named_in_the_message() -> None:
+    with pytest.raises(BadRequest) as refused:
+        params.validate(workflow([{"id": "steps", "name": "Steps", "type": "int"}]), {"stpes": 3})
+    assert "stpes" in refused.value.message
 
 
 def test_what_a_person_leaves_out_takes_the_workflows_default() -> None:
