@@ -128,10 +128,10 @@ class StarRequest(BaseModel):
 
 @bp.post("/jobs/<job_id>/outputs/<int:output_id>/star")
 def star_output(job_id: str, output_id: int) -> Response:
-    """Whose it is comes first: someone else's output is a 404 whatever the body says."""
+    """A bad body is a 400 like on every route; then someone else's output is a 404."""
+    body = parse_json(StarRequest)
     studio = services()
     studio.jobs.output(job_id, output_id, actor=current_identity())
-    body = parse_json(StarRequest)
     return jsonify(results.set_star(studio.jobs, job_id, output_id, actor=current_identity(), starred=body.starred))
 
 
@@ -207,9 +207,9 @@ class AgainRequest(BaseModel):
 @allow_run_scope
 def again(job_id: str) -> Response:
     """Same workflow and values, new random seeds: "new seed" (count 1) and variations (count N)."""
+    body = parse_json(AgainRequest)  # a bad body is a 400 like on every route
     studio = services()
-    studio.jobs.owned(job_id, actor=current_identity())  # someone else's job: 404 whatever the body says
-    body = parse_json(AgainRequest)
+    studio.jobs.owned(job_id, actor=current_identity())  # then someone else's job is a 404, nothing queued
     jobs = results.again(studio.jobs, job_id, actor=current_identity(), seed=body.seed, count=body.count)
     response = jsonify({"items": jobs})
     response.status_code = 201
