@@ -258,6 +258,7 @@ def test_activity_is_grouped_linked_height_limited_and_a_drawer_on_a_phone(
         phone.locator("#activity-list a[href='/history']")).first.click()
     expect(phone.locator("#activity")).to_be_hidden()
     assert phone.url.startswith(f"{base}/")
+    phone.wait_for_load_state("networkidle")  # the page it leads to has loaded its module before the end
 
 
 def test_the_theme_follows_the_system_and_a_switch_that_is_remembered(
