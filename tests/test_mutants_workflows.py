@@ -281,8 +281,6 @@ def test_unknown_fields_missing_ones_and_bad_ones_are_all_named_at_once() -> Non
     assert refusal(flow, {"steps": None, "prompt": "", "cfg": 1}) == {"steps": "is required", "prompt": "is required"}
 
 
-@pytest.mark.xfail(strict=True, reason="params.validate names a missing field in the message but not an unknown one: "
-                   "'Some values need fixing: is not a parameter of this workflow' leaves the person guessing which")
 def test_a_field_the_workflow_does_not_have_is_named_in_the_message() -> None:
     with pytest.raises(BadRequest) as refused:
         params.validate(workflow([{"id": "steps", "name": "Steps", "type": "int"}]), {"stpes": 3})

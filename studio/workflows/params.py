@@ -280,7 +280,8 @@ def validate(
         errors[key] = f"{key} {problem}"
     if errors:
         names = {spec.id: spec.name for spec in manifest.inputs}
-        said = [f"{names[key]} {problem}" if problem == "is required" else problem for key, problem in errors.items()]
+        said = [f"{names[key]} {problem}" if problem == "is required" else f"{key} {problem}" if key not in names
+                else problem for key, problem in errors.items()]
         raise BadRequest("Some values need fixing: " + "; ".join(said), fields=errors)
     return values
 
