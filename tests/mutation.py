@@ -56,6 +56,7 @@ HOSTS_AND_ORIGINS = (
 )
 JOBS_TESTS = (
     "tests/test_jobs.py", "tests/test_jobs_queue.py", "tests/test_jobs_faults.py", "tests/test_jobs_hardening.py",
+    "tests/test_jobs_runtime.py", "tests/test_comfy_versions.py", "tests/test_jobs_again.py",
     "tests/test_mutants_jobs.py",
 )
 SECOND_REVIEW = "tests/test_second_review.py::"
@@ -122,10 +123,12 @@ MODULES: dict[str, tuple[str, ...]] = {
     "studio/downloads/transfer.py": TRANSFER_TESTS,
     "studio/workflows/params.py": (
         "tests/test_jobs.py", "tests/test_workflow_import.py", "tests/test_workflow_blocks.py",
-        "tests/test_lora_pairs.py", "tests/test_mutants_workflows.py",
+        "tests/test_lora_pairs.py", "tests/test_workflow_library.py", "tests/test_runpage.py",
+        "tests/test_mutants_workflows.py",
     ),
     "studio/workflows/importer.py": (
-        "tests/test_workflow_import.py", "tests/test_workflow_needs.py", "tests/test_mutants_workflows.py",
+        "tests/test_workflow_import.py", "tests/test_workflow_needs.py", "tests/test_workflow_library.py",
+        "tests/test_mutants_workflows.py",
     ),
     "studio/events/hub.py": ("tests/test_events.py", *SOCKET_RECHECKS, "tests/test_mutants_events.py"),
 }
