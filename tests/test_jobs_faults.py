@@ -18,7 +18,7 @@ from studio.jobs.models import JobOutput
 from studio.runtime import Runtime
 from studio.services import Services, build_services
 from tests.comfy_versions import VERSIONS, versioned_comfy_server  # noqa: F401 - comfy_server by version
-from tests.conftest import signed_in_admin
+from tests.conftest import signed_in_admin, wait_until
 from tests.jobs_helpers import SAMPLER_PARAMS, png_bytes, run, upload_image, wait_status
 from tests.servers.comfy_newer import CAPTURED
 from tests.servers.comfyui import ComfyUITestServer
@@ -282,6 +282,8 @@ def test_comfyui_sharing_the_output_folder_is_used_only_inside_the_jobs_own_fold
             assert (folder / "image_00001_ (2).png").read_bytes() == (folder / "image_00001_.png").read_bytes()
             assert "2 outputs not kept" in done["timeline"][-1]["note"]
             assert _tree(outside, outputs / "studio" / OTHER_JOB) == before
+            # Thumbnails are made in the background after the job: let them land before the delete.
+            wait_until(lambda: len(list((folder / ".thumbs").glob("*.webp"))) == 2 * len(kept), timeout=15)
             assert client.delete(f"/api/jobs/{job['id']}").status_code == 200
             assert not folder.exists()
             assert _tree(outside, outputs / "studio" / OTHER_JOB) == before  # links removed, not followed

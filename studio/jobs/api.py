@@ -123,7 +123,7 @@ def output_thumbnail(job_id: str, output_id: int, size: int) -> Response:
 
 class StarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    starred: bool = Field(strict=True)
+    starred: bool = Field(default=True, strict=True)  # an empty body stars it
 
 
 @bp.post("/jobs/<job_id>/outputs/<int:output_id>/star")

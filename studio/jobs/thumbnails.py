@@ -205,7 +205,10 @@ class Thumbnails:
             self._record(output.id, NONE)
             return False
         for size, data in made.items():
-            safepath.write_atomic(self.outputs_root, path_of(self.outputs_root, output.job_id, output.id, size), data)
+            path = path_of(self.outputs_root, output.job_id, output.id, size)
+            if not path.parent.parent.is_dir():  # the job was deleted meanwhile: never bring its folder back
+                return False
+            safepath.write_atomic(self.outputs_root, path, data)
         self._record(output.id, MADE)
         self.made_count += 1
         return True
