@@ -124,11 +124,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "studio/workflows/params.py": (
         "tests/test_jobs.py", "tests/test_workflow_import.py", "tests/test_workflow_blocks.py",
         "tests/test_lora_pairs.py", "tests/test_workflow_library.py", "tests/test_runpage.py",
-        "tests/test_mutants_workflows.py",
+        "tests/test_mutants_workflow_values.py", "tests/test_mutants_workflow_prompt.py",
     ),
     "studio/workflows/importer.py": (
         "tests/test_workflow_import.py", "tests/test_workflow_needs.py", "tests/test_workflow_library.py",
-        "tests/test_mutants_workflows.py",
+        "tests/test_mutants_workflow_values.py", "tests/test_mutants_workflow_prompt.py",
     ),
     "studio/events/hub.py": ("tests/test_events.py", *SOCKET_RECHECKS, "tests/test_mutants_events.py"),
 }
