@@ -98,6 +98,17 @@ def test_a_cancelled_job_cannot_be_cancelled_or_moved_again(client: FlaskClient,
     assert [j["id"] for j in client.get("/api/queue").get_json()["queued"]] == [other["id"]]
 
 
+def test_a_finished_job_alone_is_not_moved_to_the_front_either(client: FlaskClient, runtime: Runtime) -> None:
+    """With nothing else waiting, "to front" of a finished job is the same refusal as with a queue."""
+    [job] = run(client, "image-resize", {"image": upload_image(client)})
+    done = wait_status(client, job["id"])
+    assert client.get("/api/queue").get_json()["queued"] == []
+    moved = client.post(f"/api/jobs/{job['id']}/front")
+    assert moved.status_code == 409
+    assert moved.get_json()["error"]["code"] == "job_not_queued"
+    assert client.get(f"/api/jobs/{job['id']}").get_json() == done
+
+
 def test_two_jobs_in_comfyui_at_once_both_complete_across_a_studio_restart_and_a_dropped_socket(
     settings: Settings, services: Services, comfy_server: ComfyUITestServer
 ) -> None:

@@ -253,8 +253,11 @@ class JobService:
         with Session(self.engine) as session:
             order = self._waiting(session, None if actor.is_admin else actor.user_id)
         first = next((job.id for job in order if job.id != job_id), None)
-        if first is None:
-            return job_view(self._job(job_id, actor))
+        if first is None:  # nothing else waits: already in front, if it waits at all
+            job = self._job(job_id, actor)
+            if job.status is not JobStatus.QUEUED:
+                raise Conflict("Only a waiting job can be moved.", code="job_not_queued")
+            return job_view(job)
         return self.move(job_id, before=first, actor=actor, jump=actor.is_admin)
 
     def move(self, job_id: str, *, before: str | None, actor: Identity, jump: bool = False) -> dict:
