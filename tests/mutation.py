@@ -120,6 +120,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_mutants_auth.py",
     ),
     "studio/downloads/manager.py": MANAGER_TESTS,
+    "studio/downloads/attempt.py": MANAGER_TESTS,
     "studio/downloads/transfer.py": TRANSFER_TESTS,
     "studio/workflows/params.py": (
         "tests/test_jobs.py", "tests/test_workflow_import.py", "tests/test_workflow_blocks.py",

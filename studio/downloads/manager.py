@@ -1,5 +1,8 @@
 """The download queue: rows in the database, pumped by APScheduler into a small pool of workers.
 
+This module owns the queue and who may steer which row; what a worker does with the row it is
+handed (one attempt: fetch, then completed, failed, paused or queued again) is ``attempt.py``.
+
 State survives a restart: anything that was downloading goes back to the queue and resumes from
 its ``.part`` file. Failures worth retrying wait with exponential backoff and jitter; the rest fail
 with a sentence a person can act on.
@@ -10,16 +13,13 @@ from __future__ import annotations
 import builtins
 import logging
 import math
-import os
-import random
 import re
 import shutil
-import stat
 import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,31 +30,19 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from studio.db import transition, write_with_retry
-from studio.downloads.civitai import LOGIN_WANTED, resolve_civitai_file, version_url
-from studio.downloads.credentials import allowed, hf_origins
-from studio.downloads.hub import hub_url, resolve_hub_file
+from studio.downloads.attempt import attempt, fail
+from studio.downloads.civitai import version_url
+from studio.downloads.hub import hub_url
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
-from studio.downloads.transfer import (
-    AccessRefused,
-    DiskFull,
-    FatalTransferError,
-    Progress,
-    Stall,
-    Stopped,
-    TransferError,
-    fetch,
-)
+from studio.downloads.transfer import Stall
 from studio.errors import BadRequest, Conflict, InsufficientStorage, NotFound, StudioError
 from studio.events import EventBus
 from studio.models.catalog import CatalogEntry, text_problem
 from studio.models.storage import PICKLE_SUFFIXES, ModelsRoot
-from studio.safepath import UnsafePath, check_relative, lexists_inside, unlink_inside
+from studio.safepath import check_relative, lexists_inside, unlink_inside
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6
-# A worker owns the row in these states; whatever ends its attempt moves it on from either.
-WORKING = (DownloadStatus.DOWNLOADING, DownloadStatus.VERIFYING)
 # Rows that may still own their path's ``.part`` file: a paused or failed download keeps it for a
 # resume or retry. While one exists, nobody else queues that path, and no other row removes the file.
 PART_KEPT = (DownloadStatus.PAUSED, DownloadStatus.FAILED)
@@ -182,7 +170,7 @@ class DownloadManager:
             return item
 
         write_with_retry(self.engine, work)
-        self._publish(item)
+        self.publish(item)
         threading.Thread(target=self.pump, daemon=True).start()
         return view(item)
 
@@ -247,18 +235,19 @@ class DownloadManager:
         with Session(self.engine) as session:
             return list(session.exec(query))
 
-    def _set(self, download_id: str, status: DownloadStatus, allowed: tuple[DownloadStatus, ...],
-             **changes: Any) -> Download | None:
+    def set_status(self, download_id: str, status: DownloadStatus, allowed: tuple[DownloadStatus, ...],
+                   **changes: Any) -> Download | None:
+        """Moves a row on only from ``allowed`` (one conditional UPDATE) and tells the watchers."""
         values = {"status": status, "updated_at": datetime.now(UTC), **changes}
         item: Download | None = write_with_retry(
             self.engine, lambda session: transition(session, Download, download_id, allowed, values))
         if item is not None:
-            self._publish(item)
+            self.publish(item)
         return item
 
     def pause(self, download_id: str, *, caller: Caller) -> dict[str, Any]:
         self._owned(caller, download_id)
-        item = self._set(download_id, DownloadStatus.PAUSED, (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING,
+        item = self.set_status(download_id, DownloadStatus.PAUSED, (DownloadStatus.QUEUED, DownloadStatus.DOWNLOADING,
                                                              DownloadStatus.VERIFYING))
         self._signal(download_id)
         return view(item or self.get(download_id))
@@ -271,7 +260,7 @@ class DownloadManager:
             # Another row (an older Studio let two be queued) keeps that partial file: never both.
             raise Conflict(f"Another download of {mine.name} is {other.status.value} and keeps its partial file; "
                            "cancel one of them first.", code="already_queued", details={"status": other.status.value})
-        item = self._set(download_id, DownloadStatus.QUEUED, (DownloadStatus.PAUSED, DownloadStatus.FAILED),
+        item = self.set_status(download_id, DownloadStatus.QUEUED, (DownloadStatus.PAUSED, DownloadStatus.FAILED),
                          retry_at=None, error=None)
         threading.Thread(target=self.pump, daemon=True).start()
         return view(item or self.get(download_id))
@@ -280,14 +269,14 @@ class DownloadManager:
 
     def cancel(self, download_id: str, *, caller: Caller) -> dict[str, Any]:
         self._owned(caller, download_id)
-        item = self._set(download_id, DownloadStatus.CANCELLED,
+        item = self.set_status(download_id, DownloadStatus.CANCELLED,
                          (*ACTIVE, DownloadStatus.PAUSED, DownloadStatus.FAILED), finished_at=datetime.now(UTC))
         self._signal(download_id)
         found = item or self.get(download_id)
         with self._lock:
             running = download_id in self._running
         if item is not None and not running:
-            self._discard_part(found)
+            self.discard_part(found)
         return view(found)
 
     def _each(self, ids: builtins.list[str], action: Callable[[str], object]) -> int:
@@ -326,7 +315,7 @@ class DownloadManager:
         if flag is not None:
             flag.set()
 
-    def _discard_part(self, item: Download) -> None:
+    def discard_part(self, item: Download) -> None:
         """Removes a cancelled download's partial file; a link there is removed itself, never its target.
 
         Never one that another row may still own (queued, downloading, verifying, paused or failed
@@ -389,126 +378,22 @@ class DownloadManager:
                 .order_by(col(Download.created_at))).first()
         if candidate is None:
             return None
-        return self._set(candidate.id, DownloadStatus.DOWNLOADING, (DownloadStatus.QUEUED,),
+        return self.set_status(candidate.id, DownloadStatus.DOWNLOADING, (DownloadStatus.QUEUED,),
                          attempts=candidate.attempts + 1)
 
     def _run(self, item: Download, stop: threading.Event) -> None:
         try:
-            self._attempt(item, stop)
+            attempt(self, item, stop)
         except Exception as err:  # noqa: BLE001 - whatever happens, the row moves on and the slot frees
             log.exception("download %s: unexpected failure", item.id)
-            self._fail(item, f"The download failed unexpectedly ({type(err).__name__}).")
+            fail(self, item, f"The download failed unexpectedly ({type(err).__name__}).")
         finally:
             with self._lock:
                 self._running.pop(item.id, None)
             threading.Thread(target=self.pump, daemon=True).start()
 
-    def _attempt(self, item: Download, stop: threading.Event) -> None:
-        try:  # a row from before names were checked (or edited by hand) fails with the reason
-            relative = check_relative(item.path, field="path")
-        except BadRequest as err:
-            self._fail(item, f"This download cannot be written: {err.message}")
-            return
-        root = self.root.root
-        root.mkdir(parents=True, exist_ok=True)  # the root itself may be a link (a mounted volume)
-        target = root / relative
-        part = target.with_name(target.name + ".part")
-        try:
-            info = os.lstat(part)
-            kept_before = info.st_size if stat.S_ISREG(info.st_mode) else 0
-        except OSError:
-            kept_before = 0
-        item.bytes_done = kept_before
-
-        def report(progress: Progress) -> None:
-            item.bytes_done, item.total_bytes = progress.bytes_done, progress.total
-            write_with_retry(self.engine, lambda s: s.execute(update(Download).where(col(Download.id) == item.id)
-                             .values(bytes_done=progress.bytes_done, total_bytes=progress.total,
-                                     updated_at=datetime.now(UTC))))
-            self._publish(item, progress.speed)
-
-        def verifying(started: bool) -> None:
-            if started:
-                self._set(item.id, DownloadStatus.VERIFYING, (DownloadStatus.DOWNLOADING,))
-            else:
-                self._set(item.id, DownloadStatus.DOWNLOADING, (DownloadStatus.VERIFYING,))
-
-        def remember(validator: str | None) -> None:
-            """Stored before the first byte of a fresh partial file is written, so a restart resumes
-            with the same If-Range."""
-            item.validator = validator
-            write_with_retry(self.engine, lambda s: s.execute(update(Download).where(col(Download.id) == item.id)
-                             .values(validator=validator)))
-
-        try:
-            url, expected, revision = item.url, item.expected_sha256, None
-            if item.source == "huggingface":  # signed storage URLs expire: resolve again on every attempt
-                token = self.hf_token() if allowed(item.url, hf_origins(self.hf_endpoint)) else None
-                url, expected, revision = resolve_hub_file(item.url, token, expected)
-            elif item.source == "civitai":
-                version_id = int(item.url.rstrip("/").rsplit("/", 1)[-1])
-                url, expected = resolve_civitai_file(self.session, self.civitai_endpoint, version_id,
-                                                     self.tokens(), expected)
-            fetched = fetch(self.session, url, target, root=root, tokens=self.tokens(), expected_sha256=expected,
-                            should_stop=stop.is_set, report=report,
-                            free_bytes=lambda: shutil.disk_usage(root).free, margin=self.margin,
-                            stall=self.stall, verifying=verifying, validator=item.validator,
-                            known_total=item.total_bytes if kept_before else None, remember=remember)
-        except Stopped:
-            with Session(self.engine) as session:
-                current = session.get(Download, item.id)
-            if current is not None and current.status is DownloadStatus.CANCELLED:
-                self._discard_part(current)
-        except DiskFull as err:
-            self._set(item.id, DownloadStatus.PAUSED, WORKING, error=str(err))
-        except AccessRefused as err:
-            self._fail(item, LOGIN_WANTED if item.source == "civitai" and err.status == 401 else str(err))
-        except FatalTransferError as err:
-            self._fail(item, str(err))
-        except TransferError as err:
-            # An attempt that moved the file forward does not count towards giving up: a 20 GB
-            # download through a flaky CDN may need many reconnects, each of them worth it.
-            attempts = 0 if item.bytes_done > kept_before else item.attempts
-            if attempts >= MAX_ATTEMPTS:
-                self._fail(item, f"Gave up after {attempts} attempts: {err}")
-            else:
-                delay = min(300.0, 2.0 ** attempts) * random.uniform(0.5, 1.0)
-                log.info("download %s: %s; retrying in %.0fs", item.name, err, delay)
-                self._set(item.id, DownloadStatus.QUEUED, WORKING, attempts=attempts,
-                          retry_at=datetime.now(UTC) + timedelta(seconds=delay), error=str(err))
-        except UnsafePath as err:  # before OSError: a link (or a hard link) planted in the models folder
-            self._fail(item, f"Refused to write {relative}: {err.strerror}{self._where(err)}. Studio never "
-                             "follows a symbolic link inside the models folder; remove it, then retry.")
-        except OSError as err:  # the disk or the folder, not the network (transfer.py sorts those out)
-            self._fail(item, f"Writing the file failed: {err.strerror or type(err).__name__}")
-        else:
-            done = self._set(item.id, DownloadStatus.COMPLETED, WORKING, sha256=fetched.sha256,
-                             expected_sha256=expected, source_revision=revision, error=None,
-                             finished_at=datetime.now(UTC), bytes_done=fetched.size, total_bytes=fetched.size)
-            if done is not None:
-                if self.on_completed is not None:
-                    self.on_completed(target, fetched.sha256)
-                self.bus.publish("downloads/finished", {"id": done.id, "name": done.name, "status": "completed"})
-
-    def _where(self, err: OSError) -> str:
-        """`` (at <path>)`` for the part of the models folder an error names, if it names one."""
-        name = os.fsdecode(err.filename) if err.filename else ""
-        if not name:
-            return ""
-        if os.path.isabs(name):
-            name = self.root.relative(Path(name))
-            if name.startswith(".."):
-                return ""
-        return f" (at {name})"
-
-    def _fail(self, item: Download, message: str) -> None:
-        failed = self._set(item.id, DownloadStatus.FAILED, WORKING, error=message,
-                           finished_at=datetime.now(UTC))
-        if failed is not None:
-            self.bus.publish("downloads/finished", {"id": failed.id, "name": failed.name, "status": "failed",
-                                                    "error": message})
-
-    def _publish(self, item: Download, speed: float = 0.0) -> None:
+    def publish(self, item: Download, speed: float = 0.0) -> None:
+        """The row as the Downloads list shows it, keyed by id so a slow socket keeps only the latest."""
         self.bus.publish("downloads/update", view(item, speed), key=item.id)
 
 
