@@ -65,7 +65,7 @@ DOWNLOADS_HARDENING = "tests/test_downloads_hardening.py::"
 # Both lists leave out test_sigkill_mid_download_then_restart_resumes_and_verifies: it runs Studio in
 # a child process, which imports the code outside mutmut's copy, so it cannot see a mutant.
 MANAGER_TESTS = (
-    "tests/test_mutants_downloads.py",
+    "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py",
     DOWNLOADS + "test_a_download_lands_in_the_models_folder_with_its_hash",
     DOWNLOADS + "test_a_dropped_connection_is_retried_and_resumed_with_range",
     DOWNLOADS + "test_a_stalled_connection_is_dropped_by_the_watchdog_and_resumed",
@@ -90,7 +90,7 @@ MANAGER_TESTS = (
     SECOND_REVIEW + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
 )
 TRANSFER_TESTS = (
-    "tests/test_mutants_downloads.py",
+    "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py",
     DOWNLOADS + "test_a_download_lands_in_the_models_folder_with_its_hash",
     DOWNLOADS + "test_one_flipped_byte_is_caught_and_quarantined",
     DOWNLOADS + "test_a_dropped_connection_is_retried_and_resumed_with_range",
