@@ -61,7 +61,11 @@ JOBS_TESTS = (
 )
 SECOND_REVIEW = "tests/test_second_review.py::"
 DOWNLOADS = "tests/test_downloads.py::"
-DOWNLOADS_HARDENING = "tests/test_downloads_hardening.py::"
+DOWNLOADS_OWNERSHIP = "tests/test_downloads_ownership.py::"
+DOWNLOADS_LINKS = "tests/test_downloads_links.py::"
+DOWNLOADS_IF_RANGE = "tests/test_downloads_if_range.py::"
+DOWNLOADS_CREDENTIALS = "tests/test_downloads_credentials.py::"
+DOWNLOADS_NAMES = "tests/test_downloads_names.py::"
 # Both lists leave out test_sigkill_mid_download_then_restart_resumes_and_verifies: it runs Studio in
 # a child process, which imports the code outside mutmut's copy, so it cannot see a mutant.
 MANAGER_TESTS = (
@@ -77,16 +81,16 @@ MANAGER_TESTS = (
     DOWNLOADS + "test_civitai_files_by_version_with_the_key_only_on_civitai",
     DOWNLOADS + "test_a_disk_that_fills_up_pauses_the_download_and_keeps_the_part",
     DOWNLOADS + "test_install_what_a_workflow_is_missing_from_the_catalog",
-    DOWNLOADS_HARDENING + "test_a_plain_user_steers_only_their_own_downloads_and_an_admin_steers_anyone_s",
-    DOWNLOADS_HARDENING + "test_every_state_changing_download_and_model_route_is_admin_only_or_owner_scoped",
-    DOWNLOADS_HARDENING + "test_links_planted_in_the_models_folder_are_never_followed",
-    DOWNLOADS_HARDENING + "test_the_validator_survives_a_restart_and_is_sent_when_resuming",
-    DOWNLOADS_HARDENING + "test_each_credential_reaches_only_its_own_api_hosts",
-    DOWNLOADS_HARDENING + "test_the_hub_token_never_reaches_the_hub_s_storage_hosts",
-    DOWNLOADS_HARDENING + "test_names_that_can_never_be_files_are_refused_at_every_way_in",
-    DOWNLOADS_HARDENING + "test_a_bad_catalog_entry_is_named_and_skipped_and_never_fails_the_rest",
-    DOWNLOADS_HARDENING + "test_install_missing_skips_a_bad_catalog_entry_instead_of_failing",
-    DOWNLOADS_HARDENING + "test_one_bad_row_never_stops_cancel_all_retry_failed_or_the_queue",
+    DOWNLOADS_OWNERSHIP + "test_a_plain_user_steers_only_their_own_downloads_and_an_admin_steers_anyone_s",
+    DOWNLOADS_OWNERSHIP + "test_every_state_changing_download_and_model_route_is_admin_only_or_owner_scoped",
+    DOWNLOADS_LINKS + "test_links_planted_in_the_models_folder_are_never_followed",
+    DOWNLOADS_IF_RANGE + "test_the_validator_survives_a_restart_and_is_sent_when_resuming",
+    DOWNLOADS_CREDENTIALS + "test_each_credential_reaches_only_its_own_api_hosts",
+    DOWNLOADS_CREDENTIALS + "test_the_hub_token_never_reaches_the_hub_s_storage_hosts",
+    DOWNLOADS_NAMES + "test_names_that_can_never_be_files_are_refused_at_every_way_in",
+    DOWNLOADS_NAMES + "test_a_bad_catalog_entry_is_named_and_skipped_and_never_fails_the_rest",
+    DOWNLOADS_NAMES + "test_install_missing_skips_a_bad_catalog_entry_instead_of_failing",
+    DOWNLOADS_NAMES + "test_one_bad_row_never_stops_cancel_all_retry_failed_or_the_queue",
     SECOND_REVIEW + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
 )
 TRANSFER_TESTS = (
@@ -101,11 +105,11 @@ TRANSFER_TESTS = (
     DOWNLOADS + "test_hugging_face_files_resolve_through_huggingface_hub",
     DOWNLOADS + "test_civitai_files_by_version_with_the_key_only_on_civitai",
     DOWNLOADS + "test_a_disk_that_fills_up_pauses_the_download_and_keeps_the_part",
-    DOWNLOADS_HARDENING + "test_links_planted_in_the_models_folder_are_never_followed",
-    DOWNLOADS_HARDENING + "test_a_file_changed_on_the_server_between_attempts_starts_over",
-    DOWNLOADS_HARDENING + "test_the_validator_survives_a_restart_and_is_sent_when_resuming",
-    DOWNLOADS_HARDENING + "test_each_credential_reaches_only_its_own_api_hosts",
-    DOWNLOADS_HARDENING + "test_the_hub_token_never_reaches_the_hub_s_storage_hosts",
+    DOWNLOADS_LINKS + "test_links_planted_in_the_models_folder_are_never_followed",
+    DOWNLOADS_IF_RANGE + "test_a_file_changed_on_the_server_between_attempts_starts_over",
+    DOWNLOADS_IF_RANGE + "test_the_validator_survives_a_restart_and_is_sent_when_resuming",
+    DOWNLOADS_CREDENTIALS + "test_each_credential_reaches_only_its_own_api_hosts",
+    DOWNLOADS_CREDENTIALS + "test_the_hub_token_never_reaches_the_hub_s_storage_hosts",
     SECOND_REVIEW + "test_downloads_over_plain_http_or_another_port_carry_no_token",
 )
 MODULES: dict[str, tuple[str, ...]] = {
