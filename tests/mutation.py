@@ -65,7 +65,7 @@ DOWNLOADS_OWNERSHIP = "tests/test_downloads_ownership.py::"
 DOWNLOADS_LINKS = "tests/test_downloads_links.py::"
 DOWNLOADS_IF_RANGE = "tests/test_downloads_if_range.py::"
 DOWNLOADS_CREDENTIALS = "tests/test_downloads_credentials.py::"
-DOWNLOADS_NAMES = "tests/test_downloads_names.py::"
+DOWNLOADS_NAMES = "tests/test_downloads_impossible_names.py::"
 # Both lists leave out test_sigkill_mid_download_then_restart_resumes_and_verifies: it runs Studio in
 # a child process, which imports the code outside mutmut's copy, so it cannot see a mutant.
 MANAGER_TESTS = (
