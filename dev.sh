@@ -33,6 +33,18 @@ ensure_chromium() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }
 
+ensure_axe() {  # axe-core for the accessibility scan (tests/test_browser_a11y.py), pinned in the lock file
+  local tools=tests/browser-tools
+  local stamp="$tools/node_modules/.installed-$(sha256sum "$tools/package-lock.json" | cut -c1-16)"
+  if [[ -f "$stamp" ]]; then return; fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "The accessibility tests need Node's npm: sudo apt-get install -y npm" >&2
+    exit 1
+  fi
+  npm ci --prefix "$tools" --no-audit --no-fund --silent
+  touch "$stamp"
+}
+
 case "${1:-}" in
   serve)
     shift
@@ -43,6 +55,7 @@ case "${1:-}" in
     shift
     ensure_venv
     ensure_chromium
+    ensure_axe
     exec "$VENV/bin/python" -m pytest -n 2 "$@"
     ;;
   lint)
