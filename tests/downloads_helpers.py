@@ -42,6 +42,11 @@ def items(client: FlaskClient) -> dict[str, dict[str, Any]]:
     return {item["id"]: item for item in client.get("/api/downloads").get_json()["items"]}
 
 
+def listed(client: FlaskClient, download_id: str) -> dict[str, Any]:
+    """One download as the list shows it."""
+    return items(client)[download_id]
+
+
 def wait_download(client: FlaskClient, download_id: str, statuses: set[str], timeout: float = 20) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
         item = items(client)[download_id]

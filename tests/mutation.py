@@ -59,7 +59,6 @@ JOBS_TESTS = (
     "tests/test_jobs_runtime.py", "tests/test_comfy_versions.py", "tests/test_jobs_again.py",
     "tests/test_mutants_jobs.py",
 )
-SECOND_REVIEW = "tests/test_second_review.py::"
 DOWNLOADS = "tests/test_downloads.py::"
 DOWNLOADS_OWNERSHIP = "tests/test_downloads_ownership.py::"
 DOWNLOADS_LINKS = "tests/test_downloads_links.py::"
@@ -91,7 +90,7 @@ MANAGER_TESTS = (
     DOWNLOADS_NAMES + "test_a_bad_catalog_entry_is_named_and_skipped_and_never_fails_the_rest",
     DOWNLOADS_NAMES + "test_install_missing_skips_a_bad_catalog_entry_instead_of_failing",
     DOWNLOADS_NAMES + "test_one_bad_row_never_stops_cancel_all_retry_failed_or_the_queue",
-    SECOND_REVIEW + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
+    DOWNLOADS_OWNERSHIP + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
 )
 TRANSFER_TESTS = (
     "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py",
@@ -110,7 +109,7 @@ TRANSFER_TESTS = (
     DOWNLOADS_IF_RANGE + "test_the_validator_survives_a_restart_and_is_sent_when_resuming",
     DOWNLOADS_CREDENTIALS + "test_each_credential_reaches_only_its_own_api_hosts",
     DOWNLOADS_CREDENTIALS + "test_the_hub_token_never_reaches_the_hub_s_storage_hosts",
-    SECOND_REVIEW + "test_downloads_over_plain_http_or_another_port_carry_no_token",
+    DOWNLOADS_CREDENTIALS + "test_downloads_over_plain_http_or_another_port_carry_no_token",
 )
 MODULES: dict[str, tuple[str, ...]] = {
     "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py"),

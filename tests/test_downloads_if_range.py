@@ -27,7 +27,7 @@ def files() -> Iterator[FileServer]:
     yield from serving(MODEL)
 
 
-# -- 3. If-Range on resume ----------------------------------------------------------------------
+# -- If-Range on resume ----------------------------------------------------------------------
 
 NEW = os.urandom(len(MODEL))
 

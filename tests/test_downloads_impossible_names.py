@@ -29,7 +29,7 @@ def files() -> Iterator[FileServer]:
     yield from serving(MODEL)
 
 
-# -- 5. names that can never become files --------------------------------------------------------
+# -- names that can never become files --------------------------------------------------------
 
 LONG_UTF8 = "é" * 124 + ".safetensors"  # 136 characters, 260 bytes
 HOSTILE_FILES = {

@@ -26,7 +26,7 @@ def files() -> Iterator[FileServer]:
     yield from serving(MODEL)
 
 
-# -- 2. links planted in the models folder ------------------------------------------------------
+# -- links planted in the models folder ------------------------------------------------------
 
 
 def test_links_planted_in_the_models_folder_are_never_followed(

@@ -1,22 +1,27 @@
 """Whose downloads a person may steer: a plain user (by cookie or by token) pauses, resumes, retries
 and cancels only their own, the …-all actions reach only the caller's rows, an admin steers anyone's,
-and every state-changing download, model and catalog route is admin-only or owner-scoped.
+every state-changing download, model and catalog route is admin-only or owner-scoped, and nobody
+else can take or remove a partial download kept for a retry.
 
-From an outside review of downloads and the models folder, tested as a class."""
+From the outside reviews of downloads and the models folder, each tested as a class."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlmodel import Session
 
+from studio.downloads.models import Download, DownloadStatus
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import canary, signed_in_user, wait_until
-from tests.downloads_helpers import entry, items, serving, start, user_id, wait_download, write_catalog
+from tests.downloads_helpers import entry, items, listed, serving, start, user_id, wait_download, write_catalog
+from tests.jobs_helpers import me
 from tests.servers.files import FileServer
 
 MODEL = os.urandom(3 * 1024 * 1024 + 123)
@@ -37,7 +42,7 @@ def token_client(app: Flask, client: FlaskClient) -> FlaskClient:
     return scripted
 
 
-# -- 1. whose downloads a person may steer -------------------------------------------------------
+# -- whose downloads a person may steer -------------------------------------------------------
 
 CONTROLS = ("pause", "resume", "retry", "cancel")
 ALL_ACTIONS = ("pause-all", "resume-all", "retry-failed", "cancel-all")
@@ -180,3 +185,59 @@ def test_every_state_changing_download_and_model_route_is_admin_only_or_owner_sc
     assert client.delete("/api/models/files?path=checkpoints/own.safetensors").status_code == 200
     assert client.post("/api/models/rehash").status_code == 200
     assert client.delete("/api/catalogs/loras/entries/ink.safetensors").status_code == 200
+
+
+# -- someone else's partial download ----------------------------------------------------------
+
+
+def test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry(
+    app: Any, client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+) -> None:
+    files.files["/m.safetensors"] = MODEL
+    files.delays["/m.safetensors"] = 0.05
+    write_catalog(services, "models", [entry(files, "m.safetensors")])
+    bob = signed_in_user(app, client, "bob")
+    part = services.models_root.root / "loras" / "m.safetensors.part"
+
+    mine = client.post("/api/downloads", json={"catalog_file": "m.safetensors"})
+    assert mine.status_code == 201, mine.get_json()
+    admin_download = mine.get_json()["id"]
+    wait_until(lambda: listed(client, admin_download)["bytes_done"] > 0, timeout=10)
+    assert client.post(f"/api/downloads/{admin_download}/pause", json={}).status_code == 200
+    wait_until(lambda: listed(client, admin_download)["status"] == "paused" and part.is_file())
+    kept = part.read_bytes()
+    assert 0 < len(kept) < len(MODEL)
+
+    # Paused, then failed: each state keeps the partial file, and each refuses a second download of it.
+    for state in ("paused", "failed"):
+        if state == "failed":
+            del files.files["/m.safetensors"]  # the retry meets a 404: failed for good, file kept
+            assert client.post(f"/api/downloads/{admin_download}/resume", json={}).status_code == 200
+            wait_until(lambda: listed(client, admin_download)["status"] == "failed", timeout=10)
+        refused = bob.post("/api/downloads", json={"catalog_file": "m.safetensors"})
+        assert refused.status_code == 409, refused.get_json()
+        error = refused.get_json()["error"]
+        assert error["code"] == "already_queued"
+        assert error["details"]["status"] == state
+        assert state in error["message"]
+        assert part.read_bytes()[:len(kept)] == kept
+
+    # A second row for the same path, as an older Studio let bob queue: his cancel and resume never
+    # touch the admin's file.
+    bobs = "b0b0b0b0-0000-0000-0000-000000000000"
+    with Session(services.engine) as session:
+        session.add(Download(id=bobs, name="m", path="loras/m.safetensors", url=files.url("/m.safetensors"),
+                             status=DownloadStatus.FAILED, requested_by=me(bob)))
+        session.commit()
+    resumed = bob.post(f"/api/downloads/{bobs}/resume", json={})
+    assert resumed.status_code == 409, resumed.get_json()
+    assert bob.post(f"/api/downloads/{bobs}/cancel", json={}).status_code == 200
+    assert listed(client, bobs)["status"] == "cancelled"
+    assert part.is_file()
+    assert part.read_bytes()[:len(kept)] == kept
+    # The admin's own cancel removes it: nobody else needs it now.
+    assert client.post(f"/api/downloads/{admin_download}/cancel", json={}).status_code == 200
+    assert not part.exists()
+    files.files["/m.safetensors"] = MODEL
+    again = bob.post("/api/downloads", json={"catalog_file": "m.safetensors"})
+    assert again.status_code == 201, again.get_json()

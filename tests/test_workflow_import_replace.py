@@ -1,0 +1,60 @@
+"""An import never shadows a workflow unasked: importing under an id that exists is refused (409)
+unless the person asks to replace it, and a replaced import stays in its own folder.
+
+From a second outside review, tested as a class on the real stack."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from studio.services import Services
+
+
+def _upload(client: FlaskClient, **form: str) -> Any:
+    from tests.ui_workflows import SAMPLER_API
+
+    data = json.dumps(SAMPLER_API).encode()
+    return client.post("/api/workflows", data={"file": (io.BytesIO(data), "w.json"), **form},
+                       content_type="multipart/form-data")
+
+
+def test_importing_under_an_existing_id_is_409_unless_replace(client: FlaskClient, services: Services) -> None:
+    before = client.get("/api/workflows/sd15-txt2img").get_json()
+    for replace in ({}, {"replace": "0"}, {"replace": "no"}):
+        refused = _upload(client, id="sd15-txt2img", **replace)
+        assert refused.status_code == 409, refused.get_json()
+        assert refused.get_json()["error"]["code"] == "workflow_exists"
+    after = client.get("/api/workflows/sd15-txt2img").get_json()
+    assert after["bundled"] is True
+    assert after["manifest"] == before["manifest"]
+    assert not (services.data_dir.workflows / "sd15-txt2img").exists()
+
+    assert _upload(client, id="mine", name="Mine").status_code == 201
+    again = _upload(client, id="mine", name="Mine again")
+    assert again.status_code == 409
+    assert again.get_json()["error"]["code"] == "workflow_exists"
+    assert client.get("/api/workflows/mine").get_json()["name"] == "Mine"
+    replaced = _upload(client, id="mine", name="Mine again", replace="1")
+    assert replaced.status_code == 201
+    assert replaced.get_json()["name"] == "Mine again"
+
+    shadow = _upload(client, id="sd15-txt2img", name="My own", replace="1")  # asked for: the user's copy wins
+    assert shadow.status_code == 201
+    assert shadow.get_json()["bundled"] is False
+
+
+def test_an_imported_workflow_in_a_folder_of_another_name_is_replaced_where_it_is(
+    client: FlaskClient, services: Services
+) -> None:
+    assert _upload(client, id="first", name="First").status_code == 201
+    moved = services.data_dir.workflows / "renamed-folder"
+    (services.data_dir.workflows / "first").rename(moved)
+    assert client.get("/api/workflows/first").status_code == 200
+    assert _upload(client, id="first", name="Again").status_code == 409
+    assert _upload(client, id="first", name="Again", replace="1").status_code == 201
+    assert not (services.data_dir.workflows / "first").exists()
+    assert client.get("/api/workflows/first").get_json()["name"] == "Again"
