@@ -54,6 +54,10 @@ HOSTS_AND_ORIGINS = (
     HARDENING + "test_allowed_hosts_setting_and_forwarded_names",
     HARDENING + "test_origin_must_match_scheme_host_and_port",
 )
+AUTH_MUTANTS = (
+    "tests/test_mutants_auth_tokens.py", "tests/test_mutants_auth_hosts.py", "tests/test_mutants_auth_sessions.py",
+    "tests/test_mutants_auth_sign_in.py",
+)
 JOBS_TESTS = (
     "tests/test_jobs.py", "tests/test_jobs_queue.py", "tests/test_jobs_faults.py", "tests/test_jobs_hardening.py",
     "tests/test_jobs_runtime.py", "tests/test_comfy_versions.py", "tests/test_jobs_again.py",
@@ -116,11 +120,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "studio/jobs/engine.py": JOBS_TESTS,
     "studio/auth/service.py": (
         "tests/test_auth_sessions.py", "tests/test_auth_tokens.py", *SIGN_IN_LIMITS, *SOCKET_RECHECKS,
-        HARDENING + "test_a_token_expiry_without_a_time_zone_is_utc", "tests/test_mutants_auth.py",
+        HARDENING + "test_a_token_expiry_without_a_time_zone_is_utc", *AUTH_MUTANTS,
     ),
     "studio/auth/guard.py": (
         "tests/test_auth_guard.py", "tests/test_auth_sessions.py", "tests/test_auth_tokens.py", *HOSTS_AND_ORIGINS,
-        "tests/test_mutants_auth.py",
+        *AUTH_MUTANTS,
     ),
     "studio/downloads/manager.py": MANAGER_TESTS,
     "studio/downloads/attempt.py": MANAGER_TESTS,
@@ -133,6 +137,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "studio/workflows/importer.py": (
         "tests/test_workflow_import.py", "tests/test_workflow_needs.py", "tests/test_workflow_library.py",
         "tests/test_mutants_workflow_values.py", "tests/test_mutants_workflow_prompt.py",
+        "tests/test_workflow_pending.py", "tests/test_mutants_importer.py",
     ),
     "studio/events/hub.py": ("tests/test_events.py", *SOCKET_RECHECKS, "tests/test_mutants_events.py"),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -18,6 +19,8 @@ from studio.workflows.library import Workflow
 from studio.workflows.needs import Install, plan
 from studio.workflows.params import choices_for, picker_folder
 from studio.workflows.readiness import readiness
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/workflows")
 
@@ -42,6 +45,22 @@ def _summary(workflow: Workflow, facts: Facts) -> dict[str, Any]:
             "readiness": _readiness(workflow, facts)}
 
 
+def _current(studio: Services, workflow: Workflow, facts: Facts) -> Workflow:
+    """The workflow as it runs now: one imported before ComfyUI had its nodes is converted again as
+    soon as ComfyUI lists them (after a restart, a reconnect or a refresh), and open pages hear of it."""
+    if not workflow.manifest.unconverted_nodes or facts.object_info is None:
+        return workflow
+    try:
+        found = studio.importer.complete(workflow, facts.object_info)
+    except StudioError as err:  # readiness says it still waits; the log says why
+        log.warning("workflow %s could not be converted again: %s", workflow.id, err.message)
+        return workflow
+    if found is not workflow and not found.manifest.unconverted_nodes:
+        studio.bus.publish("workflows/changed", {"id": found.id, "name": found.manifest.name, "bundled": False,
+                                                 "action": "converted", "actor": None})
+    return found
+
+
 def _facts(studio: Services) -> Facts:
     """ComfyUI's nodes and models, asked once for the whole request (see ``comfyfacts``)."""
     return comfy_facts(studio.comfy)
@@ -51,7 +70,7 @@ def _facts(studio: Services) -> Facts:
 def list_workflows() -> Response:
     studio = services()
     facts = _facts(studio)
-    items = [_summary(workflow, facts) for workflow in studio.library.all()]
+    items = [_summary(_current(studio, workflow, facts), facts) for workflow in studio.library.all()]
     problems = [{"folder": p.folder, "message": p.message} for p in studio.library.problems]
     hidden = [{"id": w.id, "name": w.manifest.name} for w in studio.library.hidden()]
     return jsonify({"items": items, "problems": problems, "hidden": hidden})
@@ -62,8 +81,8 @@ def list_workflows() -> Response:
 def get_workflow(workflow_id: str) -> Response:
     """The form: the manifest, plus what each picker may choose from on this ComfyUI."""
     studio = services()
-    workflow = studio.library.get(workflow_id)
     facts = _facts(studio)
+    workflow = _current(studio, studio.library.get(workflow_id), facts)
     choices = {}
     for spec in workflow.manifest.inputs:
         found = choices_for(spec, workflow.prompt, facts.object_info) if picker_folder(spec) else None
@@ -187,7 +206,9 @@ def install_missing(workflow_id: str) -> Response:
 def _missing(studio: Services, workflow: Workflow, *, civitai: bool) -> tuple[dict[str, Any], list[Install]]:
     lookup = CivitaiLookup(studio.downloads.session, studio.settings.civitai_endpoint,
                            studio.downloads.tokens) if civitai else None
-    return plan(_readiness(workflow, _facts(studio)), workflow.manifest, studio.catalogs(), studio.downloads, lookup)
+    facts = _facts(studio)
+    workflow = _current(studio, workflow, facts)
+    return plan(_readiness(workflow, facts), workflow.manifest, studio.catalogs(), studio.downloads, lookup)
 
 
 @bp.post("/<workflow_id>/run")
@@ -195,8 +216,8 @@ def _missing(studio: Services, workflow: Workflow, *, civitai: bool) -> tuple[di
 def run(workflow_id: str) -> Response:
     body = parse_json(RunRequest)
     studio = services()
-    workflow = studio.library.get(workflow_id)
     facts = _facts(studio)
+    workflow = _current(studio, studio.library.get(workflow_id), facts)
     ready = _readiness(workflow, facts)
     if ready["ready"] is False:
         raise Unprocessable("This workflow cannot run yet: " + "; ".join(ready["problems"]) + ".",

@@ -4,6 +4,12 @@ The result is an ordinary workflow folder (``manifest.yaml`` + API-format ``work
 ``STUDIO_DIR/workflows/<id>/``. Re-importing under the same id keeps what a person set in the
 mapping editor (names, order, hidden, advanced, defaults, limits) for every parameter whose stable
 id is still there.
+
+A UI workflow with nodes ComfyUI does not know (a node pack not installed yet) is imported all the
+same: those nodes keep only their links in ``workflow.json``, the manifest lists them as
+``unconverted_nodes`` (the library shows the workflow as not ready, naming them), and the UI graph
+is kept beside it (``workflow.ui.json``) so that ``complete`` converts it again, widget values and
+all, once ComfyUI has the nodes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import re
 import struct
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -27,10 +34,10 @@ from studio.errors import BadRequest, Conflict, Unprocessable
 from studio.workflows.detect import app_mode_outputs, detect, slug
 from studio.workflows.library import LOAD_ERRORS, YAML_DUMPER, Workflow, WorkflowLibrary, load_folder
 from studio.workflows.manifest import PARAM_ID, Manifest
-from studio.workflows.outputs import saving_nodes
+from studio.workflows.outputs import output_kind, saving_nodes
 from studio.workflows.shapes import ShapeError, check_api_prompt, check_ui_workflow
 from studio.workflows.sources import model_sources, node_sources
-from studio.workflows.uiformat import convert
+from studio.workflows.uiformat import convert_partly
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,11 @@ MAX_NAME = 200
 # What reading an image's metadata can raise on a broken or hostile file.
 IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error,
                 Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+# The UI graph of a workflow imported before ComfyUI had all its nodes, beside its manifest.
+UI_FILE = "workflow.ui.json"
+# File names that say nothing about the workflow (a browser's pasted blob, ComfyUI's numbered outputs).
+GENERIC_STEM = re.compile(r"(?i)(blob|workflow|image|untitled|download)?[ _-]*(\(\d+\)|\d+)?|.*_\d{5}_")
 
 EDITABLE = ("name", "hidden", "advanced", "default", "min", "max", "step", "description", "required")
 
@@ -128,10 +140,11 @@ def _bad_text(text: str) -> bool:
 READ_ERRORS = (KeyError, TypeError, IndexError, ValueError, AttributeError, RecursionError)
 
 
-def _convert(ui: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
-    """UI → API format; whatever the shape checks missed is still a 400, never a crash."""
+def _convert(ui: dict[str, Any], object_info: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """UI → API format, and the node types ComfyUI does not know (converted without their widgets);
+    whatever the shape checks missed is still a 400, never a crash."""
     try:
-        converted = convert(ui, object_info)
+        converted, unknown = convert_partly(ui, object_info)
     except READ_ERRORS as err:
         log.warning("a UI workflow could not be converted", exc_info=True)
         raise BadRequest(f"This workflow cannot be converted ({type(err).__name__}): check its nodes and links.",
@@ -141,7 +154,7 @@ def _convert(ui: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
             check_api_prompt(converted)
         except ShapeError as err:
             raise BadRequest(f"This workflow cannot be read: {err}.", fields={"file": str(err)}) from err
-    return converted
+    return converted, unknown
 
 
 def _merge(detected: list[dict[str, Any]], previous: Manifest | None) -> list[dict[str, Any]]:
@@ -155,12 +168,30 @@ def _merge(detected: list[dict[str, Any]], previous: Manifest | None) -> list[di
     return sorted(merged, key=lambda entry: order.get(entry["id"], len(order)))  # stable: new ones last
 
 
-def _suggested_name(ui: dict[str, Any] | None, file_name: str | None) -> str:
-    """The name the workflow carries (its graph's title), else its file's name, else a plain one."""
+def _output_names(prompt: dict[str, Any], object_info: dict[str, Any]) -> list[Any]:
+    """What the saving nodes say about the workflow: a title someone gave one, a file name prefix
+    other than ComfyUI's default ("ComfyUI"), the last folder of it left out."""
+    found: list[Any] = []
+    for _node_id, node, _kind in saving_nodes(prompt, object_info):
+        title = (node.get("_meta") or {}).get("title")
+        if title not in (node["class_type"], (object_info.get(node["class_type"]) or {}).get("display_name")):
+            found.append(title)
+        prefix = node["inputs"].get("filename_prefix")
+        if isinstance(prefix, str) and prefix.rsplit("/", 1)[-1] != "ComfyUI":
+            found.append(prefix.rsplit("/", 1)[-1])
+    return found
+
+
+def _suggested_name(ui: dict[str, Any] | None, file_name: str | None, outputs: list[Any] | None = None) -> str:
+    """The name the workflow carries (its graph's title), else its file's name, else what its output
+    node says (``_output_names``), else a plain one. A file name that says nothing ("workflow.json",
+    "ComfyUI_00012_.png") comes after the output node."""
     extra = (ui or {}).get("extra")
     extra = extra if isinstance(extra, dict) else {}
+    stem = Path(file_name or "").stem
+    telling = [stem] if not GENERIC_STEM.fullmatch(stem) else []
     for candidate in (extra.get("title"), extra.get("name"), (ui or {}).get("name"), (ui or {}).get("title"),
-                      Path(file_name or "").stem):
+                      *telling, *(outputs or []), stem):
         if isinstance(candidate, str) and candidate.strip() and not _bad_text(candidate):
             return " ".join(candidate.split())[:MAX_NAME]  # only a suggestion: cut to size, never refused
     return "Imported workflow"
@@ -195,10 +226,21 @@ def _valid_ids(detected: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return detected
 
 
-def _outputs(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _last_unknown(prompt: dict[str, Any], unknown: list[str]) -> list[tuple[str, dict[str, Any], str]]:
+    """Nodes of a type ComfyUI does not know that nothing takes from: while their pack is missing,
+    the best guess at what saves the result (the conversion once it is installed says for sure)."""
+    used = {value[0] for node in prompt.values() for value in node["inputs"].values()
+            if isinstance(value, list) and len(value) == 2}
+    return [(node_id, node, output_kind(node["class_type"], None) or "file") for node_id, node in prompt.items()
+            if node["class_type"] in unknown and node_id not in used]
+
+
+def _outputs(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, Any] | None,
+             unknown: list[str]) -> list[dict[str, Any]]:
     """The nodes that save something (ComfyUI's ``output_node`` with a ``filename_prefix``), or a 422."""
+    saving = saving_nodes(prompt, object_info) or _last_unknown(prompt, unknown)
     outputs = [{"id": f"{kind}_{node_id}", "name": str((node.get("_meta") or {}).get("title") or kind),
-                "type": kind, "node_id": node_id} for node_id, node, kind in saving_nodes(prompt, object_info)]
+                "type": kind, "node_id": node_id} for node_id, node, kind in saving]
     shown = app_mode_outputs(ui)
     if shown and any(output["node_id"] in shown for output in outputs):
         outputs = [output for output in outputs if output["node_id"] in shown]
@@ -212,6 +254,7 @@ class WorkflowImporter:
     def __init__(self, library: WorkflowLibrary, user_dir: Path) -> None:
         self.library = library
         self.user_dir = user_dir
+        self._completing = threading.Lock()
 
     def import_file(
         self, data: bytes, *, name: str | None, workflow_id: str | None, replace: bool,
@@ -224,14 +267,18 @@ class WorkflowImporter:
         one that has the id instead). A given ``id`` that is taken is a 409 unless ``replace``.
         """
         prompt, ui = read_upload(data)
+        unknown: list[str] = []
         if ui is not None:
-            converted = _convert(ui, object_info)
-            prompt = converted if converted else prompt
+            converted, unknown = _convert(ui, object_info)
+            if unknown and prompt:  # the prompt ComfyUI ran (a PNG's) has every node's values already
+                unknown = []
+            else:
+                prompt = converted if converted else prompt
         if prompt is None:
             raise BadRequest("This workflow has no nodes Studio can run.", fields={"file": "no nodes"})
         if name is not None and (len(name) > MAX_NAME or _bad_text(name)):
             raise BadRequest(f"The name must be text of at most {MAX_NAME} characters.", fields={"name": "invalid"})
-        title = (name or "").strip() or _suggested_name(ui, file_name)
+        title = (name or "").strip() or _suggested_name(ui, file_name, _output_names(prompt, object_info))
         if workflow_id is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", workflow_id):
             raise BadRequest("Use letters, digits, '-' and '_' for the id.", fields={"id": "invalid id"})
         ids, names = self.library.taken()
@@ -266,7 +313,7 @@ class WorkflowImporter:
             log.warning("the form of an imported workflow could not be found", exc_info=True)
             raise BadRequest(f"This workflow's inputs cannot be read ({type(err).__name__}).",
                              fields={"file": "cannot be read"}) from err
-        outputs = _outputs(prompt, object_info, ui)
+        outputs = _outputs(prompt, object_info, ui, unknown)
         if previous is not None and not name:
             title = previous.name  # an update keeps the name a person gave it
         else:
@@ -289,13 +336,30 @@ class WorkflowImporter:
             raw["model_sources"] = models
         if ui is not None and (nodes := node_sources(ui)):
             raw["node_sources"] = nodes
-        self._write(folder, raw, prompt)
+        if unknown:
+            raw["unconverted_nodes"] = unknown
+        self._write(folder, raw, prompt, ui if unknown else None)
         workflow = self.library.find(chosen_id, look=False)  # the write re-read its folder
         if workflow is None:  # written, yet not loadable (or changed again meanwhile): say why
             problem = next((p.message for p in self.library.problems if p.folder == str(folder)),
                            "its folder changed while it was written")
             raise Unprocessable(f"The imported workflow cannot be loaded: {problem}.", code="workflow_unloadable")
         return workflow
+
+    def complete(self, workflow: Workflow, object_info: dict[str, Any]) -> Workflow:
+        """The workflow converted again from its UI graph once ComfyUI knows every node it waited for
+        (the same as importing that graph again under its id: the name and the person's edits stay);
+        as it is while one is still missing. Two requests at once convert it once."""
+        waiting = workflow.manifest.unconverted_nodes or []
+        if workflow.bundled or not waiting or any(node not in object_info for node in waiting):
+            return workflow
+        with self._completing:
+            current = self.library.find(workflow.id, look=False)
+            if current is None or current.digest != workflow.digest:  # converted (or changed) meanwhile
+                return current or workflow
+            with safepath.open_inside(self.user_dir, workflow.folder / UI_FILE) as ui_file:
+                data = ui_file.read()
+            return self.import_file(data, name=None, workflow_id=workflow.id, replace=True, object_info=object_info)
 
     def _occupied(self, folder_name: str) -> bool:
         """Whether ``workflows/<folder_name>`` is taken by anything at all (a folder, a file, a link)."""
@@ -322,8 +386,10 @@ class WorkflowImporter:
         raw = {**workflow.manifest.model_dump(mode="json", exclude_none=True), "inputs": edited}
         return self._write(workflow.folder, raw, workflow.prompt)
 
-    def _write(self, folder: Path, raw: dict[str, Any], prompt: dict[str, Any]) -> Manifest:
-        """Validates and writes the manifest and workflow, then has the library re-read that folder only."""
+    def _write(self, folder: Path, raw: dict[str, Any], prompt: dict[str, Any],
+               ui: dict[str, Any] | None = None) -> Manifest:
+        """Validates and writes the manifest and workflow (and the UI graph of one that waits for
+        nodes, or else no UI graph), then has the library re-read that folder only."""
         try:
             manifest = Manifest.model_validate(raw)
         except ValidationError as err:
@@ -335,6 +401,10 @@ class WorkflowImporter:
         self.user_dir.mkdir(parents=True, exist_ok=True)
         try:
             safepath.write_atomic(self.user_dir, folder / "workflow.json", json.dumps(prompt, indent=2).encode())
+            if ui is not None:
+                safepath.write_atomic(self.user_dir, folder / UI_FILE, json.dumps(ui).encode())
+            elif not manifest.unconverted_nodes:
+                safepath.unlink_inside(self.user_dir, folder / UI_FILE)
             safepath.write_atomic(self.user_dir, folder / "manifest.yaml", manifest_text.encode())
         except safepath.UnsafePath as err:
             raise Conflict(f"workflows/{folder.name} is reached through a link; Studio does not write through it.",

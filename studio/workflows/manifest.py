@@ -84,6 +84,9 @@ class Manifest(BaseModel):
     # From an imported UI workflow (studio.workflows.sources): where its models and node packs come from.
     model_sources: list[dict[str, Any]] = Field(default_factory=list)
     node_sources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Imported before ComfyUI had these node types: converted without their widgets, again from the
+    # UI graph kept beside the manifest once they are installed (studio.workflows.importer.complete).
+    unconverted_nodes: list[str] | None = None
 
     def input(self, input_id: str) -> InputSpec | None:
         return next((spec for spec in self.inputs if spec.id == input_id), None)

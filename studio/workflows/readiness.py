@@ -99,11 +99,15 @@ def readiness(workflow: Workflow, object_info: dict[str, Any],
             models.append({"name": name, "folder": None, "present": name in everything, "choosable": False})
     missing_models = [m for m in models if not m["present"] and not m["choosable"]]
     problems = [f"node {name} is not installed" for name in missing_nodes]
+    # Installed, yet the workflow was not converted again for them (their pack's nodes did not fit it).
+    unconverted = [name for name in manifest.unconverted_nodes or [] if name not in missing_nodes]
+    problems += [f"node {name} is installed, but the workflow could not be converted for it: import it again"
+                 for name in unconverted]
     for model in missing_models:
         where = f" (folder {model['folder']})" if model["folder"] else ""
         problems.append(f"model {model['name']} is missing{where}")
     return {
-        "ready": not missing_nodes and not missing_models,
+        "ready": not missing_nodes and not missing_models and not unconverted,
         "missing_nodes": missing_nodes,
         "models": models,
         "missing_models": [m["name"] for m in missing_models],

@@ -123,10 +123,14 @@ class Converter:
                 if parent is not None or node.mode not in (MUTED, BYPASSED):
                     self.expand(definition, node.id + ":", node, depth + 1)
 
+    def unknown(self) -> list[str]:
+        """The node types that would run and that ComfyUI does not know (a node pack not installed)."""
+        return sorted({str(n.raw.get("type")) for n in self.nodes.values()
+                       if n.definition is None and n.raw.get("type") not in self.object_info
+                       and not self.virtual(n.raw) and n.mode not in (MUTED, BYPASSED)})
+
     def check_known(self) -> None:
-        unknown = sorted({str(n.raw.get("type")) for n in self.nodes.values()
-                          if n.definition is None and n.raw.get("type") not in self.object_info
-                          and not self.virtual(n.raw) and n.mode not in (MUTED, BYPASSED)})
+        unknown = self.unknown()
         if unknown:
             raise Unprocessable(f"ComfyUI does not know these nodes: {', '.join(unknown)}. Install them first.",
                                 code="unknown_nodes", details={"nodes": unknown})
@@ -259,9 +263,10 @@ class Converter:
         for node in self.nodes.values():
             if node.definition is not None or self.virtual(node.raw) or node.mode in (MUTED, BYPASSED):
                 continue
-            info = self.object_info[node.raw["type"]]
+            info = self.object_info.get(node.raw["type"])
             inputs: dict[str, Any] = {}
-            for widget in self.widgets(node):
+            # A node ComfyUI does not know has no widget names to give its values: only its links go in.
+            for widget in self.widgets(node) if info is not None else ():
                 if widget.sent:
                     inputs[widget.name] = widget.serialised()
             for slot, entry in enumerate(node.raw.get("inputs") or []):
@@ -272,7 +277,7 @@ class Converter:
                 name = entry.get("name")
                 inputs[name] = ({"__value__": found.value} if isinstance(found.value, list) else found.value) \
                     if isinstance(found, Value) else [found[0], found[1]]
-            title = node.raw.get("title") or info.get("display_name") or node.raw["type"]
+            title = node.raw.get("title") or (info or {}).get("display_name") or node.raw["type"]
             prompt[node.id] = {"class_type": node.raw["type"], "inputs": inputs, "_meta": {"title": title}}
         for entry in prompt.values():  # links to nodes that were left out go too
             inputs = entry["inputs"]
@@ -286,3 +291,11 @@ def convert(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, 
     converter.expand(converter.root, "", None, 0)
     converter.check_known()
     return converter.prompt()
+
+
+def convert_partly(workflow: dict[str, Any], object_info: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The prompt as far as ComfyUI's nodes allow, and the node types it does not know: those nodes
+    keep only their links (their widget values wait in the UI graph until their pack is installed)."""
+    converter = Converter(workflow, object_info)
+    converter.expand(converter.root, "", None, 0)
+    return converter.prompt(), converter.unknown()
