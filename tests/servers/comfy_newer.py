@@ -20,6 +20,8 @@ is taken, NodeInfo has no ``is_input_list``.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -54,6 +56,14 @@ def prompt_id_problem(body: dict[str, Any]) -> dict[str, Any] | None:
         return None
     return {"error": {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
                       "details": f"Invalid prompt_id: {prompt_id}", "extra_info": {}}, "node_errors": {}}
+
+
+def stamp(extra_data: dict[str, Any], headers: Mapping[str, str]) -> None:
+    """What a newer release adds to a queued prompt's ``extra_data``: when it was queued (ms) and, where
+    the client sent the ``Comfy-Usage-Source`` header, its value."""
+    extra_data["create_time"] = int(time.time() * 1000)
+    if "Comfy-Usage-Source" in headers:
+        extra_data["comfy_usage_source"] = headers["Comfy-Usage-Source"]
 
 
 def system_stats(system: dict[str, Any]) -> dict[str, Any]:

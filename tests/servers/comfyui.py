@@ -8,6 +8,8 @@ Built on aiohttp like ComfyUI itself, answering as ``shared/design/comfyui-proto
 captures in ``tests/fixtures/comfyui/`` record: ``/prompt`` validation with the same 400 bodies, the
 queue with ``front`` and ``delete``, interrupt, history, ``/view``, ``/upload/image``, WebSocket
 messages in the same order, type 1 / 3 / 4 binary frames, and the clientId-reuse quirk.
+The queue and history routes are in ``comfy_queue.py``, ``/upload/image`` and ``/view`` in
+``comfy_files.py``, running prompts in ``comfy_exec.py``.
 
 Faults for tests: ``fail_nodes`` (a node raises), ``drop_sockets()`` (socket drop mid-job),
 ``restart()`` (history and queue forgotten), ``stop()`` (connections refused until ``start()``),
@@ -28,7 +30,6 @@ import contextlib
 import copy
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,9 @@ from aiohttp import web
 
 from tests.servers.comfy_exec import PromptWorker, encode_frame
 from tests.servers.comfy_files import FileRoutes
-from tests.servers.comfy_newer import CAPTURED, NEWER_NODE_INFO, VERSIONS, JobsApi, newer, prompt_id_problem
+from tests.servers.comfy_newer import CAPTURED, NEWER_NODE_INFO, VERSIONS, JobsApi, newer, prompt_id_problem, stamp
 from tests.servers.comfy_newer import system_stats as newer_system_stats
+from tests.servers.comfy_queue import QueueRoutes
 from tests.servers.comfy_validate import PromptInvalid, Validator
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "comfyui"
@@ -65,7 +67,7 @@ def load_object_info() -> dict[str, Any]:
 _BASE_OBJECT_INFO = load_object_info()
 
 
-class ComfyUITestServer(FileRoutes, JobsApi):
+class ComfyUITestServer(FileRoutes, QueueRoutes, JobsApi):
     def __init__(self, root: Path, *, port: int = 0, models: dict[str, list[str]] | None = None,
                  output_dir: Path | None = None, version: str = CAPTURED) -> None:
         if version not in VERSIONS:
@@ -369,77 +371,9 @@ class ComfyUITestServer(FileRoutes, JobsApi):
         if "client_id" in body:
             extra_data["client_id"] = body["client_id"]
         if newer(self.version):
-            extra_data["create_time"] = int(time.time() * 1000)
-            if "Comfy-Usage-Source" in request.headers:
-                extra_data["comfy_usage_source"] = request.headers["Comfy-Usage-Source"]
+            stamp(extra_data, request.headers)
         self.worker.put((number, prompt_id, body["prompt"], extra_data, outputs))
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
-
-    async def get_prompt(self, request: web.Request) -> web.Response:
-        assert self.worker is not None
-        return web.json_response({"exec_info": {"queue_remaining": self.worker.remaining()}})
-
-    async def get_queue(self, request: web.Request) -> web.Response:
-        worker = self.worker
-        assert worker is not None
-        with worker.lock:
-            running = [list(item) for item in worker.running.values()]
-            pending = [list(item) for item in worker.pending]
-        return web.json_response({"queue_running": running, "queue_pending": pending})
-
-    async def _json_or_empty(self, request: web.Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
-
-    async def post_queue(self, request: web.Request) -> web.Response:
-        assert self.worker is not None
-        body = await self._json_or_empty(request)
-        if body.get("clear"):
-            self.worker.clear()
-        if "delete" in body:
-            self.worker.delete([str(i) for i in body["delete"]])
-        return web.Response(status=200)
-
-    async def post_interrupt(self, request: web.Request) -> web.Response:
-        assert self.worker is not None
-        body = await self._json_or_empty(request)
-        self.worker.interrupt(body.get("prompt_id"))
-        return web.Response(status=200)
-
-    async def post_free(self, request: web.Request) -> web.Response:
-        await self._json_or_empty(request)
-        return web.Response(status=200)
-
-    async def get_history(self, request: web.Request) -> web.Response:
-        assert self.worker is not None
-        max_items = request.query.get("max_items")
-        offset = request.query.get("offset")
-        with self.worker.lock:
-            items = list(self.worker.history.items())
-        count = int(max_items) if max_items is not None else None
-        start = int(offset) if offset is not None else (max(len(items) - count, 0) if count is not None else 0)
-        end = start + count if count is not None else len(items)
-        return web.json_response(dict(items[start:end]))
-
-    async def get_history_item(self, request: web.Request) -> web.Response:
-        assert self.worker is not None
-        prompt_id = request.match_info["prompt_id"]
-        with self.worker.lock:
-            entry = self.worker.history.get(prompt_id)
-        return web.json_response({prompt_id: entry} if entry is not None else {})
-
-    async def post_history(self, request: web.Request) -> web.Response:
-        assert self.worker is not None
-        body = await self._json_or_empty(request)
-        with self.worker.lock:
-            if body.get("clear"):
-                self.worker.history.clear()
-            for prompt_id in body.get("delete", []):
-                self.worker.history.pop(str(prompt_id), None)
-        return web.Response(status=200)
 
     async def get_object_info(self, request: web.Request) -> web.Response:
         return web.json_response(self.object_info())
