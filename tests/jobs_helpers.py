@@ -1,4 +1,5 @@
-"""Helpers for job tests: upload an input, run a workflow, wait for a job to reach a state."""
+"""Helpers for job tests: upload an input, plant a workflow, run it, wait for a job to reach a state,
+and the ``events`` fixture (every event the bus publishes during a test)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ import json
 import struct
 import uuid
 import zlib
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
 from tests.conftest import wait_until
+
+if TYPE_CHECKING:
+    from studio.events.bus import Event
+    from studio.services import Services
 
 FINISHED = {"completed", "failed", "cancelled", "interrupted"}
 
@@ -40,6 +47,25 @@ def upload_image(
                          content_type="multipart/form-data")
     assert answer.status_code in (200, 201), answer.get_json()
     return str(answer.get_json()["name"])
+
+
+@pytest.fixture
+def events(services: Services) -> Iterator[list[Event]]:
+    """Every event published while the test runs, in order (a test module imports it as
+    ``from tests.jobs_helpers import events as events`` for pytest to find it)."""
+    seen: list[Event] = []
+    stop = services.bus.subscribe(seen.append)
+    yield seen
+    stop()
+
+
+def plant_workflow(services: Services, workflow_id: str, prompt: str) -> None:
+    """A workflow with no form: its prompt goes to ComfyUI exactly as written here."""
+    folder = services.data_dir.workflows / workflow_id
+    folder.mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(f"id: {workflow_id}\nname: {workflow_id}\nrequired_nodes: [EmptyImage]\n"
+                                          "inputs: []\n")
+    (folder / "workflow.json").write_text(prompt)
 
 
 def run(client: FlaskClient, workflow: str, params: dict[str, Any], count: int = 1) -> list[dict[str, Any]]:

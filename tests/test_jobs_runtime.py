@@ -3,10 +3,8 @@ answering while the job is in it (waiting, then failed with the reason, or recon
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -15,26 +13,9 @@ from studio.events.bus import Event
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import signed_in_user, wait_until
-from tests.jobs_helpers import run, upload_image, wait_status
+from tests.jobs_helpers import events as events  # the fixture, under its own name for pytest
+from tests.jobs_helpers import plant_workflow, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
-
-
-@pytest.fixture
-def events(services: Services) -> Iterator[list[Event]]:
-    seen: list[Event] = []
-    stop = services.bus.subscribe(seen.append)
-    yield seen
-    stop()
-
-
-def _workflow(services: Services, workflow_id: str, prompt: str) -> None:
-    """A workflow with no form: its prompt goes to ComfyUI exactly as written here."""
-    folder = services.data_dir.workflows / workflow_id
-    folder.mkdir(parents=True)
-    (folder / "manifest.yaml").write_text(f"id: {workflow_id}\nname: {workflow_id}\nrequired_nodes: [EmptyImage]\n"
-                                          "inputs: []\n")
-    (folder / "workflow.json").write_text(prompt)
-
 
 # Output 3 is fine; output 5 hangs off an EmptyImage 0 pixels wide, which ComfyUI's validation refuses
 # while it still runs the rest (the capture's "partial_valid" answer: 200 with node_errors).
@@ -52,7 +33,7 @@ def test_outputs_comfyui_dropped_are_named_on_the_job_its_timeline_and_its_event
     client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
     events: list[Event],
 ) -> None:
-    _workflow(services, "half-valid", HALF_VALID)
+    plant_workflow(services, "half-valid", HALF_VALID)
     [job] = run(client, "half-valid", {})
     done = wait_status(client, job["id"])
 
@@ -71,7 +52,7 @@ def test_outputs_comfyui_dropped_are_named_on_the_job_its_timeline_and_its_event
 def test_a_job_whose_every_output_was_dropped_does_not_pretend_success(
     client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
 ) -> None:
-    _workflow(services, "preview-only", PREVIEW_ONLY)
+    plant_workflow(services, "preview-only", PREVIEW_ONLY)
     [job] = run(client, "preview-only", {})
     done = wait_status(client, job["id"])
 
@@ -181,7 +162,7 @@ def test_a_dropped_socket_with_comfyui_still_answering_is_not_an_outage(
 def test_another_user_never_sees_the_warnings_of_someone_elses_job(
     app: Flask, client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
 ) -> None:
-    _workflow(services, "half-valid", HALF_VALID)
+    plant_workflow(services, "half-valid", HALF_VALID)
     [job] = run(client, "half-valid", {})
     wait_status(client, job["id"])
     other = signed_in_user(app, client, "bob")
@@ -204,7 +185,7 @@ def test_audio_and_3d_files_are_kept_as_the_job_s_outputs(
     client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
 ) -> None:
     """ComfyUI reports each node type's files under its own key ("audio", "3d"): all are kept."""
-    _workflow(services, "audio-and-mesh", AUDIO_AND_MESH)
+    plant_workflow(services, "audio-and-mesh", AUDIO_AND_MESH)
     [job] = run(client, "audio-and-mesh", {})
     done = wait_status(client, job["id"])
     assert done["status"] == "completed", done["error"]
