@@ -73,10 +73,12 @@ def start_download() -> Response:
             url, source = hub_url(studio.settings.hf_endpoint, body.hf_repo, hf_file, body.revision), "huggingface"
             file_name = body.file if body.file is not None else hf_file.rsplit("/", 1)[-1]
         if not url:
-            raise BadRequest("Give a catalog_file, a url and a file name, or hf_repo and hf_file.",
+            raise BadRequest("Give a catalog_file, a url (and a folder), or hf_repo and hf_file.",
                              fields={"url": "missing"})
-        if file_name is None:
-            raise BadRequest("Give the file name to save it as.", fields={"file": "missing"})
+        if not body.dest.strip("/"):
+            raise BadRequest("Choose the model folder to save it in (checkpoints, loras, vae…): the models folder "
+                             "itself is not one ComfyUI lists.", fields={"dest": "missing"})
+        # no file name: the URL's own, else the one the server sends (studio/downloads/names.py)
         item = studio.downloads.enqueue(url=url, dest=body.dest, file_name=file_name, name=body.name,
                                         source=source, expected_sha256=body.sha256, requested_by=identity.user_id,
                                         allow_pickle=body.allow_pickle)

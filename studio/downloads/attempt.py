@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from studio.db import write_with_retry
+from studio.downloads import names
 from studio.downloads.civitai import LOGIN_WANTED, resolve_civitai_file
 from studio.downloads.credentials import allowed, hf_origins
 from studio.downloads.hub import resolve_hub_file
@@ -74,23 +75,22 @@ class Queue(Protocol):
 
     def discard_part(self, item: Download) -> None: ...
 
+    def name_file(self, item: Download, file_name: str) -> Path: ...
+
 
 def attempt(queue: Queue, item: Download, stop: threading.Event) -> None:
     """Runs one attempt of ``item``; ``stop`` is set by a pause or a cancel."""
-    try:  # a row from before names were checked (or edited by hand) fails with the reason
-        relative = check_relative(item.path, field="path")
-    except BadRequest as err:
-        fail(queue, item, f"This download cannot be written: {err.message}")
-        return
     root = queue.root.root
+    target: Path | None = None  # None: the server names it at its first answer
+    kept_before = 0
+    if not names.pending(item.path):
+        try:  # a row from before names were checked (or edited by hand) fails with the reason
+            target = root / check_relative(item.path, field="path")
+        except BadRequest as err:
+            fail(queue, item, f"This download cannot be written: {err.message}")
+            return
+        kept_before = _kept(target)
     root.mkdir(parents=True, exist_ok=True)  # the root itself may be a link (a mounted volume)
-    target = root / relative
-    part = target.with_name(target.name + ".part")
-    try:
-        info = os.lstat(part)
-        kept_before = info.st_size if stat.S_ISREG(info.st_mode) else 0
-    except OSError:
-        kept_before = 0
     item.bytes_done = kept_before
 
     def report(progress: Progress) -> None:
@@ -126,7 +126,8 @@ def attempt(queue: Queue, item: Download, stop: threading.Event) -> None:
                         should_stop=stop.is_set, report=report,
                         free_bytes=lambda: shutil.disk_usage(root).free, margin=queue.margin,
                         stall=queue.stall, verifying=verifying, validator=item.validator,
-                        known_total=item.total_bytes if kept_before else None, remember=remember)
+                        known_total=item.total_bytes if kept_before else None, remember=remember,
+                        name_file=lambda response: queue.name_file(item, _server_name(response)))
     except Stopped:
         with Session(queue.engine) as session:
             current = session.get(Download, item.id)
@@ -150,7 +151,7 @@ def attempt(queue: Queue, item: Download, stop: threading.Event) -> None:
             queue.set_status(item.id, DownloadStatus.QUEUED, WORKING, attempts=attempts,
                              retry_at=datetime.now(UTC) + timedelta(seconds=delay), error=str(err))
     except UnsafePath as err:  # before OSError: a link (or a hard link) planted in the models folder
-        fail(queue, item, f"Refused to write {relative}: {err.strerror}{where(queue.root, err)}. Studio never "
+        fail(queue, item, f"Refused to write {item.path}: {err.strerror}{where(queue.root, err)}. Studio never "
                           "follows a symbolic link inside the models folder; remove it, then retry.")
     except OSError as err:  # the disk or the folder, not the network (transfer.py sorts those out)
         fail(queue, item, f"Writing the file failed: {err.strerror or type(err).__name__}")
@@ -160,8 +161,26 @@ def attempt(queue: Queue, item: Download, stop: threading.Event) -> None:
                                 finished_at=datetime.now(UTC), bytes_done=fetched.size, total_bytes=fetched.size)
         if done is not None:
             if queue.on_completed is not None:
-                queue.on_completed(target, fetched.sha256)
+                queue.on_completed(fetched.path, fetched.sha256)
             queue.bus.publish("downloads/finished", {"id": done.id, "name": done.name, "status": "completed"})
+
+
+def _kept(target: Path) -> int:
+    """The bytes a previous attempt kept in ``target``'s partial file (0 for a link or none)."""
+    try:
+        info = os.lstat(target.with_name(target.name + ".part"))
+    except OSError:
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
+
+def _server_name(response: requests.Response) -> str:
+    """The file name the server's first answer gives (``names.py``), or the download fails saying so."""
+    found = names.from_disposition(response.headers.get("Content-Disposition")) or names.from_url(response.url)
+    if found is None:
+        raise FatalTransferError("The server did not say what the file is called (no model file name in its "
+                                 "Content-Disposition or its address): download it again with a file name.")
+    return found
 
 
 def where(root: ModelsRoot, err: OSError) -> str:

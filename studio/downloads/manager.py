@@ -30,11 +30,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from studio.db import transition, write_with_retry
-from studio.downloads.attempt import attempt, fail
+from studio.downloads import names
+from studio.downloads.attempt import WORKING, attempt, fail
 from studio.downloads.civitai import version_url
 from studio.downloads.hub import hub_url
 from studio.downloads.models import ACTIVE, Download, DownloadStatus
-from studio.downloads.transfer import Stall
+from studio.downloads.transfer import FatalTransferError, Stall, Stopped
 from studio.errors import BadRequest, Conflict, InsufficientStorage, NotFound, StudioError
 from studio.events import EventBus
 from studio.models.catalog import CatalogEntry, text_problem
@@ -132,18 +133,24 @@ class DownloadManager:
 
     # -- queueing -------------------------------------------------------------------------------
 
-    def enqueue(self, *, url: str, dest: str, file_name: str, name: str | None = None, source: str = "url",
+    def enqueue(self, *, url: str, dest: str, file_name: str | None, name: str | None = None, source: str = "url",
                 expected_sha256: str | None = None, expected_size: int | None = None,
                 requested_by: int | None = None, allow_pickle: bool = False) -> dict[str, Any]:
         """Every way into the queue comes through here: each value that will become a file name, a
-        URL or a column is checked against its real limits first (a 400 naming the field)."""
-        target = self.root.target(dest, file_name)
-        name = _display_name(name or file_name)
+        URL or a column is checked against its real limits first (a 400 naming the field).
+
+        ``file_name`` None: the URL's own file name, or else the server's at the first answer
+        (``names.py``; ``name_file`` checks it then as this checks a given one now)."""
         if not isinstance(url, str) or len(url) > 4096 or not URL.match(url):
             raise BadRequest("The download URL must be an http(s) URL of at most 4096 characters.",
                              fields={"url": "not an http(s) URL"})
-        if expected_sha256 is not None and not (isinstance(expected_sha256, str) and SHA256.match(expected_sha256)):
-            raise BadRequest("The SHA-256 must be 64 hexadecimal digits.", fields={"sha256": "not a SHA-256"})
+        file_name = file_name if file_name is not None else names.from_url(url)
+        if file_name is None:
+            return self._enqueue_unnamed(url=url, dest=dest, name=name, expected_sha256=expected_sha256,
+                                         requested_by=requested_by, allow_pickle=allow_pickle)
+        target = self.root.target(dest, file_name)
+        name = _display_name(name or file_name)
+        _check_sha256(expected_sha256)
         if expected_size is not None and not (isinstance(expected_size, int) and 0 <= expected_size <= MAX_SIZE):
             raise BadRequest("The expected size is not a usable number of bytes.", fields={"size_gb": "out of range"})
         if target.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
@@ -170,9 +177,58 @@ class DownloadManager:
             return item
 
         write_with_retry(self.engine, work)
+        return self._queued(item)
+
+    def _enqueue_unnamed(self, *, url: str, dest: str, name: str | None, expected_sha256: str | None,
+                         requested_by: int | None, allow_pickle: bool) -> dict[str, Any]:
+        """A URL whose path names no model file: queued under its folder; the server names it."""
+        folder = check_relative(dest, field="dest", reserve=0)
+        _check_sha256(expected_sha256)
+        self.root.check_writable(self.root.root / folder / "unnamed")
+        item = Download(id=str(uuid.uuid4()), name=_display_name(name or names.provisional(url)), path=f"{folder}/",
+                        url=url, source="url", expected_sha256=expected_sha256.lower() if expected_sha256 else None,
+                        requested_by=requested_by, allow_pickle=allow_pickle)
+        write_with_retry(self.engine, lambda session: session.add(item))
+        return self._queued(item)
+
+    def _queued(self, item: Download) -> dict[str, Any]:
         self.publish(item)
         threading.Thread(target=self.pump, daemon=True).start()
         return view(item)
+
+    def name_file(self, item: Download, file_name: str) -> Path:
+        """Gives a row the file name its server sent, with every check ``enqueue`` makes of a given
+        one; a name that cannot be used fails the download with the reason (nothing is written)."""
+        folder = item.path.rstrip("/")
+        try:
+            target = self.root.target(folder, file_name)
+            self.root.check_writable(target)
+        except BadRequest as err:
+            raise FatalTransferError(f"The server names the file {file_name[:80]!r}, which cannot be saved: "
+                                     f"{err.message}") from None
+        if target.suffix.lower() in PICKLE_SUFFIXES and not item.allow_pickle:
+            raise FatalTransferError(f"The server names the file {file_name}, a pickle file, which can run code "
+                                     "when loaded: download it again with that file name and confirm the pickle.")
+        if lexists_inside(self.root.root, target):
+            raise FatalTransferError(f"The server names the file {file_name}, which is already in the models "
+                                     "folder: nothing was downloaded.")
+        relative = self.root.relative(target)
+        display = file_name if item.name == names.provisional(item.url) else item.name
+
+        def work(session: Session) -> Download | None:
+            busy = _part_owner(session, relative, besides=item.id)
+            if busy is not None:
+                raise FatalTransferError(f"The server names the file {file_name}, which is already in the download "
+                                         f"queue ({busy.status.value}): nothing was downloaded.")
+            return transition(session, Download, item.id, WORKING,
+                              {"path": relative, "name": display, "updated_at": datetime.now(UTC)})
+
+        named: Download | None = write_with_retry(self.engine, work)
+        if named is None:
+            raise Stopped  # paused or cancelled before the first answer
+        item.path, item.name = named.path, named.name
+        self.publish(named)
+        return target
 
     def _check_space(self, file_name: str, size: int) -> None:
         """Refuses up front what cannot fit next to everything already waiting to download."""
@@ -321,8 +377,10 @@ class DownloadManager:
         Never one that another row may still own (queued, downloading, verifying, paused or failed
         with the same path: it resumes from that file). Never raises: a row whose name cannot exist
         on disk, or a folder turned into a link, leaves nothing to remove (and must not stop
-        ``cancel-all``).
+        ``cancel-all``); nor does a row the server has not named yet.
         """
+        if names.pending(item.path):
+            return
         try:
             relative = check_relative(item.path, field="path")
         except BadRequest:
@@ -398,7 +456,11 @@ class DownloadManager:
 
 
 def _part_owner(session: Session, path: str, *, besides: str | None = None) -> Download | None:
-    """The row that may own ``path``'s partial file (it resumes from it), other than ``besides``."""
+    """The row that may own ``path``'s partial file (it resumes from it), other than ``besides``.
+
+    None for a folder (rows the server has yet to name own no partial file)."""
+    if names.pending(path):
+        return None
     query = select(Download).where(Download.path == path, col(Download.status).in_(OWNS_PART))
     if besides is not None:
         query = query.where(Download.id != besides)
@@ -412,6 +474,11 @@ def _display_name(name: object) -> str:
         raise BadRequest(f"The name {str(name)[:80]!r} {problem}.", fields={"name": problem})
     assert isinstance(name, str)
     return name
+
+
+def _check_sha256(expected: object) -> None:
+    if expected is not None and not (isinstance(expected, str) and SHA256.match(expected)):
+        raise BadRequest("The SHA-256 must be 64 hexadecimal digits.", fields={"sha256": "not a SHA-256"})
 
 
 def size_in_bytes(size_gb: float) -> int | None:

@@ -26,7 +26,8 @@ class Download(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     name: str = Field(max_length=255)
-    # Where the file goes, relative to the models folder.
+    # Where the file goes, relative to the models folder; only its folder, ending in ``/``, while the
+    # server has yet to name the file (a URL download given no file name, see ``names.py``).
     path: str = Field(max_length=1024, index=True)
     # Never holds a token: credentials are added per host when the request is made.
     url: str = Field(max_length=4096)
@@ -43,6 +44,8 @@ class Download(SQLModel, table=True):
     # Last-Modified): sent as If-Range on resume, so a file changed on the server starts over.
     validator: str | None = Field(default=None, max_length=512)
     error: str | None = Field(default=None, max_length=2000)
+    # An admin confirmed a pickle file (.ckpt, .pt…): checked again when the server names the file.
+    allow_pickle: bool = False
     attempts: int = 0
     retry_at: datetime | None = None
     requested_by: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")

@@ -96,6 +96,7 @@ class Progress:
 class Fetched:
     sha256: str
     size: int
+    path: Path
 
 
 def validator_of(response: requests.Response) -> str | None:
@@ -191,7 +192,7 @@ def _resumed_part(root: Path, part: Path, offset: int) -> IO[Any]:
 def fetch(
     session: requests.Session,
     url: str,
-    target: Path,
+    target: Path | None,
     *,
     root: Path,
     tokens: dict[str, str],
@@ -205,18 +206,22 @@ def fetch(
     validator: str | None = None,
     known_total: int | None = None,
     remember: Callable[[str | None], None] = lambda _: None,
+    name_file: Callable[[requests.Response], Path] | None = None,
 ) -> Fetched:
-    """Downloads ``url`` to ``target`` (below ``root``); returns its SHA-256 and size.
+    """Downloads ``url`` to ``target`` (below ``root``); returns its SHA-256, size and path.
 
     ``verifying(True)`` / ``verifying(False)`` bracket re-reading a partial file, which for a
     20 GB model takes a while and should not look like a stuck download. ``validator`` and
     ``known_total`` are what the response that started the partial file said (``remember`` is
     called with the new validator whenever a transfer starts from zero, before any byte is written).
+    A ``target`` of None is named by ``name_file`` from the first good answer (its headers), before
+    any byte is written.
     """
     stall = stall or Stall()
-    part = target.with_name(target.name + ".part")
-    makedirs_inside(root, target.parent)
-    digest, offset = _hash_existing(root, part, verifying)
+    digest, offset = hashlib.sha256(), 0
+    if target is not None:
+        makedirs_inside(root, target.parent)
+        digest, offset = _hash_existing(root, _part_of(target), verifying)
     while True:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         if offset and validator:
@@ -230,17 +235,19 @@ def fetch(
             if (first != offset or _disagrees(validator, response)
                     or (known_total is not None and total is not None and total != known_total)):
                 response.close()  # another version of the file: the kept bytes are worthless
-                unlink_inside(root, part)
+                assert target is not None  # only a kept partial file gives an offset
+                unlink_inside(root, _part_of(target))
                 digest, offset, validator, known_total = hashlib.sha256(), 0, None, None
                 continue
         break
     with response:
         if response.status_code == 416 and offset:
+            assert target is not None
             total = _content_range(response.headers.get("Content-Range", ""))[1]
             if total == offset and (known_total is None or known_total == total):
-                return _finish(root, part, target, digest, expected_sha256, offset)
+                return _finish(root, _part_of(target), target, digest, expected_sha256, offset)
             response.close()
-            unlink_inside(root, part)
+            unlink_inside(root, _part_of(target))
             remember(None)
             raise TransferError("the partial file did not match the server's file; starting over")
         if response.status_code in (401, 403):
@@ -252,6 +259,12 @@ def fetch(
             raise TransferError(f"HTTP {response.status_code}")
         if response.status_code != 206:  # a whole file: a fresh start, or Range refused, or the file changed
             digest, offset = hashlib.sha256(), 0
+        if target is None:
+            if name_file is None:
+                raise ValueError("fetch needs a target or name_file")
+            target = name_file(response)
+            makedirs_inside(root, target.parent)
+        part = _part_of(target)
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
         if response.status_code == 206:
@@ -297,6 +310,10 @@ def fetch(
         if total is not None and done != total:
             raise TransferError(f"the connection ended after {done} of {total} bytes")
     return _finish(root, part, target, digest, expected_sha256, done)
+
+
+def _part_of(target: Path) -> Path:
+    return target.with_name(target.name + ".part")
 
 
 def _get(session: requests.Session, url: str, headers: dict[str, str], tokens: dict[str, str]) -> requests.Response:
@@ -352,4 +369,4 @@ def _finish(root: Path, part: Path, target: Path, digest: hashlib._Hash, expecte
     if _leaf_is_link(root, target):
         raise UnsafePath(errno.ELOOP, "the target is a symbolic link or not a file", os.fspath(target))
     replace_inside(root, part, target)
-    return Fetched(found, size)
+    return Fetched(found, size, target)

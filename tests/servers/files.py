@@ -43,6 +43,8 @@ class FileServer:
         self.trickle_after: int | None = None  # once, after this many bytes: a byte every 10 ms, for 20 s
         self.tokens: dict[str, str] = {}  # path -> required bearer token
         self.redirects: dict[str, str] = {}  # path -> absolute URL
+        # path -> the Content-Disposition header sent with it, as written (``filename*=UTF-8''…`` too)
+        self.dispositions: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
         # A Hugging Face Hub: HEAD /{repo}/resolve/{revision}/{file} redirects to a signed storage URL on
         # another host (127.0.0.1 when the Hub is called as localhost), like the real Hub and its CDN.
@@ -381,6 +383,8 @@ class FileServer:
                 self.send_header("Accept-Ranges", "bytes")
                 if disposition:  # a signed storage URL names the file, as CivitAI's and the Hub's do
                     self.send_header("Content-Disposition", f'attachment; filename="{disposition}"')
+                elif self.path in server.dispositions:
+                    self.send_header("Content-Disposition", server.dispositions[self.path])
                 self.end_headers()
                 sent = 0
                 for offset in range(start, len(data), server.chunk):
