@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from studio.auth.guard import require_admin
 from studio.errors import BadRequest
+from studio.preferences.probe import probe_comfyui
 from studio.services import services
 from studio.web import request_json
 
@@ -26,4 +27,8 @@ def change() -> Response:
     body: Any = request_json()
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
-    return jsonify(services().preferences.update(body, actor=actor.username))
+    preferences = services().preferences
+    answer = preferences.update(body, actor=actor.username)
+    if "comfyui_url" in body:  # saved whatever answers; the page says what did (probe.py)
+        answer["comfyui_check"] = probe_comfyui(preferences.get("comfyui_url"))
+    return jsonify(answer)

@@ -41,6 +41,7 @@ export function mount(main) {
           field.secret && current.set ? h('button', { type: 'button', class: 'link-button', onclick: () => save({ [field.key]: '' }) },
             'Clear') : null),
         field.help ? h('p', { class: 'muted small' }, field.help) : null,
+        field.key === 'comfyui_url' ? h('p', { class: 'small comfyui-check', role: 'status' }) : null,
         h('p', { class: 'error-line field-error' }));
     }), errorLine, h('button', { class: 'button', type: 'submit' }, 'Save'));
   }
@@ -52,7 +53,20 @@ export function mount(main) {
     try {
       const answer = await api.put('/api/settings', changes);
       render(answer.settings);
-      toast('Settings saved and applied.', 'success');
+      const check = answer.comfyui_check;
+      if (check) {
+        // Saved either way (ComfyUI may be starting); the line says what answered at the address.
+        const line = form.querySelector('[data-key="comfyui_url"] .comfyui-check');
+        if (line) {
+          line.textContent = check.message;
+          line.className = `small comfyui-check ${check.answered === 'comfyui' ? 'ok-line' : 'warn-line'}`;
+          line.setAttribute('data-answered', check.answered);
+        }
+        toast(check.answered === 'comfyui' ? `Saved. ${check.message}` : `Saved, but: ${check.message}`,
+          check.answered === 'comfyui' ? 'success' : 'error');
+      } else {
+        toast('Settings saved and applied.', 'success');
+      }
     } catch (err) {
       if (err instanceof ApiError) {
         for (const [key, text] of Object.entries(err.fields)) {
