@@ -72,7 +72,7 @@ DOWNLOADS_NAMES = "tests/test_downloads_impossible_names.py::"
 # Both lists leave out test_sigkill_mid_download_then_restart_resumes_and_verifies: it runs Studio in
 # a child process, which imports the code outside mutmut's copy, so it cannot see a mutant.
 MANAGER_TESTS = (
-    "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py",
+    "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py", "tests/test_download_names.py",
     DOWNLOADS + "test_a_download_lands_in_the_models_folder_with_its_hash",
     DOWNLOADS + "test_a_dropped_connection_is_retried_and_resumed_with_range",
     DOWNLOADS + "test_a_stalled_connection_is_dropped_by_the_watchdog_and_resumed",
@@ -97,7 +97,7 @@ MANAGER_TESTS = (
     DOWNLOADS_OWNERSHIP + "test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry",
 )
 TRANSFER_TESTS = (
-    "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py",
+    "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py", "tests/test_download_names.py",
     DOWNLOADS + "test_a_download_lands_in_the_models_folder_with_its_hash",
     DOWNLOADS + "test_one_flipped_byte_is_caught_and_quarantined",
     DOWNLOADS + "test_a_dropped_connection_is_retried_and_resumed_with_range",
@@ -129,6 +129,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "studio/downloads/manager.py": MANAGER_TESTS,
     "studio/downloads/attempt.py": MANAGER_TESTS,
     "studio/downloads/transfer.py": TRANSFER_TESTS,
+    "studio/downloads/names.py": ("tests/test_download_names.py",),
     "studio/workflows/params.py": (
         "tests/test_jobs.py", "tests/test_workflow_import.py", "tests/test_workflow_blocks.py",
         "tests/test_lora_pairs.py", "tests/test_workflow_library.py", "tests/test_runpage.py",
