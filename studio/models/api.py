@@ -12,6 +12,7 @@ from studio.auth.guard import allow_run_scope, require_admin
 from studio.errors import Unprocessable
 from studio.models.catalog_store import import_catalog, remove_entry
 from studio.models.listing import list_catalogs, pairs
+from studio.models.uses import known_folders, readable, uses_by_folder
 from studio.services import services
 from studio.web import EmptyBody, parse_json, parse_query
 
@@ -36,19 +37,23 @@ class CatalogImport(BaseModel):
     mode: Literal["merge", "replace"] = "merge"
 
 
-def _listing() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _listing(files: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     studio = services()
     queue = {item["path"]: item for item in studio.downloads.list()
              if item["status"] not in ("completed", "cancelled")}
-    return list_catalogs(studio.catalogs(), studio.inventory.files(), queue)
+    return list_catalogs(studio.catalogs(), studio.inventory.files() if files is None else files, queue)
 
 
 @bp.get("/models")
 def models() -> Response:
+    """Catalogs joined with the disk; files no catalog lists by name, folder and size; the workflows
+    whose pickers can use a file of each folder ("Use in Run"); the folders a download may go to."""
     studio = services()
-    catalogs, unlisted = _listing()
+    files = studio.inventory.files()
+    catalogs, unlisted = _listing(files)
     return jsonify({"root": str(studio.models_root.root), "disk": studio.models_root.disk(), "catalogs": catalogs,
-                    "unlisted": unlisted})
+                    "unlisted": [{**item, **readable(item["path"])} for item in unlisted],
+                    "uses": uses_by_folder(studio.library.all()), "folders": known_folders(studio.catalogs(), files)})
 
 
 @bp.get("/models/disk")

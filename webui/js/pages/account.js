@@ -7,6 +7,26 @@ import { toast } from '../lib/toast.js';
 /** @param {unknown} err */
 const message = (err) => (err instanceof ApiError ? err.message : String(err));
 
+/**
+ * Puts ``text`` on the clipboard; where the browser refuses (plain http, an old browser) the text is
+ * selected instead, so Ctrl+C copies it. Says which happened.
+ * @param {HTMLElement} shown @param {string} text @returns {Promise<string>}
+ */
+async function copyText(shown, text) {
+  try {
+    if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard here');
+    await navigator.clipboard.writeText(text);
+    return 'Copied';
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(shown);
+    const selection = window.getSelection();
+    selection?.removeAllRanges();
+    selection?.addRange(range);
+    return document.execCommand?.('copy') ? 'Copied' : 'Selected: press Ctrl+C (⌘C) to copy';
+  }
+}
+
 /** @param {HTMLElement} main @param {{me: any}} context */
 export function mount(main, context) {
   const tokenList = h('div');
@@ -38,8 +58,12 @@ export function mount(main, context) {
     try {
       const token = await api.post('/api/auth/tokens', { name: String(data.get('name')), scope: String(data.get('scope')),
         expires_at: expires ? new Date(`${expires}T23:59:59`).toISOString() : null });
+      const value = h('p', { class: 'secret-once', id: 'token-value' }, token.token);
+      const copied = h('span', { class: 'small copy-state', role: 'status' });
       replace(created, h('p', null, 'Copy this token now; it is shown only once:'),
-        h('p', { class: 'secret-once', id: 'token-value' }, token.token));
+        h('div', { class: 'row token-once' }, value,
+          h('button', { type: 'button', class: 'button secondary', id: 'copy-token',
+            onclick: async () => { copied.textContent = await copyText(value, token.token); } }, 'Copy'), copied));
       /** @type {HTMLFormElement} */ (e.target).reset();
       loadTokens();
     } catch (err) {

@@ -5,6 +5,7 @@ import { formatBytes, percent } from '../lib/format.js';
 import { message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
+import { downloadRow } from './downloads.js';
 
 const ACTIVE = new Set(['queued', 'downloading', 'paused', 'verifying']);
 
@@ -77,6 +78,27 @@ export function mount(main, context) {
         admin ? h('button', { class: 'link-button muted', onclick: () => removeEntry(e.file, e.name) }, 'Remove entry') : null));
   }
 
+  /** A file no catalog lists: its name, folder and size, and Run on a workflow that can use it. @param {any} u */
+  function unlistedRow(u) {
+    const uses = data.uses?.[u.folder] || [];
+    /** @param {any} use */
+    const href = (use) => `/run/${encodeURIComponent(use.workflow_id)}?${new URLSearchParams({ [use.param]: u.file })}`;
+    const link = uses.length ? h('a', { class: 'button secondary small-button use-in-run', 'data-link': '', href: href(uses[0]) }, 'Use in Run') : null;
+    const which = uses.length > 1 ? h('select', { class: 'use-with', 'aria-label': `Workflow to use ${u.name} in`, onchange: (/** @type {Event} */ e) => {
+      link?.setAttribute('href', href(uses[Number(/** @type {HTMLSelectElement} */ (e.target).value)]));
+    } }, uses.map((/** @type {any} */ use, /** @type {number} */ i) => h('option', { value: String(i) }, use.workflow_name))) : null;
+    const where = [u.folder, u.sub_folder].filter(Boolean).join('/');
+    return h('tr', { 'data-path': u.path },
+      h('td', null, h('strong', { class: 'model-name' }, u.name),
+        h('div', { class: 'muted small' }, h('span', { class: 'badge folder-badge' }, where || u.folder),
+          u.location !== 'models' ? ` in ${u.location}` : null),
+        h('div', { class: 'muted small path', title: u.sha256 ? `SHA-256 ${u.sha256}` : 'SHA-256 not computed yet' }, u.path)),
+      h('td', { class: 'size-cell' }, formatBytes(u.size)),
+      h('td', { class: 'actions-cell' }, link, which,
+        uses.length ? null : h('span', { class: 'muted small' }, `No workflow picks from ${u.folder}`),
+        admin && u.location === 'models' ? h('button', { class: 'link-button danger-text', onclick: () => deleteFile(u.path) }, 'Delete file') : null));
+  }
+
   /** @param {any[]} pairs */
   function pairsCard(pairs) {
     pairs = pairs.filter((p) => !p.both); // a single file for both halves is listed with the rest
@@ -115,32 +137,59 @@ export function mount(main, context) {
         h('h2', null, category || 'other', h('span', { class: 'muted small' }, ` · ${items.length}`)),
         h('div', { class: 'table-scroll' }, h('table', { class: 'list' }, h('tbody', null, items.map(entryRow))))))
         : h('p', { class: 'muted' }, catalog.entries.length ? 'Nothing matches.' : 'This catalog is empty. Import one below.'),
-      unlisted.length ? h('section', { class: 'card', id: 'unlisted' }, h('h2', null, 'On disk, not in a catalog'),
-        h('table', { class: 'list' }, h('tbody', null, unlisted.map((/** @type {any} */ u) => h('tr', { 'data-path': u.path },
-          h('td', null, h('span', { class: 'path' }, u.path), u.location !== 'models' ? h('div', { class: 'muted small' }, `in ${u.location}`) : null),
-          h('td', null, formatBytes(u.size)),
-          h('td', { class: 'muted small mono', title: u.sha256 || 'not hashed yet' }, u.sha256 ? `${u.sha256.slice(0, 12)}…` : 'hashing…'),
-          h('td', null, admin && u.location === 'models' ? h('button', { class: 'link-button danger-text', onclick: () => deleteFile(u.path) }, 'Delete file') : null)))))) : null);
+      unlisted.length ? h('section', { class: 'card', id: 'unlisted' }, h('h2', null, 'Your other files',
+        h('span', { class: 'muted small' }, ` · ${unlisted.length} on disk that no catalog lists`)),
+        h('div', { class: 'table-scroll' }, h('table', { class: 'list' }, h('tbody', null, unlisted.map(unlistedRow))))) : null);
     updateBatch();
   }
 
   async function load() {
     try {
       data = await api.get('/api/models');
+      renderFolders();
       render();
     } catch (err) {
       replace(body, h('p', { class: 'error-line' }, message(err)));
     }
   }
 
+  /** Downloads in progress, and every one started here (until the page is left), live. */
+  /** @type {Map<string, any>} */
+  const tracked = new Map();
+  const downloadList = h('ol', { class: 'download-list', id: 'models-downloads-list' });
+  const downloadsCard = h('section', { class: 'card', id: 'models-downloads', hidden: true },
+    h('h2', null, 'Downloads', ' ', h('a', { class: 'muted small', 'data-link': '', href: '/downloads' }, 'see all')), downloadList);
+
+  function renderDownloads() {
+    downloadsCard.hidden = tracked.size === 0;
+    replace(downloadList, [...tracked.values()].map((item) => downloadRow(item, loadDownloads)));
+  }
+
+  /** @param {any} item */
+  function track(item) {
+    tracked.set(item.id, item);
+    renderDownloads();
+  }
+
+  async function loadDownloads() {
+    try {
+      const { items } = await api.get('/api/downloads');
+      for (const item of items) {
+        if (tracked.has(item.id) || ACTIVE.has(item.status)) tracked.set(item.id, item);
+      }
+      renderDownloads();
+    } catch { /* the catalog rows still say what is downloading */ }
+  }
+
   /** @param {string[]} filesToGet */
   async function download(filesToGet) {
     try {
       if (filesToGet.length === 1) {
-        await api.post('/api/downloads', { catalog_file: filesToGet[0] });
+        track(await api.post('/api/downloads', { catalog_file: filesToGet[0] }));
         toast(`${filesToGet[0]} queued.`, 'success');
       } else {
         const answer = await api.post('/api/downloads/batch', { catalog_files: filesToGet });
+        answer.queued.forEach(track);
         toast(`${answer.queued.length} queued.`, 'success');
         for (const r of answer.refused) toast(`${r.file}: ${r.message}`, 'error');
       }
@@ -211,15 +260,27 @@ export function mount(main, context) {
   importError, h('button', { class: 'button', type: 'submit' }, 'Import'));
 
   const urlError = h('p', { class: 'error-line', role: 'alert' });
+  const folderSelect = h('select', { name: 'dest', required: true, id: 'url-dest' });
+  /** The folders a download may go to: ComfyUI's own, then those the catalogs and the disk use. */
+  function renderFolders() {
+    const chosen = value(folderSelect) || (kind === 'loras' ? 'loras' : 'checkpoints');
+    replace(folderSelect, (data?.folders || ['checkpoints', 'loras', 'vae']).map((/** @type {string} */ f) =>
+      h('option', { value: f, selected: f === chosen || undefined }, f)));
+  }
+  renderFolders();
   const urlForm = h('form', { id: 'url-download', class: 'stack', onsubmit: async (/** @type {Event} */ e) => {
     e.preventDefault();
     urlError.textContent = '';
     const form = /** @type {HTMLFormElement} */ (e.target);
     const d = new FormData(form);
+    const sub = String(d.get('sub') || '').trim().replace(/^\/+|\/+$/g, '');
     try {
-      await api.post('/api/downloads', { url: String(d.get('url')), dest: String(d.get('dest') || ''), file: String(d.get('file')),
+      const item = await api.post('/api/downloads', { url: String(d.get('url')).trim(),
+        dest: [String(d.get('dest') || ''), sub].filter(Boolean).join('/'),
+        file: String(d.get('file') || '').trim() || null,
         sha256: d.get('sha256') ? String(d.get('sha256')) : null, allow_pickle: d.get('allow_pickle') === 'on' });
-      toast('Download queued.', 'success');
+      track(item);
+      toast(item.path.endsWith('/') ? `Queued into ${item.path}: the server names the file when it answers.` : `${item.name} queued.`, 'success');
       form.reset();
       load();
     } catch (err) {
@@ -227,9 +288,10 @@ export function mount(main, context) {
     }
   } },
   h('div', { class: 'row' },
-    h('label', null, 'URL', h('input', { name: 'url', type: 'url', required: true, placeholder: 'https://…' })),
-    h('label', null, 'Folder', h('input', { name: 'dest', placeholder: kind === 'loras' ? 'loras' : 'checkpoints' })),
-    h('label', null, 'File name', h('input', { name: 'file', required: true, placeholder: 'model.safetensors' })),
+    h('label', { class: 'wide-field' }, 'URL', h('input', { name: 'url', type: 'url', required: true, placeholder: 'https://…' })),
+    h('label', null, 'Folder', folderSelect),
+    h('label', null, 'Sub folder (optional)', h('input', { name: 'sub', placeholder: 'sd15' })),
+    h('label', null, 'File name (optional)', h('input', { name: 'file', placeholder: 'from the URL or the server' })),
     h('label', null, 'SHA-256 (optional)', h('input', { name: 'sha256', pattern: '[0-9a-fA-F]{64}' })),
     h('label', { class: 'checkbox' }, h('input', { type: 'checkbox', name: 'allow_pickle' }), 'Allow a pickle file (.ckpt, .pt, .bin)')),
   urlError, h('button', { class: 'button', type: 'submit' }, 'Download'));
@@ -239,6 +301,7 @@ export function mount(main, context) {
     live.on('downloads/finished', () => load()),
     live.on('catalogs/changed', (p) => { if (p.kind === kind) load(); }),
     live.on('downloads/update', (item) => {
+      if (tracked.has(item.id) || ACTIVE.has(item.status)) track(item);
       if (!data) return;
       const entry = data.catalogs[kind].entries.find((/** @type {any} */ e) => `${e.dest.replace(/^\/|\/$/g, '')}/${e.file}` === item.path);
       if (!entry || entry.status === 'present') return;
@@ -251,7 +314,8 @@ export function mount(main, context) {
     h('div', { class: 'row filters' }, search, statusFilter, baseFilter, batchButton),
     admin ? h('details', { class: 'card' }, h('summary', null, 'Import a catalog JSON'), importForm) : null,
     admin ? h('details', { class: 'card' }, h('summary', null, 'Download from a URL'), urlForm) : null,
-    body);
+    downloadsCard, body);
   load();
+  loadDownloads();
   return () => stops.forEach((stop) => stop());
 }

@@ -5,6 +5,7 @@
  * result, and a strip of this session's results that open in the lightbox.
  */
 import { api, ApiError } from '../lib/api.js';
+import { downloadProgress } from '../lib/download-progress.js';
 import { h, replace } from '../lib/dom.js';
 import { followJobs, jobCard, message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
@@ -32,6 +33,22 @@ function installedChoice(spec, value, choices, drafts) {
   return choices.includes(last) ? last : choices[0];
 }
 
+/** Query keys Run reads itself; any other one presets the input with that id (`presetFrom`). */
+const RESERVED = new Set(['workflow', 'from_job', 'from', 'input']);
+
+/** `/run/<id>?<input id>=<value>` (the Models page's "Use in Run"): the values to preset once. @param {URLSearchParams} query */
+function presetFrom(query) {
+  return Object.fromEntries([...query].filter(([key]) => !RESERVED.has(key)));
+}
+
+/** A preset as the input holds it: a LoRA list gains the file, a number stays a number. @param {any} spec @param {string} raw @param {any} current */
+function presetValue(spec, raw, current) {
+  if (spec.type === 'lora_picker_dynamic') {
+    return [...(Array.isArray(current) ? current.filter((/** @type {any} */ item) => item.file !== raw) : []), { file: raw, strength: 1 }];
+  }
+  return typeof spec.default === 'number' ? Number(raw) : raw;
+}
+
 /** @param {HTMLElement} main @param {{me?: any, path?: string, query?: URLSearchParams}} [ctx] */
 export function mount(main, ctx = {}) {
   const query = ctx.query || new URLSearchParams(location.search);
@@ -55,6 +72,8 @@ export function mount(main, ctx = {}) {
   const refreshed = new Set();
   /** @type {string | null} */
   let current = null;
+  /** @type {Record<string, string>} values from the address, kept until the model lists are fresh */
+  let preset = {};
 
   /** @param {boolean} up */
   function setComfy(up) {
@@ -95,7 +114,10 @@ export function mount(main, ctx = {}) {
         .find((e) => e.file === wanted);
       if (!entry) return;
       note.append(h('button', { type: 'button', class: 'link-button', 'data-action': 'download-model', onclick: async () => {
-        try { await api.post('/api/downloads', { catalog_file: wanted }); toast(`${wanted} queued.`, 'success'); } catch (err) { toast(message(err), 'error'); }
+        try {
+          note.append(downloadProgress([await api.post('/api/downloads', { catalog_file: wanted })])); // live, here
+          toast(`${wanted} queued.`, 'success');
+        } catch (err) { toast(message(err), 'error'); }
       } }, `Download (${entry.size_gb ? `${entry.size_gb} GB` : 'size unknown'})`), ' or choose another.');
     }).catch(() => {});
     return note;
@@ -111,6 +133,7 @@ export function mount(main, ctx = {}) {
           try {
             const done = await api.post(`/api/workflows/${encodeURIComponent(workflowId)}/install-missing`);
             toast(`${done.queued.length} download(s) queued${done.refused.length ? `, ${done.refused.length} refused` : ''}.`, 'success');
+            box.append(downloadProgress(done.queued));
           } catch (err) { toast(message(err), 'error'); }
         } }, `Download all (${answer.total_gb} GB)`);
         replace(box, h('ul', null,
@@ -140,6 +163,7 @@ export function mount(main, ctx = {}) {
         const role = sharedRole(spec);
         if (value === undefined && role && shared[role] !== undefined) value = shared[role];
         if (value === undefined) value = wf.manifest.defaults?.[spec.id] ?? spec.default;
+        if (Object.hasOwn(preset, spec.id)) value = presetValue(spec, preset[spec.id], value);
         return folderOf(spec) ? installedChoice(spec, value, wf.choices?.[spec.id], drafts) : value;
       };
       const values = () => collect(form, inputs);
@@ -199,12 +223,12 @@ export function mount(main, ctx = {}) {
         }
       });
       replace(formBox, wf.description ? h('p', { class: 'muted small' }, wf.description) : null, form);
-      if (prefill) keep();
+      if (prefill || inputs.some((/** @type {any} */ s) => Object.hasOwn(preset, s.id))) keep();
       const folders = [...new Set(inputs.map(folderOf).filter(Boolean))];
       if (folders.length && !refreshed.has(workflowId)) {
         refreshed.add(workflowId); // a model added to ComfyUI since the lists were cached shows up now
-        refreshFor(workflowId, /** @type {string[]} */ (folders), values);
-      }
+        refreshFor(workflowId, /** @type {string[]} */ (folders), values).finally(() => { preset = {}; });
+      } else preset = {};
     } catch (err) {
       replace(formBox, h('p', { class: 'error-line' }, message(err)));
     }
@@ -257,6 +281,8 @@ export function mount(main, ctx = {}) {
         const found = await inputFrom(query.get('input') || '', items);
         chosen = found.id;
         prefill = found.values;
+      } else if (known(chosen)) {
+        preset = presetFrom(query); // applied once: the address below drops the query
       }
       if (!known(chosen)) chosen = drafts.lastWorkflow();
       if (!known(chosen)) {
@@ -266,6 +292,7 @@ export function mount(main, ctx = {}) {
       }
       picker.addEventListener('change', () => {
         hint.hidden = true;
+        preset = {};
         name(picker.value);
         load(picker.value);
       });
