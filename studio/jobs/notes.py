@@ -7,10 +7,11 @@ A warning is a timeline entry with a ``warning`` key (``views.job_view`` lists t
 waiting for ComfyUI is ``progress.waiting_for_comfy = {since, fails_at}`` plus a timeline entry, and
 ends with the job's next state or when ComfyUI answers again.
 
-Each write starts with an UPDATE of the row itself, guarded by its status: SQLite then holds the
-write lock while the timeline is read and extended, so a status change from the socket thread at the
-same moment cannot make one of the two entries disappear, and a job that finished meanwhile is left
-as it is.
+Each write goes through ``JobService.change``: an UPDATE of the row itself, guarded by its status,
+so SQLite holds the write lock while the timeline is read and extended; a status change from the
+socket thread at the same moment cannot make one of the two entries disappear, and a job that
+finished meanwhile is left as it is. ``add_entry`` is the one shape of a timeline entry, for these
+notes and for the service's status changes alike.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
-
 from studio.comfy import ComfyRejected
-from studio.db import transition, write_with_retry
 from studio.jobs.models import IN_FLIGHT, Job, JobStatus
 
 if TYPE_CHECKING:
@@ -43,25 +41,13 @@ def bounded(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [timeline[i] for i in [0, *sorted({*warnings, *newest})]]
 
 
-def _change(service: JobService, job_id: str, allowed: tuple[JobStatus, ...],
-            edit: Any) -> Job | None:
-    """Runs ``edit(job)`` on the row inside one write, if the job is in ``allowed``; publishes it."""
-
-    def work(session: Session) -> Job | None:
-        job: Job | None = transition(session, Job, job_id, list(allowed), {"id": job_id})
-        if job is None or not edit(job):
-            return None
-        session.add(job)
-        return job
-
-    job = write_with_retry(service.engine, work)
-    if job is not None:
-        service.publish(job)
-    return job
-
-
-def _entry(job: Job, note: str, **extra: Any) -> dict[str, Any]:
-    return {"at": datetime.now(UTC).isoformat(), "status": job.status.value, "note": note, **extra}
+def add_entry(job: Job, note: str | None = None, *, at: datetime | None = None, **extra: Any) -> None:
+    """One entry on the job's timeline: when (now, unless ``at``), the status the job has now, the note
+    (left out when there is none) and anything ``extra``; the timeline stays ``bounded``."""
+    entry: dict[str, Any] = {"at": (at or datetime.now(UTC)).isoformat(), "status": job.status.value}
+    if note:
+        entry["note"] = note
+    job.timeline = bounded([*job.timeline, {**entry, **extra}])
 
 
 def dropped_outputs_text(prompt: dict[str, Any], node_errors: dict[str, Any]) -> tuple[str, list[str]] | None:
@@ -90,10 +76,10 @@ def add_warning(service: JobService, job_id: str, text: str, **extra: Any) -> Jo
     """A warning on a job that has not finished; a finished one is never changed."""
 
     def edit(job: Job) -> bool:
-        job.timeline = bounded([*job.timeline, _entry(job, text, warning=text, **extra)])
+        add_entry(job, text, warning=text, **extra)
         return True
 
-    return _change(service, job_id, (JobStatus.QUEUED, *IN_FLIGHT), edit)
+    return service.change(job_id, (JobStatus.QUEUED, *IN_FLIGHT), edit)
 
 
 def dropped_outputs(job: Job) -> list[str]:
@@ -111,12 +97,11 @@ def set_waiting(service: JobService, job_id: str, since: datetime, fails_at: dat
             return False  # already waiting: no second entry, no second event
         job.progress = {**(job.progress or {}), WAITING_KEY: {"since": since.isoformat(),
                                                               "fails_at": fails_at.isoformat()}}
-        job.timeline = bounded([*job.timeline, _entry(
-            job, f"waiting for ComfyUI: it stopped answering at {since:%H:%M:%S} UTC; the job fails at "
-                 f"{fails_at:%H:%M:%S} UTC unless ComfyUI is back by then")])
+        add_entry(job, f"waiting for ComfyUI: it stopped answering at {since:%H:%M:%S} UTC; the job fails at "
+                       f"{fails_at:%H:%M:%S} UTC unless ComfyUI is back by then")
         return True
 
-    return _change(service, job_id, IN_FLIGHT, edit)
+    return service.change(job_id, IN_FLIGHT, edit)
 
 
 def clear_waiting(service: JobService, job_id: str, note: str) -> Job | None:
@@ -124,10 +109,10 @@ def clear_waiting(service: JobService, job_id: str, note: str) -> Job | None:
         if not (isinstance(job.progress, dict) and job.progress.get(WAITING_KEY)):
             return False
         job.progress = {k: v for k, v in job.progress.items() if k != WAITING_KEY}
-        job.timeline = bounded([*job.timeline, _entry(job, note)])
+        add_entry(job, note)
         return True
 
-    return _change(service, job_id, IN_FLIGHT, edit)
+    return service.change(job_id, IN_FLIGHT, edit)
 
 
 def waiting_of(job: Job) -> dict[str, Any] | None:

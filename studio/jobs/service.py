@@ -13,7 +13,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from studio.db import transition, write_with_retry
 from studio.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from studio.events import EventBus
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
-from studio.jobs.notes import bounded as _bounded
+from studio.jobs.notes import add_entry
 from studio.jobs.views import job_view
 from studio.paths import DataDir
 from studio.preferences.models import StoredSetting
@@ -327,22 +327,16 @@ class JobService:
         if status in FINISHED:
             values["finished_at"] = datetime.now(UTC)
 
-        def work(session: Session) -> Job | None:
-            job: Job | None = transition(session, Job, job_id, allowed, values)
-            if job is not None:
-                entry = {"at": datetime.now(UTC).isoformat(), "status": status.value}
-                job.timeline = _bounded([*job.timeline, {**entry, "note": note} if note else entry])
-                session.add(job)
-            return job
+        def edit(job: Job) -> bool:
+            add_entry(job, note)
+            return True
 
-        job = write_with_retry(self.engine, work)
-        if job is not None:
-            self.publish(job)
-            if status in FINISHED:
-                self.bus.publish("jobs/finished", {"id": job.id, "status": job.status.value,
-                                                   "workflow": job.workflow_name, "error": job.error},
-                                 user_id=job.owner_id)
-                self.wakeup.set()
+        job = self.change(job_id, allowed, edit, values)
+        if job is not None and status in FINISHED:
+            self.bus.publish("jobs/finished", {"id": job.id, "status": job.status.value,
+                                               "workflow": job.workflow_name, "error": job.error},
+                             user_id=job.owner_id)
+            self.wakeup.set()
         return job
 
     def put_back(self, job_id: str, note: str) -> Job | None:
@@ -353,20 +347,30 @@ class JobService:
         that counts the tries.
         """
 
-        def work(session: Session) -> Job | None:
-            job: Job | None = transition(session, Job, job_id, [JobStatus.SUBMITTED], {
-                "status": JobStatus.QUEUED, "submitted_at": None, "comfy_client_id": None})
-            if job is None:
-                return None
+        def edit(job: Job) -> bool:
             timeline = list(job.timeline)
             if timeline and timeline[-1].get("status") == JobStatus.SUBMITTED.value:
                 timeline.pop()
             tries = 1
             if timeline and timeline[-1].get("status") == JobStatus.QUEUED.value and timeline[-1].get("tries"):
                 tries = int(timeline.pop()["tries"]) + 1
-            timeline.append({"at": datetime.now(UTC).isoformat(), "status": JobStatus.QUEUED.value,
-                             "note": note if tries == 1 else f"{note} ({tries} tries)", "tries": tries})
-            job.timeline = _bounded(timeline)
+            job.timeline = timeline
+            add_entry(job, note if tries == 1 else f"{note} ({tries} tries)", tries=tries)
+            return True
+
+        return self.change(job_id, [JobStatus.SUBMITTED], edit,
+                           {"status": JobStatus.QUEUED, "submitted_at": None, "comfy_client_id": None})
+
+    def change(self, job_id: str, allowed: Sequence[JobStatus], edit: Callable[[Job], bool],
+               values: dict[str, Any] | None = None) -> Job | None:
+        """Changes one job in one write if its status is in ``allowed``, and announces it. The UPDATE
+        guarded by the status (``values``, or nothing) comes first, so SQLite holds the write lock while
+        ``edit`` reads and extends the row; ``edit`` returns False to announce nothing."""
+
+        def work(session: Session) -> Job | None:
+            job: Job | None = transition(session, Job, job_id, list(allowed), values or {"id": job_id})
+            if job is None or not edit(job):
+                return None
             session.add(job)
             return job
 
@@ -412,8 +416,7 @@ class JobService:
             waiting = builtins.list(session.exec(select(Job).where(Job.status == JobStatus.QUEUED, owned)))
             for job in waiting:
                 job.status, job.finished_at, job.owner_id = JobStatus.CANCELLED, now, None
-                job.timeline = _bounded([*job.timeline, {"at": now.isoformat(), "status": JobStatus.CANCELLED.value,
-                                                         "note": "its owner was deleted"}])
+                add_entry(job, "its owner was deleted", at=now)
                 session.add(job)
             running = builtins.list(session.exec(select(Job).where(col(Job.status).in_(IN_FLIGHT), owned)))
             for job in running:
