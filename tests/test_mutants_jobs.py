@@ -6,9 +6,6 @@ Written against the survivors of ``./dev.sh mutate jobs/service`` and ``jobs/eng
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -20,16 +17,9 @@ from studio.jobs.models import JobStatus
 from studio.runtime import Runtime
 from studio.services import Services, build_services
 from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, signed_in_admin, signed_in_user, wait_until
+from tests.jobs_helpers import events as events  # the fixture, under its own name for pytest
 from tests.jobs_helpers import run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
-
-
-@pytest.fixture
-def events(services: Services) -> Iterator[list[Event]]:
-    seen: list[Event] = []
-    stop = services.bus.subscribe(seen.append)
-    yield seen
-    stop()
 
 
 def statuses(browser: FlaskClient, jobs: list[dict]) -> list[str]:
