@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from studio.workflows.families import family, mark_advanced_options
 from studio.workflows.graph import Graph
 from studio.workflows.markers import CONFIG_FIELDS, SWARM_INPUT, marked_roles, swarm_inputs
 from studio.workflows.roles import FOLDER_NAMES, ORDER, ROLE_NAMES, Role, find_roles
@@ -361,4 +362,20 @@ def detect(prompt: dict[str, Any], object_info: dict[str, Any], ui: dict[str, An
             form.add_role(node_id, field, role)
     form.rest(roles)
     form.unique_names()
-    return form.inputs
+    kinds = {key: role.kind for key, role in roles.items()}
+    mark_advanced_options(form.inputs, kinds, family(prompt))
+    return _prompt_first(form.inputs, kinds)
+
+
+def _prompt_first(inputs: list[dict[str, Any]], kinds: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
+    """The prompt before the negative prompt, whatever order the workflow's own form (its app mode,
+    its SwarmUI inputs) gave them: every positive prompt moves up to just before the first negative."""
+    def kind(entry: dict[str, Any]) -> str | None:
+        return kinds.get((entry["node_id"], entry["field"]))
+
+    first_negative = next((i for i, entry in enumerate(inputs) if kind(entry) == "negative_prompt"), None)
+    if first_negative is None:
+        return inputs
+    early = [entry for entry in inputs[first_negative:] if kind(entry) == "positive_prompt"]
+    rest = [entry for entry in inputs[first_negative:] if kind(entry) != "positive_prompt"]
+    return inputs[:first_negative] + early + rest

@@ -48,7 +48,13 @@ export function control(spec, value, choices) {
         : spec.options ? spec.options.map((/** @type {any} */ o) => [o.value, o.label]) : (choices || []).map((c) => [c, c]);
       if (value !== undefined && value !== null && !options.some(([v]) => v === value)) options.unshift([value, `${value} (not installed)`]);
       if (!spec.required && kind !== 'select') options.unshift([null, '— none —']);
-      return h('select', common, options.map(([v, label]) => h('option', { value: JSON.stringify(v), selected: v === value }, label)));
+      // Samplers and schedulers the workflow's kind of model is not used with: listed with Advanced open.
+      const more = new Set((spec.options || []).filter((/** @type {any} */ o) => o.advanced).map((/** @type {any} */ o) => o.value));
+      const option = (/** @type {any[]} */ [v, label]) => h('option', { value: JSON.stringify(v), selected: v === value }, label);
+      const shown = more.has(value);
+      return h('select', common, options.filter(([v]) => !more.has(v)).map(option),
+        more.size ? h('optgroup', { label: 'More (Advanced)', class: 'more-options', hidden: !shown, disabled: !shown },
+          options.filter(([v]) => more.has(v)).map(option)) : null);
     }
     case 'resolution_picker': {
       const presets = Object.values(spec.presets || {}).flat();

@@ -137,13 +137,25 @@ export function mount(main, ctx = {}) {
           } catch (err) { toast(message(err), 'error'); }
         } }, `Download all (${answer.total_gb} GB)`);
         replace(box, h('ul', null,
-          answer.missing_nodes.map((/** @type {string} */ n) => h('li', null, `Node ${n}: install its node pack in ComfyUI`)),
+          answer.nodes.map((/** @type {any} */ n) => h('li', { 'data-missing-node': n.class_type }, `Node ${n.class_type}: install its node pack`,
+            n.repository ? [' (', h('a', { href: n.repository, target: '_blank', rel: 'noopener noreferrer' }, n.aux_id || n.cnr_id), ')'] : null,
+            ' in ComfyUI, then restart it')),
           answer.resolvable.map((/** @type {any} */ m) => h('li', null, `${m.file} (${m.size_gb ? `${m.size_gb} GB` : 'size unknown'})`)),
           answer.unknown.map((/** @type {string} */ f) => h('li', null, `${f}: not found in the catalogs`))),
         answer.resolvable.length ? install : null);
       } catch (err) { replace(box, h('p', { class: 'error-line' }, message(err))); }
     } }, 'What is missing?');
     return h('div', null, ask, box);
+  }
+
+  /** The samplers and schedulers beyond the workflow's own kind, in every list, while Advanced is open.
+   * @param {HTMLElement} form @param {boolean} open */
+  function showMore(form, open) {
+    form.querySelectorAll('optgroup.more-options').forEach((group) => {
+      const chosen = /** @type {HTMLOptGroupElement} */ (group).querySelector('option:checked');
+      /** @type {HTMLOptGroupElement} */ (group).hidden = !open && !chosen;
+      /** @type {HTMLOptGroupElement} */ (group).disabled = !open && !chosen;
+    });
   }
 
   /** @param {string} workflowId @param {Record<string, any> | null} [prefill] */
@@ -183,7 +195,8 @@ export function mount(main, ctx = {}) {
       const form = /** @type {HTMLFormElement} */ (h('form', { id: 'run-form', class: 'stack', novalidate: true },
         inputs.filter((/** @type {any} */ s) => !s.advanced).map(field),
         inputs.some((/** @type {any} */ s) => s.advanced)
-          ? h('details', null, h('summary', null, 'Advanced'), inputs.filter((/** @type {any} */ s) => s.advanced).map(field)) : null,
+          ? h('details', { ontoggle: (/** @type {Event} */ e) => showMore(form, /** @type {HTMLDetailsElement} */ (e.target).open) },
+            h('summary', null, 'Advanced'), inputs.filter((/** @type {any} */ s) => s.advanced).map(field)) : null,
         h('p', { class: ready === false ? 'error-line readiness' : 'muted small readiness', 'data-ready': String(ready) },
           ready === false ? `Not ready: ${wf.readiness.problems.join('; ')}.` : ready ? 'Ready' : wf.readiness.problems.join('; ')),
         ready === false ? whatIsMissing(workflowId) : null,
