@@ -9,9 +9,11 @@ import math
 from flask import Flask
 from flask.testing import FlaskClient
 
+from studio.events.bus import Event
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import signed_in_user
+from tests.jobs_helpers import events as events  # the fixture, under its own name for pytest
 from tests.jobs_helpers import me, plant_job, resize_prompt, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
@@ -122,3 +124,28 @@ def test_an_admins_to_front_goes_before_the_turn_of_someone_served_longer_ago(
         wait_status(client, job["id"])
     order = [body.get("prompt_id") for body in comfy_server.prompts_received[before:]]
     assert order[0] == urgent["id"]  # not ivy's, though round-robin would pick her next
+
+
+def test_pausing_tells_every_page_who_paused_and_resuming_likewise(
+    client: FlaskClient, events: list[Event]
+) -> None:
+    client.post("/api/queue/pause")
+    client.post("/api/queue/resume")
+    said = [event.payload for event in events if event.type == "queue/state"]
+    assert said == [{"paused": True, "actor": "admin"}, {"paused": False, "actor": "admin"}]
+
+
+def test_deleting_a_user_also_cancels_jobs_an_earlier_deletion_left_without_an_owner(
+    app: Flask, client: FlaskClient, services: Services,
+) -> None:
+    client.post("/api/queue/pause")
+    image = upload_image(client)
+    orphan = plant_job(services.engine, owner_id=None, prompt=resize_prompt(image))  # type: ignore[arg-type]
+    ivy = signed_in_user(app, client, "ivy")
+    ivy_id = me(ivy)
+    [hers] = run(ivy, "image-resize", {"image": upload_image(ivy)})
+    assert client.delete(f"/api/users/{ivy_id}").status_code == 200
+    for job_id in (orphan, hers["id"]):
+        job = client.get(f"/api/jobs/{job_id}").get_json()
+        assert job["status"] == "cancelled", job
+        assert job["timeline"][-1]["note"] == "its owner was deleted"

@@ -4,12 +4,16 @@ code a client can act on."""
 
 from __future__ import annotations
 
+import logging
+import subprocess
 from datetime import datetime
 
+import pytest
 from flask.testing import FlaskClient
 
 from studio.runtime import Runtime
 from studio.services import Services
+from tests.conftest import wait_until
 from tests.jobs_helpers import run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
@@ -37,3 +41,24 @@ def test_deleting_a_waiting_job_is_refused_with_a_code_and_keeps_it(client: Flas
     assert answer.status_code == 409
     assert answer.get_json()["error"]["code"] == "job_active"
     assert client.get(f"/api/jobs/{job['id']}").get_json()["status"] == "queued"
+
+
+def test_files_that_cannot_be_removed_are_named_in_the_log_with_the_reason(
+    client: FlaskClient, runtime: Runtime, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    [job] = run(client, "image-resize", {"image": upload_image(client), "width": 16, "height": 16})
+    wait_status(client, job["id"])
+    folder = services.data_dir.outputs / "studio" / job["id"]
+    wait_until(lambda: list(folder.glob(".thumbs/*.webp")))  # the thumbnail worker is done with it
+    stuck = next(path for path in folder.iterdir() if path.is_file())
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
+        pytest.skip("this file system cannot make a file immutable (chattr +i)")
+    try:
+        with caplog.at_level(logging.WARNING, logger="studio.jobs.service"):
+            assert client.delete(f"/api/jobs/{job['id']}").status_code in (200, 204)
+        assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+        [said] = [r.getMessage() for r in caplog.records if "were not removed" in r.getMessage()]
+        reason = f"[Errno 1] Operation not permitted: {stuck.name!r}"
+        assert said == f"the files of job {job['id']} were not removed: {reason}"
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=False)
