@@ -36,9 +36,10 @@ export function mount(main) {
   async function load() {
     try {
       const { items } = await api.get('/api/downloads');
-      replace(list, items.length ? items.map((/** @type {any} */ item) => downloadRow(item, load)) : h('p', { class: 'muted' }, 'No downloads yet.'));
+      replace(list, items.length ? items.map((/** @type {any} */ item) => downloadRow(item, load))
+        : h('li', { class: 'muted empty-line' }, 'No downloads yet: start one from Models or LoRAs.'));
     } catch (err) {
-      replace(list, h('p', { class: 'error-line' }, message(err)));
+      replace(list, h('li', { class: 'error-line' }, message(err)));
     }
   }
   const stop = live.on('downloads/update', (item) => {

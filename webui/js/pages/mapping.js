@@ -18,20 +18,23 @@ export async function mappingEditor(workflowId, hooks) {
   /** @param {any} spec */
   function row(spec) {
     const numeric = ['int', 'float'].includes(spec.type);
+    // Each cell names itself (data-label): a phone shows the rows as cards, with no header row to look up to.
     const tr = h('tr', { 'data-param': spec.id },
-      h('td', null, h('input', { class: 'map-name', value: spec.name, 'aria-label': `Name of ${spec.id}` }),
+      h('td', { 'data-label': 'Parameter' }, h('input', { class: 'map-name', value: spec.name, 'aria-label': `Name of ${spec.id}` }),
         h('div', { class: 'muted small' }, `${spec.id} · ${spec.type} · node ${spec.node_id ?? '–'} ${spec.field ?? ''}`)),
-      h('td', null, h('input', { class: 'map-default', value: spec.default === undefined || spec.default === null ? ''
+      h('td', { 'data-label': 'Default' }, h('input', { class: 'map-default', value: spec.default === undefined || spec.default === null ? ''
         : (typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default)), 'aria-label': `Default of ${spec.id}` })),
-      h('td', null, numeric ? h('div', { class: 'row' },
+      numeric ? h('td', { 'data-label': 'Limits', class: 'map-limits' }, h('div', { class: 'row' },
         h('input', { class: 'map-min', type: 'number', step: 'any', value: spec.min ?? '', placeholder: 'min', 'aria-label': `Minimum of ${spec.id}` }),
-        h('input', { class: 'map-max', type: 'number', step: 'any', value: spec.max ?? '', placeholder: 'max', 'aria-label': `Maximum of ${spec.id}` }))
-        : null),
-      h('td', null, h('input', { class: 'map-advanced', type: 'checkbox', checked: Boolean(spec.advanced), 'aria-label': `${spec.id} is advanced` })),
-      h('td', null, h('input', { class: 'map-hidden', type: 'checkbox', checked: Boolean(spec.hidden), 'aria-label': `Hide ${spec.id}` })),
-      h('td', { class: 'row' },
+        h('input', { class: 'map-max', type: 'number', step: 'any', value: spec.max ?? '', placeholder: 'max', 'aria-label': `Maximum of ${spec.id}` })))
+        : h('td', { class: 'map-limits empty' }),
+      h('td', { 'data-label': 'Advanced', class: 'map-flag' },
+        h('input', { class: 'map-advanced', type: 'checkbox', checked: Boolean(spec.advanced), 'aria-label': `${spec.id} is advanced` })),
+      h('td', { 'data-label': 'Hidden', class: 'map-flag' },
+        h('input', { class: 'map-hidden', type: 'checkbox', checked: Boolean(spec.hidden), 'aria-label': `Hide ${spec.id}` })),
+      h('td', { class: 'map-order' }, h('div', { class: 'row' },
         h('button', { type: 'button', class: 'link-button', 'aria-label': 'Move up', onclick: () => tr.previousElementSibling?.before(tr) }, '↑'),
-        h('button', { type: 'button', class: 'link-button', 'aria-label': 'Move down', onclick: () => tr.nextElementSibling?.after(tr) }, '↓')));
+        h('button', { type: 'button', class: 'link-button', 'aria-label': 'Move down', onclick: () => tr.nextElementSibling?.after(tr) }, '↓'))));
     tr.dataset.type = spec.type;
     return tr;
   }

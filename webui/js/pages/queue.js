@@ -43,7 +43,7 @@ export function mount(main, context) {
             onclick: () => act(`/api/jobs/${j.id}/move`, { before: queued[i + 2]?.id ?? null }) }, '↓') : null,
           i > 0 ? h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/front`) }, 'To front') : null,
           h('button', { class: 'link-button', onclick: () => act(`/api/jobs/${j.id}/cancel`) }, 'Cancel'))))
-        : h('p', { class: 'muted empty-line' }, 'No job is waiting: new jobs start as soon as ComfyUI is free.'));
+        : h('li', { class: 'muted empty-line' }, 'No job is waiting: new jobs start as soon as ComfyUI is free.'));
     } catch (err) {
       replace(running, h('p', { class: 'error-line' }, message(err)));
     }

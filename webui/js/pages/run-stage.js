@@ -34,7 +34,8 @@ export class Stage {
         onclick: () => this.again(Number(this.count.value) || 4) }, 'Variations'),
       h('label', { for: 'variations-count', class: 'small' }, 'how many'), this.count);
     this.strip = h('div', { class: 'result-strip', id: 'session-results', 'aria-label': 'Results from this session' });
-    this.frame = h('button', { type: 'button', class: 'stage-frame', id: 'stage', 'aria-label': 'The current result: open it large',
+    // Named by what it shows (the placeholder's words, then the image's alt), so a voice user can say what they see.
+    this.frame = h('button', { type: 'button', class: 'stage-frame', id: 'stage', title: 'Open the current result large',
       onclick: () => this.open() }, this.placeholder, this.image);
     this.element = h('div', { class: 'stage card' }, this.frame, this.status, this.actions, this.strip);
     /** @type {{job: any, output: any}[]} */
