@@ -8,6 +8,9 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
+from studio.services import Services
+from tests.servers.comfyui import ComfyUITestServer
+from tests.test_workflow_pending import FANCY_INFO, fancy_ui
 from tests.ui_workflows import SAMPLER_API
 
 
@@ -37,3 +40,32 @@ def test_a_workflow_without_a_title_is_named_after_its_file_or_its_output(
     answer = upload(client, data, filename)
     assert answer.status_code == 201, answer.get_json()
     assert answer.get_json()["name"] == name
+
+
+def test_a_workflow_converted_meanwhile_is_converted_once(
+    client: FlaskClient, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    answer = upload(client, json.dumps(fancy_ui()).encode(), "fancy.json")
+    waiting = services.library.get(answer.get_json()["id"])
+    comfy_server.install_node("FancyUpscaler", FANCY_INFO)
+    info = services.comfy.object_info(refresh=True)
+    assert services.importer.complete(waiting, {}) is waiting  # ComfyUI still lacks the node: as it was
+    first = services.importer.complete(waiting, info)
+    assert (first.manifest.version, first.manifest.unconverted_nodes) == (2, None)
+    # A second request that read the library before the first converted it gets the converted one.
+    second = services.importer.complete(waiting, info)
+    assert second.manifest.version == 2
+    assert second.prompt["20"]["inputs"]["scale"] == 2
+    assert client.get(f"/api/workflows/{waiting.id}").get_json()["manifest"]["version"] == 2
+
+
+def test_a_workflow_deleted_meanwhile_is_not_brought_back(
+    client: FlaskClient, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    answer = upload(client, json.dumps(fancy_ui()).encode(), "fancy.json")
+    waiting = services.library.get(answer.get_json()["id"])
+    assert client.delete(f"/api/workflows/{waiting.id}", json={}).status_code == 200
+    comfy_server.install_node("FancyUpscaler", FANCY_INFO)
+    assert services.importer.complete(waiting, services.comfy.object_info(refresh=True)) is waiting
+    assert not waiting.folder.exists()
+    assert client.get(f"/api/workflows/{waiting.id}").status_code == 404
