@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from studio.downloads.names import from_disposition, from_url
+from studio.downloads.names import from_disposition, from_url, provisional
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.downloads_helpers import items, serving, start, wait_download
@@ -208,3 +208,30 @@ def test_content_disposition_file_names(header: str | None, name: str | None) ->
 ])
 def test_names_from_the_url(url: str, name: str | None) -> None:
     assert from_url(url) == name
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    ("attachment; filename*=UTF-8''it's.safetensors", "it's.safetensors"),  # a ' in the name, not the language
+    ('attachment; filename="unclosed.safetensors', "unclosed.safetensors"),
+    ('attachment; filename=""; filename*=bad', None),
+    ("attachment; filename*=UTF-8'half.safetensors; filename=whole.safetensors", "whole.safetensors"),
+    ("attachment; filename=" + "a" * (4096 - 34) + ".safetensors", None),  # a name past 255 bytes
+])
+def test_content_disposition_edge_cases(header: str, name: str | None) -> None:
+    assert from_disposition(header) == name
+
+
+def test_a_content_disposition_header_past_4096_characters_is_ignored() -> None:
+    name = "n" * 200 + ".safetensors"
+    header = f'attachment; filename="{name}"; '
+    at_limit = header + "x" * (4096 - len(header))
+    assert len(at_limit) == 4096
+    assert from_disposition(at_limit) == name
+    assert from_disposition(at_limit + "x") is None
+
+
+def test_a_download_the_server_has_not_named_is_called_after_its_host() -> None:
+    assert provisional("https://cdn.example.com/api/download/7") == "A file from cdn.example.com"
+    assert provisional("http:///api/download/7") == "A file from the server"
+    long_host = "h" * 300 + ".example.com"
+    assert len(provisional(f"https://{long_host}/x")) == 255

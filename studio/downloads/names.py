@@ -47,10 +47,10 @@ def from_url(url: str) -> str | None:
 
 def _extended(value: str) -> str | None:
     """``charset'language'pct-encoded`` (RFC 5987) decoded; None for another charset or bad bytes."""
-    charset, quote, rest = value.partition("'")
-    _language, quote2, encoded = rest.partition("'")
+    charset, _, rest = value.partition("'")
+    encoded = rest.partition("'")[2]  # after the language; nothing when a quote is missing
     codec = _CHARSETS.get(charset.strip().lower())
-    if not quote or not quote2 or codec is None:
+    if codec is None:
         return None
     try:
         return unquote(encoded.strip(), encoding=codec, errors="strict")
@@ -65,8 +65,8 @@ def from_disposition(header: str | None) -> str | None:
     params: dict[str, str] = {}
     for key, raw in _PARAM.findall(";" + header.partition(";")[2]):
         value = raw.strip()
-        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        if value.startswith('"'):  # a quoted string (one a server forgot to close, too), escapes undone
+            value = re.sub(r"\\(.)", r"\1", value[1:].removesuffix('"'))
         params.setdefault(key.lower(), value)
     extended = _extended(params["filename*"]) if "filename*" in params else None
     for candidate in (extended, params.get("filename")):
