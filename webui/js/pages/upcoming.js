@@ -8,5 +8,6 @@ export function mount(main, context) {
     h('h1', null, context.title),
     h('section', { class: 'card empty' },
       h('p', null, `${context.title} is not built yet in this version of Studio.`),
-      h('p', { class: 'muted' }, 'Home shows ComfyUI and the machine live in the meantime.')));
+      h('p', { class: 'muted' }, 'Make images on ', h('a', { href: '/run', 'data-link': true }, 'Run'),
+        '; System shows ComfyUI and the machine live.')));
 }
