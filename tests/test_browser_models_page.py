@@ -68,6 +68,14 @@ def test_a_file_on_disk_opens_in_run_with_that_file_chosen(
     page.wait_for_function("() => Object.keys(localStorage).some((k) => k.includes('draft.'))")
     page.reload()
     expect(chosen).to_have_text("random_sd15.safetensors")  # never forced again
+    other = "sd15-txt2img" if workflow_id != "sd15-txt2img" else "sd15-img2img"
+    page.goto(f"{base}/run/{other}")
+    page.select_option("#param-checkpoint", label="random_sd15.safetensors")
+    last = "localStorage.getItem(Object.keys(localStorage).find((k) => k.endsWith('.last')))"
+    page.wait_for_function(f"() => ({last} || '').includes('{other}')")
+    page.goto(f"{base}/models")
+    first = row.get_by_role("link", name="Use in Run")
+    expect(first).to_have_attribute("href", f"/run/{other}?checkpoint=my_dream_v2.safetensors")  # the last one run
 
     sign_in(phone, runtime.port, services)
     phone.goto(f"{base}/models")

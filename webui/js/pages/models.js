@@ -6,6 +6,7 @@ import { message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
 import { downloadRow } from './downloads.js';
+import { Drafts } from './run-drafts.js';
 
 const ACTIVE = new Set(['queued', 'downloading', 'paused', 'verifying']);
 
@@ -26,6 +27,7 @@ function statusCell(entry) {
 export function mount(main, context) {
   const kind = context.title === 'LoRAs' ? 'loras' : 'models';
   const admin = context.me?.user.role === 'admin';
+  const lastRun = new Drafts(context.me).lastWorkflow();
   const search = h('input', { type: 'search', placeholder: 'Search by name, file or tag', 'aria-label': 'Search' });
   const statusFilter = h('select', { 'aria-label': 'Status' }, ['all', 'missing', 'present', 'downloading'].map((s) =>
     h('option', { value: s }, s === 'all' ? 'Any status' : s)));
@@ -80,7 +82,8 @@ export function mount(main, context) {
 
   /** A file no catalog lists: its name, folder and size, and Run on a workflow that can use it. @param {any} u */
   function unlistedRow(u) {
-    const uses = data.uses?.[u.folder] || [];
+    // the workflow this person ran last comes first, as Run itself would open on it
+    const uses = [...(data.uses?.[u.folder] || [])].sort((a, b) => Number(b.workflow_id === lastRun) - Number(a.workflow_id === lastRun));
     /** @param {any} use */
     const href = (use) => `/run/${encodeURIComponent(use.workflow_id)}?${new URLSearchParams({ [use.param]: u.file })}`;
     const link = uses.length ? h('a', { class: 'button secondary small-button use-in-run', 'data-link': '', href: href(uses[0]) }, 'Use in Run') : null;
