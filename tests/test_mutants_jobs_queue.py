@@ -4,8 +4,10 @@ what the queue lists as running, who may move what ahead, and what the answers s
 
 from __future__ import annotations
 
+import logging
 import math
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -136,16 +138,28 @@ def test_pausing_tells_every_page_who_paused_and_resuming_likewise(
 
 
 def test_deleting_a_user_also_cancels_jobs_an_earlier_deletion_left_without_an_owner(
-    app: Flask, client: FlaskClient, services: Services,
+    app: Flask, client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
+    events: list[Event], caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client.post("/api/queue/pause")
+    comfy_server.node_delays["ImageScale"] = 1.0
     image = upload_image(client)
+    [admins] = run(client, "image-resize", {"image": image, "width": 20})
+    wait_status(client, admins["id"], "running")
+    client.post("/api/queue/pause")
     orphan = plant_job(services.engine, owner_id=None, prompt=resize_prompt(image))  # type: ignore[arg-type]
     ivy = signed_in_user(app, client, "ivy")
     ivy_id = me(ivy)
     [hers] = run(ivy, "image-resize", {"image": upload_image(ivy)})
-    assert client.delete(f"/api/users/{ivy_id}").status_code == 200
+    with caplog.at_level(logging.INFO, logger="studio.jobs.service"):
+        assert client.delete(f"/api/users/{ivy_id}").status_code == 200
     for job_id in (orphan, hers["id"]):
         job = client.get(f"/api/jobs/{job_id}").get_json()
         assert job["status"] == "cancelled", job
+        assert job["timeline"][-1]["status"] == "cancelled"
         assert job["timeline"][-1]["note"] == "its owner was deleted"
+    finished = {event.payload["id"]: event for event in events if event.type == "jobs/finished"}
+    assert finished[hers["id"]].payload["status"] == "cancelled"
+    assert finished[hers["id"]].user_id is None  # admins only: nobody owns it any more
+    assert f"user {ivy_id} deleted: 2 waiting jobs cancelled, 0 running jobs stopped" in caplog.messages
+    client.post("/api/queue/resume")
+    assert wait_status(client, admins["id"])["status"] == "completed"  # nobody else's job is stopped
