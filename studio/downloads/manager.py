@@ -107,6 +107,7 @@ class DownloadManager:
         self.session = requests.Session()
         self._running: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._pumping = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="download")
         self._scheduler: BackgroundScheduler | None = None
 
@@ -399,26 +400,30 @@ class DownloadManager:
     # -- working --------------------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Starts queued downloads while fewer than the cap are running."""
-        while True:
-            with self._lock:
-                if len(self._running) >= self._cap():
+        """Starts queued downloads while fewer than the cap are running.
+
+        One pump at a time (every enqueue, resume and finished attempt starts one): two that both
+        saw a free slot before either had registered its claim would run one download too many."""
+        with self._pumping:
+            while True:
+                with self._lock:
+                    if len(self._running) >= self._cap():
+                        return
+                item = self._claim()
+                if item is None:
                     return
-            item = self._claim()
-            if item is None:
-                return
-            flag = threading.Event()
-            with self._lock:
-                self._running[item.id] = flag
-            # A pause or cancel between the claim and the line above found no flag to set: look again.
-            with Session(self.engine) as session:
-                current = session.get(Download, item.id)
-            if current is None or current.status is not DownloadStatus.DOWNLOADING:
-                flag.set()
-            try:
-                self._pool.submit(self._run, item, flag)
-            except RuntimeError:  # shutting down
-                return
+                flag = threading.Event()
+                with self._lock:
+                    self._running[item.id] = flag
+                # A pause or cancel between the claim and the line above found no flag to set: look again.
+                with Session(self.engine) as session:
+                    current = session.get(Download, item.id)
+                if current is None or current.status is not DownloadStatus.DOWNLOADING:
+                    flag.set()
+                try:
+                    self._pool.submit(self._run, item, flag)
+                except RuntimeError:  # shutting down
+                    return
 
     def _cap(self) -> int:
         """How many run at once; a setting that is not a number never stops the queue."""
