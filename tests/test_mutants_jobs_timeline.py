@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from studio.events.bus import Event
 from studio.runtime import Runtime
 from studio.services import Services
-from tests.conftest import wait_until
-from tests.jobs_helpers import run, upload_image, wait_status
+from tests.conftest import signed_in_user, wait_until
+from tests.jobs_helpers import events as events  # the fixture, under its own name for pytest
+from tests.jobs_helpers import me, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
 
@@ -31,6 +34,7 @@ def test_one_refused_post_reads_as_one_plain_retry_with_its_time(
     assert retry["tries"] == 1
     assert "tries)" not in retry["note"]  # one try is not "(1 tries)"
     times = [datetime.fromisoformat(entry["at"]) for entry in done["timeline"]]
+    assert all(time.utcoffset() == timedelta(0) for time in times)  # in UTC, whatever the server's zone
     assert times == sorted(times)  # every entry says when, in order
 
 
@@ -62,3 +66,19 @@ def test_files_that_cannot_be_removed_are_named_in_the_log_with_the_reason(
         assert said == f"the files of job {job['id']} were not removed: {reason}"
     finally:
         subprocess.run(["chattr", "-i", str(stuck)], check=False)
+
+
+def test_a_finished_job_says_when_it_finished_and_its_owner_is_told(
+    app: Flask, client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer, events: list[Event]
+) -> None:
+    comfy_server.node_delays["ImageScale"] = 0.5
+    ivy = signed_in_user(app, client, "ivy")
+    [job] = run(ivy, "image-resize", {"image": upload_image(ivy), "width": 20})
+    running = wait_status(ivy, job["id"], "running")
+    assert running["finished_at"] is None
+    done = wait_status(ivy, job["id"])
+    assert done["status"] == "completed"
+    assert datetime.fromisoformat(done["finished_at"]) >= datetime.fromisoformat(done["submitted_at"])
+    [finished] = [event for event in events if event.type == "jobs/finished" and event.payload["id"] == job["id"]]
+    assert finished.user_id == me(ivy)  # her own pages hear of it, not only admins'
+    assert finished.payload["status"] == "completed"
