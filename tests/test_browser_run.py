@@ -44,7 +44,7 @@ def test_first_run_lands_on_text_to_image_with_an_installed_model_and_follows_th
     sign_in(page, runtime.port, services)
     # A first-time person lands on Run: the bundled text-to-image workflow and a hint.
     expect(page.locator("#workflow-picker")).to_have_value("sd15-txt2img")
-    expect(page.locator("#run-hint")).to_be_visible()
+    expect(page.locator("#run-hint")).to_contain_text("it appears on the right as it renders")
     # The workflow's own model is not installed: an installed one is chosen, and the absence said.
     expect(page.locator("#param-checkpoint")).to_have_value(json.dumps("random_sd15.safetensors"))
     expect(page.locator(".missing-model")).to_contain_text("v1-5-pruned-emaonly")
@@ -139,6 +139,7 @@ def test_run_at_phone_width_has_no_sideways_scroll_and_every_field_is_labelled(
     page.set_viewport_size(PHONE)
     sign_in(page, runtime.port, services)
     expect(page.locator("#param-positive_prompt")).to_be_visible()
+    expect(page.locator("#run-hint")).to_contain_text("it appears below the form as it renders")  # stacked here
     no_overflow(page)
     unlabelled = page.evaluate("""() => [...document.querySelectorAll(
         '#run-form input, #run-form select, #run-form textarea')]

@@ -300,7 +300,8 @@ export function mount(main, ctx = {}) {
       if (!known(chosen)) chosen = drafts.lastWorkflow();
       if (!known(chosen)) {
         chosen = known(FIRST_WORKFLOW) ? FIRST_WORKFLOW : items[0]?.id ?? null;
-        hint.textContent = 'New here? Describe the picture you want in the prompt and press Run: it appears on the right as it renders.';
+        const where = matchMedia('(max-width: 900px)').matches ? 'below the form' : 'on the right'; // run.css stacks them
+        hint.textContent = `New here? Describe the picture you want in the prompt and press Run: it appears ${where} as it renders.`;
         hint.hidden = false;
       }
       picker.addEventListener('change', () => {
