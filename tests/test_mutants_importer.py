@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+import yaml
 from flask.testing import FlaskClient
 
 from studio.services import Services
@@ -69,3 +70,86 @@ def test_a_workflow_deleted_meanwhile_is_not_brought_back(
     assert services.importer.complete(waiting, services.comfy.object_info(refresh=True)) is waiting
     assert not waiting.folder.exists()
     assert client.get(f"/api/workflows/{waiting.id}").status_code == 404
+
+
+def test_a_ready_workflow_is_left_as_it_is(client: FlaskClient, services: Services) -> None:
+    answer = upload(client, json.dumps(SAMPLER_API).encode(), "castle.json")
+    ready = services.library.get(answer.get_json()["id"])
+    assert services.importer.complete(ready, services.comfy.object_info(refresh=True)) is ready
+    assert client.get(f"/api/workflows/{ready.id}").get_json()["manifest"]["version"] == 1
+
+
+def test_two_waiting_workflows_of_one_name_are_each_converted_under_their_own_id(
+    client: FlaskClient, services: Services, comfy_server: ComfyUITestServer
+) -> None:
+    ids = [upload(client, json.dumps(fancy_ui()).encode(), "fancy.json").get_json()["id"] for _ in range(2)]
+    assert ids == ["fancy-castle", "fancy-castle-2"]
+    comfy_server.install_node("FancyUpscaler", FANCY_INFO)
+    services.comfy.invalidate_object_info()  # as a reconnect does
+    items = {item["id"]: item for item in client.get("/api/workflows").get_json()["items"]}
+    assert [(items[i]["name"], items[i]["version"], items[i]["readiness"]["ready"]) for i in ids] == [
+        ("Fancy castle", 2, True), ("Fancy castle (2)", 2, True)]
+
+
+def test_a_missing_video_pack_after_a_missing_upscaler_guesses_only_the_last_node_as_the_video_output(
+    client: FlaskClient,
+) -> None:
+    ui = fancy_ui()
+    next(n for n in ui["nodes"] if n["id"] == 9)["type"] = "VHS_VideoCombine"  # VideoHelperSuite's, not installed
+    answer = upload(client, json.dumps(ui).encode(), "fancy.json")
+    assert answer.status_code == 201, answer.get_json()
+    manifest = client.get(f"/api/workflows/{answer.get_json()['id']}").get_json()["manifest"]
+    assert sorted(manifest["unconverted_nodes"]) == ["FancyUpscaler", "VHS_VideoCombine"]
+    # The upscaler feeds the video node, so it saves nothing: never an output of its own.
+    assert manifest["outputs"] == [{"id": "video_9", "name": "Result", "type": "video", "node_id": "9"}]
+
+
+def test_a_bundled_workflows_mapping_is_refused_and_stays_as_it_was(client: FlaskClient) -> None:
+    before = client.get("/api/workflows/image-resize").get_json()["manifest"]
+    first = before["inputs"][0]["id"]
+    refused = client.put("/api/workflows/image-resize/mapping", json={"inputs": [{"id": first, "name": "Renamed"}]})
+    assert refused.status_code == 409
+    error = refused.get_json()["error"]
+    assert (error["code"], error["message"]) == (
+        "workflow_bundled", "Bundled workflows cannot be edited; import a copy instead.")
+    assert client.get("/api/workflows/image-resize").get_json()["manifest"] == before
+
+
+LONG_ID = "p" * 100
+
+
+@pytest.mark.parametrize(("inputs", "named"), [
+    ([{"id": "nope", "name": "Nope"}], "nope"),
+    ([{"id": "seed", "name": "Luck"}, {"id": "nope"}, {"id": "gone"}], "nope"),  # the first unknown one
+    ([{"id": 7}], "7"),
+    ([{"id": LONG_ID}], "p" * 80),  # cut to 80 characters
+])
+def test_a_mapping_with_an_unknown_parameter_is_refused_naming_it_and_changes_nothing(
+    client: FlaskClient, inputs: list[dict[str, object]], named: str
+) -> None:
+    workflow_id = upload(client, json.dumps(SAMPLER_API).encode(), "castle.json").get_json()["id"]
+    before = client.get(f"/api/workflows/{workflow_id}").get_json()["manifest"]
+    refused = client.put(f"/api/workflows/{workflow_id}/mapping", json={"inputs": inputs})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"] == {"code": "bad_request", "message": f"Unknown parameter {named!r}.",
+                                           "details": {"fields": {"inputs": f"unknown id {named}"}}}
+    assert client.get(f"/api/workflows/{workflow_id}").get_json()["manifest"] == before
+
+
+def test_a_mapping_that_would_leave_a_manifest_studio_cannot_read_is_refused_and_nothing_is_lost(
+    client: FlaskClient, services: Services
+) -> None:
+    workflow_id = upload(client, json.dumps(SAMPLER_API).encode(), "castle.json").get_json()["id"]
+    path = services.data_dir.workflows / workflow_id / "manifest.yaml"
+    raw = yaml.safe_load(path.read_text())
+    scheduler = next(spec for spec in raw["inputs"] if spec["id"] == "scheduler")
+    scheduler["options"].append({"label": "Server's choice", "value": None})  # written by hand
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    before = client.get(f"/api/workflows/{workflow_id}").get_json()["manifest"]
+    # Studio writes manifests without their nulls, and a choice without a value does not load: the
+    # save is refused, naming the choice, rather than written and the workflow gone from the library.
+    refused = client.put(f"/api/workflows/{workflow_id}/mapping", json={"inputs": [{"id": "seed", "name": "Luck"}]})
+    assert refused.status_code == 400
+    where = f"inputs.{raw['inputs'].index(scheduler)}.options.{len(scheduler['options']) - 1}.value"
+    assert list(refused.get_json()["error"]["details"]["fields"]) == [where]
+    assert client.get(f"/api/workflows/{workflow_id}").get_json()["manifest"] == before
