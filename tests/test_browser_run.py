@@ -191,3 +191,22 @@ def test_a_workflow_that_cannot_run_says_what_is_missing_and_offers_the_download
     expect(page.locator(".missing-box li")).to_contain_text(["v1-5-pruned-emaonly.safetensors (3.97 GB)"])
     expect(page.get_by_role("button", name="Download all (3.97 GB)")).to_be_visible()
     snap(page, "run-not-ready-desktop")
+
+
+def test_a_model_refresh_redraws_only_the_pickers_and_keeps_what_is_typed(
+    page: Page, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,  # noqa: F811
+) -> None:
+    sign_in(page, runtime.port, services)
+    prompt = page.locator("#param-positive_prompt")
+    expect(prompt).to_be_visible()
+    page.wait_for_load_state("networkidle")  # the refresh made on opening the workflow is over
+    prompt.fill("a lighthouse in fog")
+    prompt.evaluate("(el) => { el.dataset.mark = 'same'; }")  # still this very element afterwards?
+    services.system.models_refresh_interval_s = 0  # ComfyUI is asked again at once, not a cached answer
+    comfy_server.models["checkpoints"] = ["random_sd15.safetensors", "new_model.safetensors"]
+    page.locator("[data-field='checkpoint'] .refresh-models").click()
+    expect(page.locator("#param-checkpoint option", has_text="new_model.safetensors")).to_have_count(1)
+    expect(page.locator("#param-checkpoint")).to_have_value(json.dumps("random_sd15.safetensors"))
+    assert prompt.evaluate("(el) => el.dataset.mark") == "same"  # the form was not drawn again
+    expect(prompt).to_have_value("a lighthouse in fog")
+    assert page.evaluate("document.activeElement.classList.contains('refresh-models')")

@@ -74,6 +74,10 @@ export function mount(main, ctx = {}) {
   let current = null;
   /** @type {Record<string, string>} values from the address, kept until the model lists are fresh */
   let preset = {};
+  /** Redraws only the model pickers of the form on show, so a refresh never takes the caret from a
+   * field being typed in; false when the whole form must be drawn again (another workflow, or its
+   * readiness changed). @type {((workflowId: string) => Promise<boolean>) | null} */
+  let repick = null;
 
   /** @param {boolean} up */
   function setComfy(up) {
@@ -95,7 +99,7 @@ export function mount(main, ctx = {}) {
       const answer = await api.post('/api/comfy/models/refresh', { folders });
       if (answer.changed) {
         if (announce) toast('Model list updated.', 'success');
-        await load(workflowId, values());
+        if (!(await repick?.(workflowId))) await load(workflowId, values());
       } else if (announce) toast('The model list is up to date.', 'success');
     } catch (err) {
       if (announce) toast(message(err), 'error');
@@ -179,10 +183,10 @@ export function mount(main, ctx = {}) {
         return folderOf(spec) ? installedChoice(spec, value, wf.choices?.[spec.id], drafts) : value;
       };
       const values = () => collect(form, inputs);
-      const field = (/** @type {any} */ spec) => h('div', { class: 'field', 'data-field': spec.id },
+      const field = (/** @type {any} */ spec, value = valueOf(spec)) => h('div', { class: 'field', 'data-field': spec.id },
         ['resolution_picker', 'seed'].includes(spec.type) ? h('span', { class: 'label', id: `label-${spec.id}` }, spec.name)
           : h('label', { for: `param-${spec.id}` }, spec.name),
-        control({ ...spec, base_model: spec.base_model ?? wf.manifest.base_model }, valueOf(spec), wf.choices?.[spec.id]),
+        control({ ...spec, base_model: spec.base_model ?? wf.manifest.base_model }, value, wf.choices?.[spec.id]),
         folderOf(spec) ? h('button', { type: 'button', class: 'link-button small refresh-models', 'data-folder': folderOf(spec),
           title: 'Look for models added to ComfyUI since this page opened', 'aria-label': `Refresh the ${spec.name} list`,
           onclick: () => refreshFor(workflowId, [folderOf(spec) || ''], values, true) }, '↻ refresh') : null,
@@ -193,10 +197,10 @@ export function mount(main, ctx = {}) {
       const count = h('input', { id: 'run-count', type: 'number', min: 1, max: 100, value: 1 });
       const ready = wf.readiness.ready;
       const form = /** @type {HTMLFormElement} */ (h('form', { id: 'run-form', class: 'stack', novalidate: true },
-        inputs.filter((/** @type {any} */ s) => !s.advanced).map(field),
+        inputs.filter((/** @type {any} */ s) => !s.advanced).map((/** @type {any} */ s) => field(s)),
         inputs.some((/** @type {any} */ s) => s.advanced)
           ? h('details', { ontoggle: (/** @type {Event} */ e) => showMore(form, /** @type {HTMLDetailsElement} */ (e.target).open) },
-            h('summary', null, 'Advanced'), inputs.filter((/** @type {any} */ s) => s.advanced).map(field)) : null,
+            h('summary', null, 'Advanced'), inputs.filter((/** @type {any} */ s) => s.advanced).map((/** @type {any} */ s) => field(s))) : null,
         h('p', { class: ready === false ? 'error-line readiness' : 'muted small readiness', 'data-ready': String(ready) },
           ready === false ? `Not ready: ${wf.readiness.problems.join('; ')}.` : ready ? 'Ready' : wf.readiness.problems.join('; ')),
         ready === false ? whatIsMissing(workflowId) : null,
@@ -209,6 +213,28 @@ export function mount(main, ctx = {}) {
             await load(workflowId, defaults);
           } }, 'Reset to defaults')),
         comfyLine));
+      repick = async (id) => {
+        const fresh = await api.get(`/api/workflows/${encodeURIComponent(id)}`);
+        if (id !== workflowId || current !== workflowId || !form.isConnected) return false;
+        if (fresh.readiness.ready !== wf.readiness.ready) return false;
+        const now = values();
+        wf.choices = fresh.choices;
+        for (const spec of inputs.filter(folderOf)) {
+          const old = form.querySelector(`[data-field="${CSS.escape(spec.id)}"]`);
+          if (!old) continue;
+          const active = old.contains(document.activeElement) ? document.activeElement : null;
+          const redrawn = field(spec, installedChoice(spec, now[spec.id], wf.choices?.[spec.id], drafts));
+          old.replaceWith(redrawn);
+          if (active) { // the caret stays where it was: on the list itself, or on its refresh button
+            const again = active.id ? redrawn.querySelector(`#${CSS.escape(active.id)}`) : redrawn.querySelector('.refresh-models');
+            /** @type {HTMLElement | null} */ (again)?.focus();
+          }
+        }
+        const more = /** @type {HTMLDetailsElement | null} */ (form.querySelector(':scope > details'));
+        showMore(form, Boolean(more?.open));
+        keep();
+        return true;
+      };
       const keep = () => drafts.save(workflowId, values(), inputs);
       form.addEventListener('input', keep);
       form.addEventListener('change', keep);
