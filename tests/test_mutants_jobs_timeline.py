@@ -82,3 +82,16 @@ def test_a_finished_job_says_when_it_finished_and_its_owner_is_told(
     [finished] = [event for event in events if event.type == "jobs/finished" and event.payload["id"] == job["id"]]
     assert finished.user_id == me(ivy)  # her own pages hear of it, not only admins'
     assert finished.payload["status"] == "completed"
+    assert finished.payload["workflow"] == done["workflow_name"]  # what the Activity panel names it by
+
+
+def test_one_job_says_who_ran_it_and_a_batch_counts_its_jobs(client: FlaskClient) -> None:
+    client.post("/api/queue/pause")
+    image = upload_image(client)
+    [single] = run(client, "image-resize", {"image": image})
+    batch = run(client, "image-resize", {"image": image}, count=2)
+    def first_note(job: dict) -> str:
+        return str(client.get(f"/api/jobs/{job['id']}").get_json()["timeline"][0]["note"])
+
+    assert first_note(single) == "by admin"  # not "1 of 1"
+    assert [first_note(job) for job in batch] == ["by admin, 1 of 2", "by admin, 2 of 2"]
