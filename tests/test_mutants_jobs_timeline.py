@@ -79,7 +79,11 @@ def test_a_finished_job_says_when_it_finished_and_its_owner_is_told(
     done = wait_status(ivy, job["id"])
     assert done["status"] == "completed"
     assert datetime.fromisoformat(done["finished_at"]) >= datetime.fromisoformat(done["submitted_at"])
-    [finished] = [event for event in events if event.type == "jobs/finished" and event.payload["id"] == job["id"]]
+    def finished_events() -> list[Event]:  # published just after the status is stored
+        return [event for event in events if event.type == "jobs/finished" and event.payload["id"] == job["id"]]
+
+    wait_until(finished_events)
+    [finished] = finished_events()
     assert finished.user_id == me(ivy)  # her own pages hear of it, not only admins'
     assert finished.payload["status"] == "completed"
     assert finished.payload["workflow"] == done["workflow_name"]  # what the Activity panel names it by
