@@ -192,3 +192,20 @@ def test_history_and_the_lightbox_fit_a_phone(browser: Browser, client: FlaskCli
     _shot(phone, "lightbox-phone")
     context.close()
     assert errors == []
+
+
+def test_starred_only_asks_the_server_for_starred_results(
+        page: Page, client: FlaskClient, runtime: Runtime, services: Services) -> None:  # noqa: F811
+    name = _upload(client, photo_png(1, size=64))
+    jobs = [wait_status(client, job["id"]) for job in run(client, "image-resize", {"image": name}, count=3)]
+    oldest = jobs[0]
+    client.post(f"/api/jobs/{oldest['id']}/outputs/{oldest['outputs'][0]['id']}/star", json={"starred": True})
+    sign_in(page, runtime.port, services)
+    _history(page, runtime.port)
+    expect(page.locator("#history-list .result-tile")).to_have_count(3)
+    with page.expect_request(lambda request: "/api/jobs?" in request.url and "starred=true" in request.url):
+        page.locator("#history-starred").check()
+    expect(page.locator("#history-list .result-tile")).to_have_count(1)
+    expect(page.locator(f"#history-list .result-tile[data-job='{oldest['id']}']")).to_be_visible()
+    page.locator("#history-starred").uncheck()
+    expect(page.locator("#history-list .result-tile")).to_have_count(3)

@@ -95,3 +95,25 @@ def test_deleting_one_output_leaves_the_rest(app: Flask, client: FlaskClient, se
     assert sorted(p.name.split("-")[0] for p in (folder / ".thumbs").glob("*.webp")) == [str(second["id"])] * 2
     assert client.get(first["url"]).status_code == 404
     assert client.delete(url).status_code == 404
+
+
+def test_starred_only_is_filtered_before_paging_and_never_shows_someone_elses(
+    app: Flask, client: FlaskClient, runtime: Runtime,
+) -> None:
+    jobs = run(client, "sd15-txt2img", {**SAMPLER_PARAMS, "steps": 1}, count=4)
+    done = [wait_status(client, job["id"]) for job in jobs]
+    oldest = done[0]
+    client.post(f"/api/jobs/{oldest['id']}/outputs/{oldest['outputs'][0]['id']}/star", json={"starred": True})
+    page = client.get("/api/jobs?starred=true&limit=1").get_json()  # the oldest of four: not on page 1 unfiltered
+    assert [job["id"] for job in page["items"]] == [oldest["id"]]
+    assert page["next"] is None
+
+    ivy = signed_in_user(app, client, "ivy")
+    [hers] = run(ivy, "sd15-txt2img", {**SAMPLER_PARAMS, "steps": 1})
+    hers = wait_status(ivy, hers["id"])
+    ivy.post(f"/api/jobs/{hers['id']}/outputs/{hers['outputs'][0]['id']}/star", json={"starred": True})
+    assert [job["id"] for job in ivy.get("/api/jobs?starred=true").get_json()["items"]] == [hers["id"]]
+    everyone = {job["id"] for job in client.get("/api/jobs?starred=true").get_json()["items"]}
+    assert everyone == {oldest["id"], hers["id"]}  # an admin sees every starred result
+    assert len(client.get("/api/jobs?starred=false").get_json()["items"]) == 5
+    assert client.get("/api/jobs?starred=maybe").status_code == 400

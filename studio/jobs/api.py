@@ -50,6 +50,7 @@ class JobQuery(BaseModel):
     until: UtcDatetime | None = None
     before: str | None = Field(None, pattern=JOB_ID, description="the last job id of the previous page")
     limit: int = Field(50, ge=1, le=200)
+    starred: bool = Field(False, description="only jobs with a starred output")
 
 
 @bp.get("/jobs")
@@ -62,7 +63,7 @@ def list_jobs() -> Response:
         raise BadRequest("Unknown status.", fields={"status": str(err)}) from err
     return jsonify(services().jobs.list(actor=current_identity(), statuses=statuses, workflow_id=query.workflow,
                                         text=query.q, since=query.since, until=query.until, before=query.before,
-                                        limit=query.limit))
+                                        limit=query.limit, starred=query.starred))
 
 
 @bp.get("/jobs/<job_id>")

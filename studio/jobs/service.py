@@ -190,9 +190,13 @@ class JobService:
         until: datetime | None = None,
         before: str | None = None,
         limit: int = 50,
+        starred: bool = False,
     ) -> dict:
-        """Newest first; ``before`` is the last id of the previous page (keyset pagination)."""
+        """Newest first; ``before`` is the last id of the previous page (keyset pagination). ``starred``
+        filters in the database: three stars among a thousand jobs are all on the first page."""
         query = select(Job)
+        if starred:
+            query = query.where(select(JobOutput.id).where(JobOutput.job_id == Job.id, col(JobOutput.starred)).exists())
         if not actor.is_admin:
             query = query.where(Job.owner_id == actor.user_id)
         if statuses:

@@ -73,6 +73,7 @@ export function mount(main) {
     if (value(workflow)) params.set('workflow', value(workflow));
     if (value(text)) params.set('q', value(text));
     if (value(since)) params.set('since', new Date(`${value(since)}T00:00:00`).toISOString());
+    if (/** @type {HTMLInputElement} */ (starredOnly).checked) params.set('starred', 'true');
     return params;
   }
 
@@ -275,7 +276,10 @@ export function mount(main) {
   let timer = 0;
   for (const field of [show, workflow, since]) field.addEventListener('change', () => load(false));
   text.addEventListener('input', () => { clearTimeout(timer); timer = window.setTimeout(() => load(false), 250); });
-  starredOnly.addEventListener('change', () => grid.classList.toggle('starred-only', /** @type {HTMLInputElement} */ (starredOnly).checked));
+  starredOnly.addEventListener('change', () => { // jobs with a star come from the server; their other tiles hide here
+    grid.classList.toggle('starred-only', /** @type {HTMLInputElement} */ (starredOnly).checked);
+    load(false);
+  });
   more.addEventListener('click', () => load(true));
   const stops = [
     followJobs(active, (job) => ['queued', 'submitted', 'running'].includes(job.status), { compact: true }),
