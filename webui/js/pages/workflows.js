@@ -1,6 +1,7 @@
 // @ts-check
 import { api, ApiError } from '../lib/api.js';
 import { h, replace } from '../lib/dom.js';
+import { downloadProgress } from '../lib/download-progress.js';
 import { message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
@@ -86,7 +87,7 @@ export function mount(main, context) {
         go.setAttribute('disabled', '');
         try {
           const answer = await api.post(`/api/workflows/${id}/install-missing`);
-          replace(panel, h('p', { class: 'ready' }, `${answer.queued.length} queued: see Downloads.`),
+          replace(panel, h('p', { class: 'ready' }, `${answer.queued.length} queued:`), downloadProgress(answer.queued),
             answer.refused.map((/** @type {any} */ r) => h('p', { class: 'error-line' }, `${r.file}: ${r.message}`)));
         } catch (err) {
           go.removeAttribute('disabled');
