@@ -91,17 +91,21 @@ def test_two_waiting_workflows_of_one_name_are_each_converted_under_their_own_id
         ("Fancy castle", 2, True), ("Fancy castle (2)", 2, True)]
 
 
-def test_a_missing_video_pack_after_a_missing_upscaler_guesses_only_the_last_node_as_the_video_output(
-    client: FlaskClient,
+@pytest.mark.parametrize(("save", "output"), [
+    ("FancySave", {"id": "file_9", "name": "Result", "type": "file", "node_id": "9"}),  # a guess: some file
+    ("VHS_VideoCombine", {"id": "video_9", "name": "Result", "type": "video", "node_id": "9"}),  # known by name
+])
+def test_a_missing_saving_node_after_a_missing_upscaler_is_the_only_output(
+    client: FlaskClient, save: str, output: dict[str, str]
 ) -> None:
     ui = fancy_ui()
-    next(n for n in ui["nodes"] if n["id"] == 9)["type"] = "VHS_VideoCombine"  # VideoHelperSuite's, not installed
+    next(n for n in ui["nodes"] if n["id"] == 9)["type"] = save  # from a pack ComfyUI does not have either
     answer = upload(client, json.dumps(ui).encode(), "fancy.json")
     assert answer.status_code == 201, answer.get_json()
     manifest = client.get(f"/api/workflows/{answer.get_json()['id']}").get_json()["manifest"]
-    assert sorted(manifest["unconverted_nodes"]) == ["FancyUpscaler", "VHS_VideoCombine"]
-    # The upscaler feeds the video node, so it saves nothing: never an output of its own.
-    assert manifest["outputs"] == [{"id": "video_9", "name": "Result", "type": "video", "node_id": "9"}]
+    assert sorted(manifest["unconverted_nodes"]) == sorted(["FancyUpscaler", save])
+    # The upscaler feeds the saving node, so it saves nothing: never an output of its own.
+    assert manifest["outputs"] == [output]
 
 
 def test_a_bundled_workflows_mapping_is_refused_and_stays_as_it_was(client: FlaskClient) -> None:
