@@ -62,6 +62,7 @@ JOBS_TESTS = (
     "tests/test_jobs.py", "tests/test_jobs_queue.py", "tests/test_jobs_faults.py", "tests/test_jobs_hardening.py",
     "tests/test_jobs_runtime.py", "tests/test_comfy_versions.py", "tests/test_jobs_again.py",
     "tests/test_mutants_jobs.py", "tests/test_mutants_jobs_timeline.py", "tests/test_mutants_jobs_queue.py",
+    "tests/test_mutants_jobs_engine.py",
 )
 DOWNLOADS = "tests/test_downloads.py::"
 DOWNLOADS_OWNERSHIP = "tests/test_downloads_ownership.py::"
