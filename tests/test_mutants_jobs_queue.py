@@ -15,8 +15,8 @@ from studio.events.bus import Event
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import signed_in_user
+from tests.jobs_helpers import SAMPLER_PARAMS, me, plant_job, resize_prompt, run, upload_image, wait_status
 from tests.jobs_helpers import events as events  # the fixture, under its own name for pytest
-from tests.jobs_helpers import me, plant_job, resize_prompt, run, upload_image, wait_status
 from tests.servers.comfyui import ComfyUITestServer
 
 
@@ -141,9 +141,9 @@ def test_deleting_a_user_also_cancels_jobs_an_earlier_deletion_left_without_an_o
     app: Flask, client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
     events: list[Event], caplog: pytest.LogCaptureFixture,
 ) -> None:
-    comfy_server.node_delays["ImageScale"] = 1.0
+    comfy_server.step_delay_s = 0.1
     image = upload_image(client)
-    [admins] = run(client, "image-resize", {"image": image, "width": 20})
+    [admins] = run(client, "sd15-txt2img", {**SAMPLER_PARAMS, "steps": 100})  # ten seconds in ComfyUI
     wait_status(client, admins["id"], "running")
     client.post("/api/queue/pause")
     orphan = plant_job(services.engine, owner_id=None, prompt=resize_prompt(image))  # type: ignore[arg-type]
@@ -152,6 +152,7 @@ def test_deleting_a_user_also_cancels_jobs_an_earlier_deletion_left_without_an_o
     [hers] = run(ivy, "image-resize", {"image": upload_image(ivy)})
     with caplog.at_level(logging.INFO, logger="studio.jobs.service"):
         assert client.delete(f"/api/users/{ivy_id}").status_code == 200
+    assert client.get(f"/api/jobs/{admins['id']}").get_json()["status"] == "running"  # still, and untouched
     for job_id in (orphan, hers["id"]):
         job = client.get(f"/api/jobs/{job_id}").get_json()
         assert job["status"] == "cancelled", job
@@ -162,4 +163,4 @@ def test_deleting_a_user_also_cancels_jobs_an_earlier_deletion_left_without_an_o
     assert finished[hers["id"]].user_id is None  # admins only: nobody owns it any more
     assert f"user {ivy_id} deleted: 2 waiting jobs cancelled, 0 running jobs stopped" in caplog.messages
     client.post("/api/queue/resume")
-    assert wait_status(client, admins["id"])["status"] == "completed"  # nobody else's job is stopped
+    assert wait_status(client, admins["id"], timeout=30)["status"] == "completed"  # nobody else's job is stopped
