@@ -60,3 +60,12 @@ def test_history_that_cannot_be_read_yet_is_logged_and_the_job_still_finishes(
         wait_until(logged, timeout=20)
     comfy_server.path_delays.pop(slow)
     assert wait_status(client, job["id"], timeout=30)["status"] == "completed"
+
+
+def test_a_finished_job_is_logged_with_how_many_outputs_it_kept(
+    client: FlaskClient, runtime: Runtime, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="studio.jobs.engine"):
+        [job] = run(client, "image-resize", {"image": upload_image(client), "width": 16, "height": 16})
+        assert wait_status(client, job["id"])["status"] == "completed"
+        wait_until(lambda: f"job {job['id']} finished (1 outputs)" in caplog.messages)
