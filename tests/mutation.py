@@ -117,7 +117,7 @@ TRANSFER_TESTS = (
     DOWNLOADS_CREDENTIALS + "test_downloads_over_plain_http_or_another_port_carry_no_token",
 )
 MODULES: dict[str, tuple[str, ...]] = {
-    "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py"),
+    "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py", "tests/test_deleted_users_jobs.py"),
     "studio/jobs/engine.py": JOBS_TESTS,
     "studio/auth/service.py": (
         "tests/test_auth_sessions.py", "tests/test_auth_tokens.py", *SIGN_IN_LIMITS, *SOCKET_RECHECKS,

@@ -6,8 +6,11 @@ From a second outside review, tested as a class on the real stack."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
@@ -31,7 +34,8 @@ def _about(queue: ClientQueue, job_ids: set[str]) -> list[dict[str, Any]]:
 
 
 def test_deleting_a_user_stops_their_jobs_and_nobody_but_admins_sees_them(
-    app: Any, client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer
+    app: Any, client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     services.users.on_deleted(services.jobs.owner_deleted)  # a second call, if build_services wires it, is a no-op
     carol = signed_in_user(app, client, "carol")
@@ -45,7 +49,12 @@ def test_deleting_a_user_stops_their_jobs_and_nobody_but_admins_sees_them(
     carol_feed = services.hub.connect(user_id=carol_id)
     reused_feed = None
     try:
-        assert client.delete(f"/api/users/{bob_id}").status_code == 200
+        with caplog.at_level(logging.INFO, logger="studio.jobs.service"):
+            assert client.delete(f"/api/users/{bob_id}").status_code == 200
+        said = [m for m in caplog.messages if m.startswith(f"user {bob_id} deleted: ")]
+        stopped = [int(n) for n in re.findall(r"(\d+) running jobs stopped", " ".join(said))]
+        assert stopped, said
+        assert stopped[0] >= 1, said  # stopped at once, not left to the orphan sweep
         # Whoever gets bob's id next (SQLite may hand it out again) sees nothing of his from now on.
         reused_feed = services.hub.connect(user_id=bob_id)
         ends = {job_id: wait_status(client, job_id, FINISHED, timeout=10)["status"] for job_id in ids}
