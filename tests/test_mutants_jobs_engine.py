@@ -69,3 +69,23 @@ def test_a_finished_job_is_logged_with_how_many_outputs_it_kept(
         [job] = run(client, "image-resize", {"image": upload_image(client), "width": 16, "height": 16})
         assert wait_status(client, job["id"])["status"] == "completed"
         wait_until(lambda: f"job {job['id']} finished (1 outputs)" in caplog.messages)
+
+
+def test_cancelling_a_job_comfyui_already_runs_unheard_interrupts_it_there(
+    client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer,
+) -> None:
+    """Studio still thinks the job is only submitted (ComfyUI's "it started" was lost on a dying
+    link): Stop must still stop it in ComfyUI, not only in Studio's records."""
+    comfy_server.lost_events = {"execution_start", "executing", "progress", "progress_state", "executed",
+                                "execution_cached", "status"}
+    comfy_server.step_delay_s = 0.15
+    [job] = run(client, "sd15-txt2img", {**SAMPLER_PARAMS, "steps": 150})  # over twenty seconds, stoppable per step
+    worker = comfy_server.worker
+    assert worker is not None
+    wait_until(lambda: worker.running)  # ComfyUI runs it; Studio has not heard
+    assert client.get(f"/api/jobs/{job['id']}").get_json()["status"] == "submitted"
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
+    wait_until(lambda: not worker.running, timeout=10)  # stopped there, long before its 20 seconds
+    comfy_server.lost_events = set()
+    comfy_server.drop_sockets()  # the dying link gives way; Studio reconnects and asks what became of it
+    assert wait_status(client, job["id"], timeout=30)["status"] in ("interrupted", "cancelled")

@@ -100,6 +100,8 @@ class ComfyUITestServer(FileRoutes, QueueRoutes, JobsApi):
         self.paths_asked: dict[str, int] = {}
         # Merged into the metadata of every type-4 preview frame, after the real image_type.
         self.preview_meta: dict[str, Any] = {}
+        # Message types lost on the way to every socket (a flaky link), while the queue runs as ever.
+        self.lost_events: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -234,6 +236,8 @@ class ComfyUITestServer(FileRoutes, QueueRoutes, JobsApi):
         assert self._outbox is not None
         while True:
             event, data, sid = await self._outbox.get()
+            if event in self.lost_events:
+                continue
             targets = list(self.sockets.items()) if sid is None else [(sid, self.sockets.get(sid))]
             for target_sid, ws in targets:
                 if ws is None or ws.closed:
