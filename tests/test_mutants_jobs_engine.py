@@ -11,7 +11,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from studio.events.hub import ClientQueue
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import signed_in_user, wait_until
@@ -31,12 +30,16 @@ def test_a_plain_users_live_previews_reach_her_own_socket_and_nobody_elses(
         [job] = run(ivy, "sd15-txt2img", {**SAMPLER_PARAMS, "steps": 6})
         assert wait_status(ivy, job["id"])["status"] == "completed"
 
-        def previews(feed: ClientQueue) -> list[dict]:
-            frames = [json.loads(frame) for frame in feed.get_batch(0.2)]
-            return [e for e in frames if e["type"] == "jobs/preview" and e["payload"]["id"] == job["id"]]
+        frames = {name: [json.loads(frame) for frame in feed.get_batch(0.2)] for name, feed in (("hers", hers),
+                                                                                              ("his", his))}
 
-        assert previews(hers)
-        assert previews(his) == []
+        def about(name: str, kind: str) -> list[dict]:
+            return [e for e in frames[name] if e["type"] == kind and e["payload"]["id"] == job["id"]]
+
+        assert about("hers", "jobs/preview")
+        assert about("hers", "jobs/progress")  # her step counter moves too
+        assert about("his", "jobs/preview") == []
+        assert about("his", "jobs/progress") == []
     finally:
         services.hub.disconnect(hers)
         services.hub.disconnect(his)
@@ -89,3 +92,42 @@ def test_cancelling_a_job_comfyui_already_runs_unheard_interrupts_it_there(
     comfy_server.lost_events = set()
     comfy_server.drop_sockets()  # the dying link gives way; Studio reconnects and asks what became of it
     assert wait_status(client, job["id"], timeout=30)["status"] in ("interrupted", "cancelled")
+
+
+def test_a_job_studio_hears_live_is_not_polled_for(
+    client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer,
+) -> None:
+    """Its socket tells Studio everything: ComfyUI's queue and history are asked for only at its end,
+    not every tick while it runs (that polling is for jobs sent over an earlier socket)."""
+    comfy_server.node_delays["ImageScale"] = 3.0
+    image = upload_image(client)
+    asked = dict(comfy_server.paths_asked)
+    [job] = run(client, "image-resize", {"image": image, "width": 16, "height": 16})
+    assert wait_status(client, job["id"])["status"] == "completed"
+    polled = {path: count - asked.get(path, 0) for path, count in comfy_server.paths_asked.items()
+              if path in ("/queue", "/jobs") or path.startswith(("/history", "/jobs/"))}
+    assert sum(polled.values()) <= 2, polled
+
+
+@pytest.mark.parametrize(("answer", "said"), [
+    ((400, "[1, 2]"), "ComfyUI refused the job with an answer Studio cannot read ("),
+    ((400, json.dumps({"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed "
+                                 "validation", "details": ""},
+                       "node_errors": {"2": {"errors": [{"type": "value_bigger_than_max", "message": "Value 99999 "
+                                                         "bigger than max of 16384", "details": "width",
+                                                         "extra_info": {"input_name": "width"}}],
+                                             "dependent_outputs": ["3"], "class_type": "ImageScale"}}})),
+     "ComfyUI refused the workflow: ImageScale 2 input width: "),
+])
+def test_a_refused_job_fails_alone_with_the_reason_in_words(
+    client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer, caplog: pytest.LogCaptureFixture,
+    answer: tuple[int, str], said: str,
+) -> None:
+    comfy_server.answer_prompt = lambda body: answer
+    with caplog.at_level(logging.WARNING, logger="studio.jobs.engine"):
+        [job] = run(client, "image-resize", {"image": upload_image(client), "width": 16, "height": 16})
+        failed = wait_status(client, job["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["message"].startswith(said), failed["error"]
+    if answer[1] == "[1, 2]":
+        assert f"job {job['id']}: ComfyUI's answer could not be read" in caplog.messages
