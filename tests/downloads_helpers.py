@@ -12,6 +12,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from studio.downloads.manager import DownloadManager
 from studio.services import Services
 from tests.conftest import wait_until
 from tests.servers.files import FileServer
@@ -26,6 +27,15 @@ def serving(model: bytes | None = None) -> Iterator[FileServer]:
         server.files["/model.safetensors"] = model
     yield server
     server.stop()
+
+
+def managing(services: Services) -> Iterator[DownloadManager]:
+    """The body of a ``manager`` fixture: a queue of one worker, no tokens and no space margin; nothing
+    starts its scheduler, so a download waiting for its retry time runs when a test pumps the queue."""
+    made = DownloadManager(services.engine, services.bus, services.models_root, concurrency=lambda: 1,
+                           tokens=dict, margin=0)
+    yield made
+    made.stop()
 
 
 def requests_for(files: FileServer, path: str) -> list[dict[str, Any]]:

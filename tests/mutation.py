@@ -74,6 +74,7 @@ DOWNLOADS_NAMES = "tests/test_downloads_impossible_names.py::"
 # a child process, which imports the code outside mutmut's copy, so it cannot see a mutant.
 MANAGER_TESTS = (
     "tests/test_mutants_download_queue.py", "tests/test_mutants_download_transfer.py", "tests/test_download_names.py",
+    "tests/test_mutants_download_attempt.py",
     DOWNLOADS + "test_a_download_lands_in_the_models_folder_with_its_hash",
     DOWNLOADS + "test_a_dropped_connection_is_retried_and_resumed_with_range",
     DOWNLOADS + "test_a_stalled_connection_is_dropped_by_the_watchdog_and_resumed",

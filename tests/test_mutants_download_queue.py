@@ -29,7 +29,7 @@ from studio.errors import BadRequest, Conflict, InsufficientStorage, NotFound, S
 from studio.models.catalog import CatalogEntry
 from studio.services import Services
 from tests.conftest import signed_in_user, wait_until
-from tests.downloads_helpers import FINISHED, requests_for, serving
+from tests.downloads_helpers import FINISHED, managing, requests_for, serving
 from tests.servers.files import FileServer
 
 MODEL = os.urandom(2 * 1024 * 1024 + 77)
@@ -104,10 +104,7 @@ CLOSED = "http://127.0.0.1:9/model.safetensors"  # nothing listens: every attemp
 
 @pytest.fixture
 def manager(services: Services) -> Iterator[DownloadManager]:
-    made = DownloadManager(services.engine, services.bus, services.models_root, concurrency=lambda: 1,
-                           tokens=dict, margin=0)
-    yield made
-    made.stop()
+    yield from managing(services)
 
 
 def user_id(services: Services, username: str) -> int:
