@@ -111,6 +111,7 @@ def test_a_job_studio_hears_live_is_not_polled_for(
 
 @pytest.mark.parametrize(("answer", "said"), [
     ((400, "[1, 2]"), "ComfyUI refused the job with an answer Studio cannot read ("),
+    ((200, "[1, 2]"), "ComfyUI did not take the job: unexpected answer 200 to POST /prompt"),
     ((400, json.dumps({"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed "
                                  "validation", "details": ""},
                        "node_errors": {"2": {"errors": [{"type": "value_bigger_than_max", "message": "Value 99999 "
@@ -129,5 +130,20 @@ def test_a_refused_job_fails_alone_with_the_reason_in_words(
         failed = wait_status(client, job["id"])
     assert failed["status"] == "failed"
     assert failed["error"]["message"].startswith(said), failed["error"]
-    if answer[1] == "[1, 2]":
+    if answer[0] == 400 and answer[1] == "[1, 2]":
         assert f"job {job['id']}: ComfyUI's answer could not be read" in caplog.messages
+
+
+def test_the_input_comfyui_uses_is_the_one_in_studio_even_if_comfyui_had_another_by_that_name(
+    client: FlaskClient, runtime: Runtime, services: Services, comfy_server: ComfyUITestServer,
+) -> None:
+    name = upload_image(client, color=(10, 200, 10))  # "studio/<content hash>.png"
+    ours = services.inputs.read(name)
+    assert ours is not None
+    theirs = comfy_server.root / "input" / name
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_bytes(b"another picture, left there by hand or an older upload")
+    [job] = run(client, "image-resize", {"image": name, "width": 16, "height": 16})
+    assert wait_status(client, job["id"])["status"] == "completed"
+    assert theirs.read_bytes() == ours  # replaced, not kept beside as "<name> (1).png" and ignored
+    assert sorted(path.name for path in theirs.parent.iterdir()) == [theirs.name]
