@@ -13,8 +13,10 @@ from flask.testing import FlaskClient
 
 from studio.runtime import Runtime
 from studio.services import Services
+from tests.comfy_versions import VERSIONS, versioned_comfy_server  # noqa: F401 - comfy_server by version
 from tests.conftest import signed_in_user, wait_until
 from tests.jobs_helpers import SAMPLER_PARAMS, me, run, upload_image, wait_status
+from tests.servers.comfy_newer import NEWER
 from tests.servers.comfyui import ComfyUITestServer
 
 
@@ -147,3 +149,15 @@ def test_the_input_comfyui_uses_is_the_one_in_studio_even_if_comfyui_had_another
     assert wait_status(client, job["id"])["status"] == "completed"
     assert theirs.read_bytes() == ours  # replaced, not kept beside as "<name> (1).png" and ignored
     assert sorted(path.name for path in theirs.parent.iterdir()) == [theirs.name]
+
+
+@pytest.mark.parametrize("comfy_server", VERSIONS, indirect=True)
+def test_what_comfyui_can_do_is_logged_at_each_connect(
+    client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    wait_until(lambda: client.get("/api/status").get_json()["comfyui"]["features"], timeout=10)
+    jobs_api = "present" if comfy_server.version == NEWER else "absent"
+    expected = f"ComfyUI {comfy_server.version}: Jobs API {jobs_api}, object_info schema "
+    with caplog.at_level(logging.INFO, logger="studio.jobs.engine"):
+        comfy_server.drop_sockets()  # a reconnect: what is there is asked again, and said
+        wait_until(lambda: any(message.startswith(expected) for message in caplog.messages), timeout=15)
