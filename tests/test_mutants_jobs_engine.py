@@ -11,11 +11,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from studio.events.bus import Event
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.comfy_versions import VERSIONS, versioned_comfy_server  # noqa: F401 - comfy_server by version
 from tests.conftest import signed_in_user, wait_until
 from tests.jobs_helpers import SAMPLER_PARAMS, me, run, upload_image, wait_status
+from tests.jobs_helpers import events as events  # the fixture, under its own name for pytest
 from tests.servers.comfy_newer import NEWER
 from tests.servers.comfyui import ComfyUITestServer
 
@@ -161,3 +163,17 @@ def test_what_comfyui_can_do_is_logged_at_each_connect(
     with caplog.at_level(logging.INFO, logger="studio.jobs.engine"):
         comfy_server.drop_sockets()  # a reconnect: what is there is asked again, and said
         wait_until(lambda: any(message.startswith(expected) for message in caplog.messages), timeout=15)
+
+
+def test_progress_names_each_node_as_it_starts_and_counts_a_samplers_steps(
+    client: FlaskClient, runtime: Runtime, comfy_server: ComfyUITestServer, events: list[Event],
+) -> None:
+    comfy_server.step_delay_s = 0.02
+    [job] = run(client, "sd15-txt2img", {**SAMPLER_PARAMS, "steps": 5})
+    assert wait_status(client, job["id"])["status"] == "completed"
+    said = [event.payload for event in events if event.type == "jobs/progress" and event.payload["id"] == job["id"]]
+    sampler = [p for p in said if p["node_type"] == "KSampler"]
+    assert sampler[0]["step"] == 0  # "now at the sampler", before its first step
+    assert [p["step"] for p in sampler if p["step"]] == [1, 2, 3, 4, 5]
+    assert {p["total"] for p in sampler if p["step"]} == {5}
+    assert {"CheckpointLoaderSimple", "KSampler", "VAEDecode", "SaveImage"} <= {p["node_type"] for p in said}
