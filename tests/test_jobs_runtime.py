@@ -103,8 +103,11 @@ def test_comfyui_gone_mid_job_waits_then_fails_with_the_reason_and_never_finishe
     assert "within 3 s" in failed["error"]["message"]
     assert [e["status"] for e in failed["timeline"]][-2:] == ["running", "failed"]  # the wait, then the end
     assert failed["waiting_for_comfy"] is None
-    finished = [e for e in events if e.type == "jobs/finished" and e.payload["id"] == job["id"]]
-    assert len(finished) == 1
+    def finished() -> list[Event]:
+        return [e for e in events if e.type == "jobs/finished" and e.payload["id"] == job["id"]]
+
+    wait_until(lambda: finished(), timeout=5)  # announced just after the row is written
+    assert len(finished()) == 1
 
     # ComfyUI comes back and still finishes the job: Studio's answer stays the one it gave.
     comfy_server.answer_again()
@@ -116,7 +119,7 @@ def test_comfyui_gone_mid_job_waits_then_fails_with_the_reason_and_never_finishe
     assert again["status"] == "failed"
     assert again["timeline"] == failed["timeline"]
     assert again["outputs"] == []
-    assert len([e for e in events if e.type == "jobs/finished" and e.payload["id"] == job["id"]]) == 1
+    assert len(finished()) == 1
 
 
 def test_comfyui_back_within_the_grace_period_is_reconciled_and_the_job_completes(

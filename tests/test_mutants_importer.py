@@ -1,18 +1,22 @@
 """The importer's behaviour that its mutants showed nothing else pinned down: the name a workflow
-gets when its file says little, and what is kept beside a workflow that waits for node packs."""
+gets when its file says little, where in an image its workflow is found, what is kept beside a workflow
+that waits for node packs, and what a refused upload or mapping says (and leaves as it was)."""
 
 import copy
 import io
 import json
+import struct
+import zlib
 
 import pytest
 import yaml
 from flask.testing import FlaskClient
+from PIL import Image
 
 from studio.services import Services
 from tests.servers.comfyui import ComfyUITestServer
 from tests.test_workflow_pending import FANCY_INFO, fancy_ui
-from tests.ui_workflows import SAMPLER_API
+from tests.ui_workflows import SAMPLER_API, node, sampler_ui
 
 
 def upload(client: FlaskClient, data: bytes, filename: str, **form: str):  # type: ignore[no-untyped-def]
@@ -32,6 +36,7 @@ def saving(title: str = "Save Image", prefix: str = "ComfyUI") -> bytes:
     (saving(title="Poster of a knight"), "workflow.json", "Poster of a knight"),  # then a title given to the save
     (saving(title="Save Image", prefix="posters/knight"), "workflow (2).json", "knight"),  # then its prefix
     (saving(title="Poster", prefix="knight"), "ComfyUI_00012_.json", "Poster"),
+    (saving(prefix="studio/posters/knight"), "workflow.json", "knight"),  # only the last folder's name
     (saving(), "blob", "blob"),  # nothing telling: the file name after all
     (saving(), "", "Imported workflow"),
 ])
@@ -157,3 +162,101 @@ def test_a_mapping_that_would_leave_a_manifest_studio_cannot_read_is_refused_and
     where = f"inputs.{raw['inputs'].index(scheduler)}.options.{len(scheduler['options']) - 1}.value"
     assert list(refused.get_json()["error"]["details"]["fields"]) == [where]
     assert client.get(f"/api/workflows/{workflow_id}").get_json()["manifest"] == before
+
+
+def png_with_text_after_the_pixels(key: str, text: str) -> bytes:
+    """A small PNG whose text chunk comes after its image data, where Pillow finds it only by decoding."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    body = key.encode() + b"\0" + text.encode()
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    end = data.rindex(b"IEND") - 4
+    return data[:end] + chunk + data[end:]
+
+
+def webp_with_exif_prompt(prompt: dict[str, object]) -> bytes:
+    """A WebP as ComfyUI saves one: the prompt in an EXIF text, "prompt:" first."""
+    exif = Image.Exif()
+    exif[0x0110] = "prompt:" + json.dumps(prompt)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "WEBP", exif=exif)
+    return buffer.getvalue()
+
+
+def test_a_workflow_written_after_a_pngs_pixels_is_found(client: FlaskClient) -> None:
+    ui = sampler_ui()
+    ui["extra"]["title"] = "Castle after dark"
+    answer = upload(client, png_with_text_after_the_pixels("workflow", json.dumps(ui)), "ComfyUI_00001_.png")
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["name"] == "Castle after dark"
+
+
+def test_a_webps_exif_prompt_is_imported(client: FlaskClient) -> None:
+    answer = upload(client, webp_with_exif_prompt(SAMPLER_API), "ComfyUI_00001_.webp")
+    assert answer.status_code == 201, answer.get_json()
+    workflow_id = answer.get_json()["id"]
+    assert client.get(f"/api/workflows/{workflow_id}").get_json()["manifest"]["required_nodes"] == sorted(
+        {node["class_type"] for node in SAMPLER_API.values()})
+
+
+def test_a_ui_workflows_own_title_names_it(client: FlaskClient) -> None:
+    ui = sampler_ui()
+    ui["extra"].pop("title", None)
+    ui["extra"].pop("name", None)
+    ui.pop("name", None)
+    ui["title"] = "Knight at dusk"
+    answer = upload(client, json.dumps(ui).encode(), "workflow.json")
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["name"] == "Knight at dusk"
+
+
+def huge_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buffer, "PNG")  # 100 million pixels, a few kB
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("data", "filename", "field"), [
+    (b"GIF89a not really", "castle.gif", "unsupported file"),
+    (huge_png(), "castle.png", "too many pixels"),
+    (json.dumps({"nodes": "all of them"}).encode(), "castle.json", None),  # names the broken part
+])
+def test_an_unreadable_file_is_refused_naming_the_file_field(
+    client: FlaskClient, data: bytes, filename: str, field: str | None
+) -> None:
+    answer = upload(client, data, filename)
+    assert answer.status_code == 400
+    fields = answer.get_json()["error"]["details"]["fields"]
+    assert list(fields) == ["file"]
+    if field is not None:
+        assert fields["file"] == field
+    assert client.get("/api/workflows").get_json()["items"] == [
+        item for item in client.get("/api/workflows").get_json()["items"] if item["bundled"]]
+
+
+def test_parameters_named_by_very_long_titles_get_short_distinct_ids(client: FlaskClient) -> None:
+    prompt = copy.deepcopy(SAMPLER_API)
+    long_title = "Strength of the glow around the knight " * 6  # 234 characters
+    prompt["3"]["inputs"]["cfg"] = ["12", 0]
+    prompt["3"]["inputs"]["denoise"] = ["13", 0]
+    prompt["12"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 6.5}, "_meta": {"title": long_title + "A"}}
+    prompt["13"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 0.9}, "_meta": {"title": long_title + "B"}}
+    answer = upload(client, json.dumps(prompt).encode(), "glow.json")
+    assert answer.status_code == 201, answer.get_json()
+    inputs = client.get(f"/api/workflows/{answer.get_json()['id']}").get_json()["manifest"]["inputs"]
+    ids = {spec["node_id"]: spec["id"] for spec in inputs}
+    base = ("_".join(long_title.lower().split()))[:190]
+    assert (ids["12"], ids["13"]) == (base, base + "_2")
+
+
+def test_only_the_outputs_app_mode_shows_are_the_workflows_outputs(client: FlaskClient) -> None:
+    ui = sampler_ui()
+    ui["nodes"].append(node(30, "SaveImage", ["posters"], [("images", "IMAGE", 14)], title="Poster"))
+    next(n for n in ui["nodes"] if n["id"] == 8)["outputs"][0]["links"].append(14)
+    ui["links"].append([14, 8, 0, 30, 0, "IMAGE"])
+    ui["extra"]["linearData"] = {"outputs": [30]}
+    answer = upload(client, json.dumps(ui).encode(), "castle.json")
+    assert answer.status_code == 201, answer.get_json()
+    outputs = client.get(f"/api/workflows/{answer.get_json()['id']}").get_json()["manifest"]["outputs"]
+    assert outputs == [{"id": "image_30", "name": "Poster", "type": "image", "node_id": "30"}]
