@@ -32,6 +32,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     register_error_handlers(app)
     protect_api_answers(app)
 
+    from studio.apidocs.api import bp as apidocs_bp
     from studio.auth.api import bp as auth_bp
     from studio.auth.api import users_bp
     from studio.auth.guard import install_guard
@@ -41,12 +42,15 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.models.api import bp as models_bp
     from studio.pages import bp as pages_bp
     from studio.preferences.api import bp as preferences_bp
+    from studio.presets.api import bp as presets_bp
     from studio.runpage.api import bp as runpage_bp
     from studio.system.api import bp as system_bp
+    from studio.webhooks.api import bp as webhooks_bp
     from studio.workflows.api import bp as workflows_bp
 
     install_guard(app, app.extensions["studio"].guard)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(apidocs_bp)
     app.register_blueprint(users_bp)
     app.register_blueprint(system_bp)
     app.register_blueprint(events_bp)
@@ -56,5 +60,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(downloads_bp)
     app.register_blueprint(models_bp)
     app.register_blueprint(runpage_bp)
+    app.register_blueprint(presets_bp)
+    app.register_blueprint(webhooks_bp)
     app.register_blueprint(pages_bp)
     return app

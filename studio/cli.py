@@ -1,4 +1,4 @@
-"""``studio`` / ``python -m studio``: serve, db upgrade, doctor."""
+"""``studio`` / ``python -m studio``: serve, db upgrade, doctor; the HTTP client commands (studio/client)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from studio import __version__
+from studio.client.commands import add_commands as add_client_commands
 from studio.config import Settings, load_settings
 
 log = logging.getLogger("studio.cli")
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(handler=cmd_rotate_key)
     doctor = commands.add_parser("doctor", help="check settings, database and ComfyUI")
     doctor.set_defaults(handler=cmd_doctor)
+    add_client_commands(commands)  # run, jobs, presets, workflows, download, mcp: HTTP only (studio/client)
     return parser
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request
 
+from studio.apidocs import documented
 from studio.errors import NotFound
 
 WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
@@ -56,32 +57,45 @@ def _page(name: str) -> Response:
 
 
 @bp.get("/")
+@documented("The web app (Home)",
+            answers={200: {"content": "text/html"}, 302: {"empty": True, "description": "to sign-in or setup first"}},
+            tags=["pages"])
 def home() -> Response:
     return _page("index.html")
 
 
 @bp.get("/<any(" + ", ".join(PAGES) + "):page>")
+@documented("A page of the web app",
+            answers={200: {"content": "text/html"}, 302: {"empty": True, "description": "to sign-in or setup first"}},
+            tags=["pages"])
 def page(page: str) -> Response:
     return _page("index.html")
 
 
 @bp.get("/<any(" + ", ".join(ITEM_PAGES) + "):page>/<item>")
+@documented("A page about one thing (a workflow to run, a job)",
+            answers={200: {"content": "text/html"}, 302: {"empty": True, "description": "to sign-in or setup first"}},
+            tags=["pages"])
 def item_page(page: str, item: str) -> Response:
     """One segment only: ``/run/a/b`` is nothing, and 404s like any other unknown path."""
     return _page("index.html")
 
 
 @bp.get("/login")
+@documented("The sign-in page", answers={200: {"content": "text/html"}}, tags=["pages"])
 def login() -> Response:
     return _page("login.html")
 
 
 @bp.get("/setup")
+@documented("The first-admin setup page", answers={200: {"content": "text/html"}, 302: {"empty": True}}, tags=["pages"])
 def setup() -> Response:
     return _page("setup.html")
 
 
 @bp.get("/assets/<path:filename>")
+@documented("A web UI file (script, style, image)",
+            answers={200: {"content": "application/octet-stream"}, 304: {"empty": True}}, tags=["pages"])
 def asset(filename: str) -> Response:
     root = webui_dir()
     if "\x00" in filename or "\\" in filename:

@@ -60,6 +60,7 @@ class Runtime:
         self.services.job_engine.start()
         self.services.downloads.start()
         self.services.inventory.start()
+        self.services.webhooks.start()
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()
         self._threads.append(telemetry)
@@ -102,6 +103,7 @@ class Runtime:
         self.services.job_engine.stop()
         self.services.downloads.stop()
         self.services.inventory.stop()
+        self.services.webhooks.stop()
         self.services.stream.stop()
         for thread in self._threads:
             thread.join(5)

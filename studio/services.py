@@ -37,11 +37,16 @@ from studio.models.listing import list_catalogs, pairs
 from studio.models.storage import ModelsRoot
 from studio.paths import DataDir
 from studio.preferences.service import PreferencesService
+from studio.presets.service import PresetService
+from studio.presets.store import PresetStore
 from studio.system.bridge import ComfyBridge
 from studio.system.service import SystemService
 from studio.system.telemetry import TelemetrySampler
+from studio.workflows.comfyfacts import comfy_facts
 from studio.workflows.importer import WorkflowImporter
 from studio.workflows.library import WorkflowLibrary
+from studio.workflows.runnable import current_workflow
+from studio.webhooks.service import WebhookService
 
 
 @dataclass
@@ -69,7 +74,10 @@ class Services:
     models_root: ModelsRoot
     inventory: ModelInventory
     downloads: DownloadManager
+    presets: PresetService
     started_at: float = field(default_factory=time.time)
+    # Built after the others (they need ``presets`` and each other); set by ``build_services``.
+    webhooks: WebhookService = field(init=False, repr=False)
 
     def catalogs(self) -> dict[str, Catalog]:
         return load_catalogs(self.data_dir.catalogs)
@@ -157,10 +165,16 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
                                 hf_endpoint=settings.hf_endpoint, civitai_endpoint=settings.civitai_endpoint,
                                 concurrency=lambda: int(preferences.get("download_concurrency")),
                                 on_completed=downloaded)
+    presets = PresetService(PresetStore(data_dir.presets), library, jobs, bus, engine, data_dir.outputs,
+                            facts=lambda: comfy_facts(comfy),
+                            current=lambda workflow, facts: current_workflow(importer, bus, workflow, facts))
+    presets.attach(bus)
     built = Services(settings, data_dir, engine, bus, hub, activity, comfy, stream, bridge, telemetry, system, auth,
                      users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, inventory,
-                     downloads)
+                     downloads, presets)
     preferences.on_change(built.apply_preferences)
+    built.webhooks = WebhookService(engine, bus, allowed_hosts=lambda: preferences.get("webhook_allowed_hosts"))
+    built.webhooks.attach(bus)
     # ComfyUI may come back with other custom nodes (a restart) or other model files.
     bus.subscribe(lambda event: comfy.invalidate_object_info()
                   if event.type == "comfy/connection" and event.payload.get("connected") else None)

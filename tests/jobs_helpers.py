@@ -70,7 +70,7 @@ def plant_workflow(services: Services, workflow_id: str, prompt: str) -> None:
 
 def run(client: FlaskClient, workflow: str, params: dict[str, Any], count: int = 1) -> list[dict[str, Any]]:
     answer = client.post(f"/api/workflows/{workflow}/run", json={"params": params, "count": count})
-    assert answer.status_code == 201, answer.get_json()
+    assert answer.status_code == 202, answer.get_json()
     return list(answer.get_json()["items"])
 
 

@@ -142,7 +142,7 @@ def test_a_checkpoint_added_while_studio_runs_appears_after_a_refresh_and_not_be
     assert "new_model.safetensors" in _checkpoints(client)
     params = {"positive_prompt": "x", "checkpoint": "new_model.safetensors", "steps": 1,
               "resolution": {"w": 64, "h": 64}}
-    assert client.post("/api/workflows/sd15-txt2img/run", json={"params": params}).status_code == 201
+    assert client.post("/api/workflows/sd15-txt2img/run", json={"params": params}).status_code == 202
 
 
 def test_an_unchanged_refresh_keeps_the_cache_and_refreshes_are_throttled(

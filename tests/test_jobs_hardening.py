@@ -117,7 +117,7 @@ def test_a_plain_user_changes_nothing_of_anyone_else_on_any_job_or_workflow_rout
         ("POST", "/api/workflows/<workflow_id>/install-missing"): lambda own, image: [
             ("/api/workflows/image-resize/install-missing", {}, (200, 201))],
         ("POST", "/api/workflows/<workflow_id>/run"): lambda own, image: [
-            ("/api/workflows/image-resize/run", {"json": {"params": {"image": image}}}, (201,))],
+            ("/api/workflows/image-resize/run", {"json": {"params": {"image": image}}}, (202,))],
         ("POST", "/api/inputs"): lambda own, image: [("/api/inputs", {"data": {
             "image": (io.BytesIO(png_bytes((5, 5))), "x.png")}}, (200, 201))],
         ("POST", "/api/queue/cancel-waiting"): lambda own, image: [("/api/queue/cancel-waiting", {}, (200,))],

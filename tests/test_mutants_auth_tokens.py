@@ -25,7 +25,7 @@ from tests.jobs_helpers import png_bytes, upload_image
 def run_resize(browser: FlaskClient | Script, image: str) -> dict:
     answer = browser.post("/api/workflows/image-resize/run",
                           json={"params": {"image": image, "width": 16, "height": 16}})
-    assert answer.status_code == 201, answer.get_json()
+    assert answer.status_code == 202, answer.get_json()
     [job] = answer.get_json()["items"]
     return dict(job)
 

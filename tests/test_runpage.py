@@ -147,7 +147,7 @@ def test_any_input_with_a_picker_offers_what_comfyui_has_now(client: FlaskClient
     assert "not installed" in refused.get_json()["error"]["details"]["fields"]["checkpoint"]
     ran = client.post(f"/api/workflows/{workflow}/run", json={"params": {
         "positive_prompt": "x", "checkpoint": "random_sd15.safetensors"}})
-    assert ran.status_code == 201, ran.get_json()
+    assert ran.status_code == 202, ran.get_json()
 
 
 def test_a_missing_required_value_is_named_in_words(client: FlaskClient) -> None:

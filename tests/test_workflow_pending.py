@@ -119,7 +119,7 @@ def test_once_comfyui_has_the_pack_the_workflow_is_converted_with_its_values_and
     assert not (folder / "workflow.ui.json").exists()
 
     answer = client.post(f"/api/workflows/{created['id']}/run", json={"params": {}})
-    assert answer.status_code == 201, answer.get_json()
+    assert answer.status_code == 202, answer.get_json()
     done = wait_status(client, answer.get_json()["items"][0]["id"])
     assert done["status"] == "completed", done
     sent = comfy_server.prompts_received[-1]["prompt"]
@@ -172,7 +172,7 @@ def test_an_api_prompt_with_a_missing_pack_imports_not_ready_and_runs_as_it_is_o
     comfy_server.install_node("FancyUpscaler", FANCY_INFO)
     services.comfy.invalidate_object_info()  # as a reconnect does
     answer = client.post("/api/workflows/castle/run", json={"params": {}})
-    assert answer.status_code == 201, answer.get_json()
+    assert answer.status_code == 202, answer.get_json()
     assert wait_status(client, answer.get_json()["items"][0]["id"])["status"] == "completed"
     assert comfy_server.prompts_received[-1]["prompt"]["20"]["inputs"] == {
         "scale": 3, "method": "nearest", "image": ["8", 0]}

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from studio.apidocs import documented
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.auth.models import Role, TokenScope
 from studio.auth.service import Identity
@@ -78,6 +79,7 @@ def _signed_in(cookie: str, identity: Identity) -> Response:
 
 
 @bp.get("/state")
+@documented("Whether Studio is set up and who is signed in", tags=["auth"])
 def state() -> Response:
     from flask import g
 
@@ -85,6 +87,7 @@ def state() -> Response:
 
 
 @bp.post("/setup")
+@documented("Create the first admin account (only before setup)", body=Credentials, tags=["auth"])
 def setup() -> Response:
     body = parse_json(Credentials, max_bytes=SIGN_IN_BYTES)
     studio = services()
@@ -95,6 +98,7 @@ def setup() -> Response:
 
 
 @bp.post("/login")
+@documented("Sign in: sets the session cookie, answers the CSRF token", body=Credentials, tags=["auth"])
 def login() -> Response:
     body = parse_json(Credentials, max_bytes=SIGN_IN_BYTES)
     studio = services()
@@ -104,6 +108,7 @@ def login() -> Response:
 
 
 @bp.post("/logout")
+@documented("Sign out of this session", body=EmptyBody, tags=["auth"])
 def logout() -> Response:
     parse_json(EmptyBody)
     studio = services()
@@ -114,12 +119,14 @@ def logout() -> Response:
 
 
 @bp.get("/me")
+@documented("The signed-in account", tags=["auth"])
 @allow_run_scope
 def me() -> Response:
     return jsonify(_me(current_identity()))
 
 
 @bp.post("/password")
+@documented("Change one's own password", body=PasswordChange, tags=["auth"])
 def change_password() -> Response:
     body = parse_json(PasswordChange)
     services().users.change_password(current_identity(), body.current_password, body.new_password)
@@ -127,11 +134,13 @@ def change_password() -> Response:
 
 
 @bp.get("/tokens")
+@documented("One's API tokens (never the secrets)", tags=["auth"])
 def list_tokens() -> Response:
     return jsonify({"items": services().auth.list_tokens(current_identity().user_id)})
 
 
 @bp.post("/tokens")
+@documented("Create an API token; its secret is shown once", body=TokenRequest, answers={201: {}}, tags=["auth"])
 def create_token() -> Response:
     body = parse_json(TokenRequest)
     plain, view = services().auth.create_token(current_identity(), name=body.name, scope=body.scope,
@@ -142,18 +151,21 @@ def create_token() -> Response:
 
 
 @bp.delete("/tokens/<int:token_id>")
+@documented("Revoke an API token", tags=["auth"])
 def revoke_token(token_id: int) -> Response:
     services().auth.revoke_token(current_identity(), token_id)
     return jsonify({"ok": True})
 
 
 @users_bp.get("")
+@documented("List accounts (admin)", tags=["users"])
 def list_users() -> Response:
     require_admin()
     return jsonify({"items": services().users.list_users()})
 
 
 @users_bp.post("")
+@documented("Create an account (admin)", body=NewUser, answers={201: {}}, tags=["users"])
 def create_user() -> Response:
     actor = require_admin()
     body = parse_json(NewUser)
@@ -163,6 +175,7 @@ def create_user() -> Response:
 
 
 @users_bp.patch("/<int:user_id>")
+@documented("Change an account's role or disable it (admin)", body=UserChange, tags=["users"])
 def update_user(user_id: int) -> Response:
     actor = require_admin()
     body = parse_json(UserChange)
@@ -170,6 +183,7 @@ def update_user(user_id: int) -> Response:
 
 
 @users_bp.post("/<int:user_id>/password")
+@documented("Set an account's password (admin)", body=PasswordReset, tags=["users"])
 def reset_password(user_id: int) -> Response:
     actor = require_admin()
     body = parse_json(PasswordReset)
@@ -178,6 +192,7 @@ def reset_password(user_id: int) -> Response:
 
 
 @users_bp.post("/<int:user_id>/revoke-sessions")
+@documented("Sign an account out everywhere (admin)", body=EmptyBody, tags=["users"])
 def revoke_sessions(user_id: int) -> Response:
     actor = require_admin()
     parse_json(EmptyBody)
@@ -186,6 +201,7 @@ def revoke_sessions(user_id: int) -> Response:
 
 
 @users_bp.delete("/<int:user_id>")
+@documented("Delete an account (admin)", tags=["users"])
 def delete_user(user_id: int) -> Response:
     services().users.delete_user(user_id, actor=require_admin())
     return jsonify({"ok": True})

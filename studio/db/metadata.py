@@ -5,10 +5,12 @@ from sqlmodel import SQLModel
 from studio.auth import models as _accounts  # noqa: F401
 from studio.db import models as _foundation  # noqa: F401
 from studio.downloads import models as _downloads  # noqa: F401
+from studio.idempotency import models as _idempotency  # noqa: F401
 from studio.jobs import models as _jobs  # noqa: F401
 from studio.models import inventory as _inventory  # noqa: F401
 from studio.preferences import models as _preferences  # noqa: F401
 from studio.runpage import models as _runpage  # noqa: F401
+from studio.webhooks import models as _webhooks  # noqa: F401
 from studio.workflows import models as _workflows  # noqa: F401
 
 metadata = SQLModel.metadata

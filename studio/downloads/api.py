@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from studio.apidocs import documented
 from studio.auth.guard import current_identity, require_admin
 from studio.downloads.hub import hub_url
 from studio.errors import BadRequest, NotFound, StudioError
@@ -52,11 +53,14 @@ def _enqueue_catalog_file(catalogs: dict[str, Catalog], file_name: str, allow_pi
 
 
 @bp.get("/downloads")
+@documented("Downloads: queued, running and finished", tags=["downloads"])
 def list_downloads() -> Response:
     return jsonify({"items": services().downloads.list()})
 
 
 @bp.post("/downloads")
+@documented("Queue a model download (catalog entry, URL or Hugging Face file)",
+            body=DownloadRequest, answers={200: {}, 201: {}}, tags=["downloads"])
 def start_download() -> Response:
     body = parse_json(DownloadRequest)
     studio = services()
@@ -94,6 +98,7 @@ class BatchRequest(BaseModel):
 
 
 @bp.post("/downloads/batch")
+@documented("Queue several catalog entries", body=BatchRequest, answers={201: {}}, tags=["downloads"])
 def start_batch() -> Response:
     """Queues several catalog entries; each one that cannot be queued is named with the reason."""
     body = parse_json(BatchRequest)
@@ -117,30 +122,35 @@ def start_batch() -> Response:
 
 
 @bp.post("/downloads/<download_id>/<any(pause, resume, retry, cancel):action>")
+@documented("Pause, resume, retry or cancel one download", body=EmptyBody, tags=["downloads"])
 def control(download_id: str, action: str) -> Response:
     parse_json(EmptyBody)
     return jsonify(getattr(services().downloads, action)(download_id, caller=current_identity()))
 
 
 @bp.post("/downloads/pause-all")
+@documented("Pause every download of the caller", body=EmptyBody, tags=["downloads"])
 def pause_all() -> Response:
     parse_json(EmptyBody)
     return jsonify({"changed": services().downloads.set_all_paused(True, caller=current_identity())})
 
 
 @bp.post("/downloads/cancel-all")
+@documented("Cancel every download of the caller", body=EmptyBody, tags=["downloads"])
 def cancel_all() -> Response:
     parse_json(EmptyBody)
     return jsonify({"changed": services().downloads.cancel_all(caller=current_identity())})
 
 
 @bp.post("/downloads/retry-failed")
+@documented("Retry every failed download of the caller", body=EmptyBody, tags=["downloads"])
 def retry_failed() -> Response:
     parse_json(EmptyBody)
     return jsonify({"changed": services().downloads.retry_failed(caller=current_identity())})
 
 
 @bp.post("/downloads/resume-all")
+@documented("Resume every paused download of the caller", body=EmptyBody, tags=["downloads"])
 def resume_all() -> Response:
     parse_json(EmptyBody)
     return jsonify({"changed": services().downloads.set_all_paused(False, caller=current_identity())})

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wsproto.utilities import LocalProtocolError
 
 from studio import __version__
+from studio.apidocs import documented
 from studio.auth.guard import current_identity
 from studio.services import services
 from studio.web import parse_query
@@ -42,6 +43,7 @@ class RecentQuery(BaseModel):
 
 
 @bp.get("/api/events")
+@documented("Recent activity, newest first", query=RecentQuery, tags=["events"])
 def recent_events() -> Response:
     query = parse_query(RecentQuery)
     identity = current_identity()

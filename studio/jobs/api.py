@@ -9,11 +9,13 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field
 
+from studio.apidocs import documented
+from studio.apidocs.uploads import ImageUpload
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.errors import BadRequest, NotFound
-from studio.jobs import advice, results, thumbnails
+from studio.jobs import advice, follow, results, thumbnails
 from studio.jobs.export import stream_zip
-from studio.jobs.models import JobStatus
+from studio.jobs.models import FINISHED, JobStatus
 from studio.jobs.serving import send_download, send_inside, send_preview
 from studio.services import services
 from studio.web import EmptyBody, UtcDatetime, parse_json, parse_query
@@ -54,6 +56,7 @@ class JobQuery(BaseModel):
 
 
 @bp.get("/jobs")
+@documented("List jobs, newest first (a page at a time)", query=JobQuery, tags=["jobs"])
 @allow_run_scope
 def list_jobs() -> Response:
     query = parse_query(JobQuery)
@@ -66,18 +69,58 @@ def list_jobs() -> Response:
                                         limit=query.limit, starred=query.starred))
 
 
+class JobGetQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wait: int | None = Field(None, ge=0, le=follow.MAX_WAIT_S,
+                             description="long-poll: answer when the status changes or after this many seconds")
+
+
 @bp.get("/jobs/<job_id>")
+@documented("One job; with ?wait=N, answers when its status changes (or after N ≤ 60 s)", query=JobGetQuery,
+            tags=["jobs"])
 @allow_run_scope
 def get_job(job_id: str) -> Response:
+    query = parse_query(JobGetQuery)
     studio = services()
-    view = studio.jobs.get(job_id, actor=current_identity())
-    live = studio.job_engine.progress(job_id)
-    if live is not None:
-        view["progress"] = live
-    return jsonify(view)
+    if query.wait:
+        return jsonify(follow.wait_for_change(studio, job_id, current_identity(), query.wait))
+    return jsonify(follow.current_view(studio, job_id, current_identity()))
+
+
+SSE_DOC = {"content": "text/event-stream", "description": "events state, status, progress, preview, output, "
+           "outputs and finished (JSON data each); the stream ends after finished or within 90 s (reconnect)"}
+
+
+@bp.get("/jobs/<job_id>/events")
+@documented("Follow one job as server-sent events until it finishes", answers={200: SSE_DOC, 204: {"empty": True}},
+            tags=["jobs"])
+@allow_run_scope
+def job_events(job_id: str) -> Response:
+    """Answers 204 to a reconnect after the final event (``Last-Event-ID: end``), so EventSource stops."""
+    studio = services()
+    actor = current_identity()
+    watch = follow.JobWatch(studio.bus, job_id)  # before reading the job: nothing between is missed
+    try:
+        view = follow.current_view(studio, job_id, actor)  # someone else's job: 404 before any byte
+        finished = view["status"] in {s.value for s in FINISHED}
+        if request.method == "HEAD" or (finished and request.headers.get("Last-Event-ID") == follow.END_ID):
+            watch.close()
+            return Response(status=204 if finished else 200, mimetype="text/event-stream")
+    except BaseException:
+        watch.close()
+        raise
+    config = current_app.config
+    body = follow.stream(studio, job_id, actor, watch=watch, view=view,
+                         max_s=float(config.get("STUDIO_SSE_MAX_S", follow.MAX_STREAM_S)),
+                         keepalive_s=float(config.get("STUDIO_SSE_KEEPALIVE_S", follow.KEEPALIVE_S)))
+    response = Response(body, mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # proxies must pass each event on as it comes
+    return response
 
 
 @bp.get("/jobs/<job_id>/preview")
+@documented("The latest preview frame of a running job", answers={200: {"content": "image/*"}}, tags=["jobs"])
 @allow_run_scope
 def job_preview(job_id: str) -> Response:
     studio = services()
@@ -92,6 +135,7 @@ def job_preview(job_id: str) -> Response:
 
 
 @bp.get("/jobs/<job_id>/outputs/<int:output_id>")
+@documented("Download one output file", answers={200: {"content": "application/octet-stream"}}, tags=["jobs"])
 @allow_run_scope
 def job_output(job_id: str, output_id: int) -> Response:
     studio = services()
@@ -106,6 +150,7 @@ _output_path = thumbnails.output_file
 
 
 @bp.get("/jobs/<job_id>/outputs/<int:output_id>/thumb/<int:size>.webp")
+@documented("A WebP thumbnail of one output", answers={200: {"content": "image/webp"}}, tags=["jobs"])
 @allow_run_scope
 def output_thumbnail(job_id: str, output_id: int, size: int) -> Response:
     """A WebP thumbnail, made now if the worker has not yet; its URL never names other content, so
@@ -128,6 +173,7 @@ class StarRequest(BaseModel):
 
 
 @bp.post("/jobs/<job_id>/outputs/<int:output_id>/star")
+@documented("Star or unstar one output", body=StarRequest, tags=["jobs"])
 def star_output(job_id: str, output_id: int) -> Response:
     """A bad body is a 400 like on every route; then someone else's output is a 404."""
     body = parse_json(StarRequest)
@@ -137,11 +183,13 @@ def star_output(job_id: str, output_id: int) -> Response:
 
 
 @bp.delete("/jobs/<job_id>/outputs/<int:output_id>")
+@documented("Delete one output file", tags=["jobs"])
 def delete_output(job_id: str, output_id: int) -> Response:
     return jsonify(results.delete_output(services().jobs, job_id, output_id, actor=current_identity()))
 
 
 @bp.get("/jobs/<job_id>/export")
+@documented("The job, its inputs and outputs as a ZIP", answers={200: {"content": "application/zip"}}, tags=["jobs"])
 @allow_run_scope
 def export_job(job_id: str) -> Response:
     studio = services()
@@ -160,6 +208,7 @@ def export_job(job_id: str) -> Response:
 
 
 @bp.post("/jobs/<job_id>/cancel")
+@documented("Cancel a waiting or running job", body=EmptyBody, tags=["jobs"])
 @allow_run_scope
 def cancel_job(job_id: str) -> Response:
     parse_json(EmptyBody)
@@ -173,6 +222,7 @@ def cancel_job(job_id: str) -> Response:
 
 
 @bp.post("/jobs/<job_id>/front")
+@documented("Move a waiting job to the front of the queue", body=EmptyBody, tags=["jobs"])
 def move_to_front(job_id: str) -> Response:
     parse_json(EmptyBody)
     return jsonify(services().jobs.move_to_front(job_id, actor=current_identity()))
@@ -184,12 +234,14 @@ class MoveRequest(BaseModel):
 
 
 @bp.post("/jobs/<job_id>/move")
+@documented("Move a waiting job before another", body=MoveRequest, tags=["jobs"])
 def move_job(job_id: str) -> Response:
     body = parse_json(MoveRequest)
     return jsonify(services().jobs.move(job_id, before=body.before, actor=current_identity()))
 
 
 @bp.post("/jobs/<job_id>/retry")
+@documented("Queue a finished job again with the same values", body=EmptyBody, answers={201: {}}, tags=["jobs"])
 @allow_run_scope
 def retry_job(job_id: str) -> Response:
     parse_json(EmptyBody)
@@ -205,6 +257,7 @@ class AgainRequest(BaseModel):
 
 
 @bp.post("/jobs/<job_id>/again")
+@documented("Queue the same job with new or the same seeds", body=AgainRequest, answers={201: {}}, tags=["jobs"])
 @allow_run_scope
 def again(job_id: str) -> Response:
     """Same workflow and values, new random seeds: "new seed" (count 1) and variations (count N)."""
@@ -218,18 +271,21 @@ def again(job_id: str) -> Response:
 
 
 @bp.delete("/jobs/<job_id>")
+@documented("Delete a job and its files", tags=["jobs"])
 def delete_job(job_id: str) -> Response:
     services().jobs.delete(job_id, actor=current_identity())
     return jsonify({"ok": True})
 
 
 @bp.get("/queue")
+@documented("The queue: what runs and what waits", tags=["queue"])
 @allow_run_scope
 def queue_state() -> Response:
     return jsonify(services().jobs.queue_state(actor=current_identity()))
 
 
 @bp.post("/queue/pause")
+@documented("Pause the queue (admin)", body=EmptyBody, tags=["queue"])
 def pause() -> Response:
     """Admin: the queue is everyone's, so only an admin stops or restarts it."""
     actor = require_admin()
@@ -238,6 +294,7 @@ def pause() -> Response:
 
 
 @bp.post("/queue/resume")
+@documented("Resume the queue (admin)", body=EmptyBody, tags=["queue"])
 def resume() -> Response:
     actor = require_admin()
     parse_json(EmptyBody)
@@ -245,12 +302,15 @@ def resume() -> Response:
 
 
 @bp.post("/queue/cancel-waiting")
+@documented("Cancel all of the caller's waiting jobs", body=EmptyBody, tags=["queue"])
 def cancel_waiting() -> Response:
     parse_json(EmptyBody)
     return jsonify({"cancelled": services().jobs.cancel_pending(actor=current_identity())})
 
 
 @bp.post("/inputs")
+@documented("Upload an input image (multipart field image)", body=ImageUpload, answers={200: {}, 201: {}},
+            tags=["inputs"])
 @allow_run_scope
 def upload_input() -> Response:
     upload = request.files.get("image")
@@ -263,6 +323,7 @@ def upload_input() -> Response:
 
 
 @bp.get("/inputs")
+@documented("Input images recently used", tags=["inputs"])
 @allow_run_scope
 def recent_inputs() -> Response:
     """Images the caller's own recent jobs used (an admin sees every stored input)."""
@@ -274,6 +335,7 @@ def recent_inputs() -> Response:
 
 
 @bp.get("/inputs/<name>")
+@documented("One stored input image", answers={200: {"content": "image/*"}}, tags=["inputs"])
 @allow_run_scope
 def input_image(name: str) -> Response:
     """An earlier input, for thumbnails; names are content hashes, so anyone signed in may see them."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
+from studio.apidocs import documented
 from studio.auth.guard import allow_run_scope, require_admin
 from studio.errors import Unprocessable
 from studio.models.catalog_store import import_catalog, remove_entry
@@ -45,6 +46,7 @@ def _listing(files: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any],
 
 
 @bp.get("/models")
+@documented("Model catalogs, installed files and where each can be used", tags=["models"])
 def models() -> Response:
     """Catalogs joined with the disk; files no catalog lists by name, folder and size; the workflows
     whose pickers can use a file of each folder ("Use in Run"); the folders a download may go to."""
@@ -57,12 +59,14 @@ def models() -> Response:
 
 
 @bp.get("/models/disk")
+@documented("Free space and the largest model files", tags=["models"])
 def disk() -> Response:
     """Free space, bytes per model folder and the largest files (the Home page's disk panel)."""
     return jsonify(services().inventory.disk_report())
 
 
 @bp.delete("/models/files")
+@documented("Delete one model file (admin)", query=FileQuery, tags=["models"])
 def delete_file() -> Response:
     """Admins: deletes one model file in the models root (never in an extra folder)."""
     identity = require_admin()
@@ -74,6 +78,7 @@ def delete_file() -> Response:
 
 
 @bp.post("/models/rehash")
+@documented("Look for new or changed model files now (admin)", body=EmptyBody, tags=["models"])
 def rehash() -> Response:
     """Admins: look for new or changed files now instead of at the next round."""
     require_admin()
@@ -83,6 +88,7 @@ def rehash() -> Response:
 
 
 @bp.get("/loras/pairs")
+@documented("LoRA pairs for a base model", query=PairsQuery, tags=["models"])
 @allow_run_scope
 def lora_pairs() -> Response:
     """LoRA pairs (high/low noise, or one file for both) for a base model: the lora_picker's choices."""
@@ -92,6 +98,7 @@ def lora_pairs() -> Response:
 
 
 @bp.post("/catalogs/<any(models, loras, llm):kind>")
+@documented("Merge or replace a catalog (admin)", body=CatalogImport, tags=["models"])
 def import_catalog_json(kind: CatalogKind) -> Response:
     """Admins: merges a catalog JSON into the user's copy (by file name), or replaces it."""
     identity = require_admin()
@@ -107,6 +114,7 @@ def import_catalog_json(kind: CatalogKind) -> Response:
 
 
 @bp.delete("/catalogs/<any(models, loras, llm):kind>/entries/<path:file_name>")
+@documented("Remove a catalog entry (admin)", tags=["models"])
 def remove_catalog_entry(kind: CatalogKind, file_name: str) -> Response:
     """Admins: removes an entry from the catalog (the file on disk, if any, stays)."""
     identity = require_admin()

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from studio.apidocs import documented
 from studio.auth.guard import require_admin
 from studio.errors import BadRequest
 from studio.preferences.probe import probe_comfyui
@@ -16,12 +17,14 @@ bp = Blueprint("preferences", __name__, url_prefix="/api/settings")
 
 
 @bp.get("")
+@documented("Studio's settings, secrets masked (admin)", tags=["settings"])
 def read() -> Response:
     require_admin()
     return jsonify(services().preferences.public_view())
 
 
 @bp.put("")
+@documented("Change settings (admin): a JSON object of setting names to values", tags=["settings"])
 def change() -> Response:
     actor = require_admin()
     body: Any = request_json()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -46,6 +47,8 @@ class SettingsUpdate(BaseModel):
     hf_token: str | None = Field(None, max_length=512)
     telegram_bot_token: str | None = Field(None, max_length=512)
     webhook_secret: str | None = Field(None, max_length=512)
+    # Hosts webhooks may reach although they resolve to a private or loopback address (a LAN service).
+    webhook_allowed_hosts: str | None = Field(None, max_length=2048)
 
     @field_validator("comfyui_url")
     @classmethod
@@ -68,6 +71,17 @@ class SettingsUpdate(BaseModel):
                 ipaddress.ip_network(part, strict=False)
             except ValueError as err:
                 raise ValueError(f"{part!r} is not an IP address or network") from err
+        return ", ".join(parts)
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = [part.strip().lower() for part in value.split(",") if part.strip()]
+        for part in parts:
+            if not re.fullmatch(r"[a-z0-9.:\[\]_-]{1,253}", part):
+                raise ValueError(f"{part[:60]!r} is not a host name or IP address")
         return ", ".join(parts)
 
     @field_validator("civitai_api_key", "hf_token", "telegram_bot_token", "webhook_secret")
@@ -96,6 +110,7 @@ def defaults_from(config: Settings) -> dict[str, Any]:
         "hf_token": secret("hf_token"),
         "telegram_bot_token": secret("telegram_bot_token"),
         "webhook_secret": None,
+        "webhook_allowed_hosts": "",
     }
 
 

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict
 
+from studio.apidocs import documented
 from studio.auth.guard import allow_run_scope, current_identity
 from studio.runpage.service import MAX_DRAFT_BYTES, RunDrafts
 from studio.services import services
@@ -34,6 +35,7 @@ class DraftBody(BaseModel):
 
 
 @bp.get("/last")
+@documented("The caller's newest Run page draft", tags=["run page"])
 @allow_run_scope
 def last() -> Response:
     known = {workflow.id for workflow in services().library.all()}
@@ -41,6 +43,7 @@ def last() -> Response:
 
 
 @bp.put("/last/<workflow_id>")
+@documented("Save the Run page's values for one workflow", body=DraftBody, tags=["run page"])
 @allow_run_scope
 def save(workflow_id: str) -> Response:
     """Keeps what the form holds now; the workflow must exist (404 otherwise)."""

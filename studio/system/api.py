@@ -7,6 +7,7 @@ import re
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
+from studio.apidocs import documented
 from studio.auth.guard import require_admin
 from studio.errors import BadRequest
 from studio.services import services
@@ -16,11 +17,13 @@ bp = Blueprint("system", __name__, url_prefix="/api")
 
 
 @bp.get("/health")
+@documented("Liveness: answers while the process serves (no sign-in)", tags=["system"])
 def health() -> Response:
     return jsonify(services().system.health())
 
 
 @bp.get("/status")
+@documented("ComfyUI connection, queue and machine figures", tags=["system"])
 def status() -> Response:
     return jsonify(services().system.status())
 
@@ -32,6 +35,7 @@ class FreeRequest(BaseModel):
 
 
 @bp.post("/comfy/free")
+@documented("Ask ComfyUI to free memory (admin)", body=FreeRequest, tags=["system"])
 def free_comfy_memory() -> Response:
     require_admin()  # unloading models stops everyone's next job from starting warm
     request = parse_json(FreeRequest)
@@ -49,6 +53,7 @@ FOLDER_KEY = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
 @bp.post("/comfy/models/refresh")
+@documented("Ask ComfyUI to list its models again (admin)", body=ModelsRefreshRequest, tags=["system"])
 def refresh_comfy_models() -> Response:
     """Any signed-in person: the lists are everyone's, and the service throttles what reaches ComfyUI."""
     request = parse_json(ModelsRefreshRequest)

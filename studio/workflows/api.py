@@ -8,10 +8,14 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
+from studio.apidocs import documented
+from studio.apidocs.uploads import WorkflowUpload
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
 from studio.downloads.civitai import CivitaiLookup
 from studio.downloads.manager import size_in_bytes
 from studio.errors import BadRequest, ServiceUnavailable, StudioError, Unprocessable
+from studio.idempotency import idempotent
+from studio.jobs.links import Accepted, accepted
 from studio.services import Services, services
 from studio.web import EmptyBody, parse_json, parse_query
 from studio.workflows.comfyfacts import Facts, comfy_facts
@@ -67,6 +71,7 @@ def _facts(studio: Services) -> Facts:
 
 
 @bp.get("")
+@documented("The workflow library with readiness", tags=["workflows"])
 def list_workflows() -> Response:
     studio = services()
     facts = _facts(studio)
@@ -77,6 +82,7 @@ def list_workflows() -> Response:
 
 
 @bp.get("/<workflow_id>")
+@documented("One workflow's form: manifest, readiness and picker choices", tags=["workflows"])
 @allow_run_scope
 def get_workflow(workflow_id: str) -> Response:
     """The form: the manifest, plus what each picker may choose from on this ComfyUI."""
@@ -98,6 +104,8 @@ class MappingRequest(BaseModel):
 
 
 @bp.post("")
+@documented("Import a workflow (admin; multipart field file)",
+            body=WorkflowUpload, answers={201: {}}, tags=["workflows"])
 def import_workflow() -> Response:
     """Admin: a workflow JSON (API or UI format) or a PNG/WebP saved by ComfyUI, as multipart 'file'."""
     require_admin()
@@ -119,6 +127,7 @@ def import_workflow() -> Response:
 
 
 @bp.delete("/<workflow_id>")
+@documented("Delete a workflow, or hide a bundled one (admin)", body=EmptyBody, tags=["workflows"])
 def delete_workflow(workflow_id: str) -> Response:
     """Admin: a user's workflow is deleted (folder and row), a bundled one hidden until restored.
     Jobs that ran it keep their history: each holds its own copy of the prompt it sent."""
@@ -133,6 +142,7 @@ def delete_workflow(workflow_id: str) -> Response:
 
 
 @bp.post("/<workflow_id>/restore")
+@documented("Restore a hidden bundled workflow (admin)", body=EmptyBody, tags=["workflows"])
 def restore_workflow(workflow_id: str) -> Response:
     """Admin: a hidden bundled workflow back in the library."""
     require_admin()
@@ -151,6 +161,7 @@ def _announce(studio: Services, action: str, workflow: Workflow) -> None:
 
 
 @bp.put("/<workflow_id>/mapping")
+@documented("Save the mapping editor's result (admin)", body=MappingRequest, tags=["workflows"])
 def save_mapping(workflow_id: str) -> Response:
     """Admin: the mapping editor's result (names, order, hidden, advanced, defaults, limits)."""
     require_admin()
@@ -167,6 +178,7 @@ class MissingQuery(BaseModel):
 
 
 @bp.get("/<workflow_id>/missing")
+@documented("What a workflow lacks and where to download it", query=MissingQuery, tags=["workflows"])
 def missing_models(workflow_id: str) -> Response:
     """What this workflow lacks, and for each model where it can be downloaded from."""
     studio = services()
@@ -175,6 +187,8 @@ def missing_models(workflow_id: str) -> Response:
 
 
 @bp.post("/<workflow_id>/install-missing")
+@documented("Queue downloads of every missing model found",
+            body=EmptyBody, answers={200: {}, 201: {}}, tags=["workflows"])
 def install_missing(workflow_id: str) -> Response:
     """Queues every missing model that can be found; says which ones could not.
 
@@ -212,8 +226,12 @@ def _missing(studio: Services, workflow: Workflow, *, civitai: bool) -> tuple[di
 
 
 @bp.post("/<workflow_id>/run")
+@documented("Queue jobs from a workflow's form values (202 with links to follow them)", body=RunRequest,
+            answers={202: Accepted}, tags=["workflows", "jobs"])
 @allow_run_scope
+@idempotent
 def run(workflow_id: str) -> Response:
+    """Answers at once: the jobs are queued, not run. Send ``Idempotency-Key`` to retry safely."""
     body = parse_json(RunRequest)
     studio = services()
     facts = _facts(studio)
@@ -224,6 +242,4 @@ def run(workflow_id: str) -> Response:
                             code="workflow_not_ready", details={"readiness": ready})
     jobs = studio.jobs.submit(workflow_id, body.params, owner=current_identity(), count=body.count,
                               object_info=facts.object_info)
-    response = jsonify({"items": jobs})
-    response.status_code = 201
-    return response
+    return accepted(jobs)

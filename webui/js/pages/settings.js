@@ -15,6 +15,8 @@ const FIELDS = [
   { key: 'hf_token', label: 'Hugging Face token', secret: true },
   { key: 'telegram_bot_token', label: 'Telegram bot token', secret: true },
   { key: 'webhook_secret', label: 'Webhook secret', secret: true },
+  { key: 'webhook_allowed_hosts', label: 'Webhook allowed hosts', type: 'text',
+    help: 'Host names or IPs, comma-separated, that webhooks may reach although they are private or local (e.g. a LAN server).' },
 ];
 
 /** @param {HTMLElement} main */
