@@ -44,6 +44,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.preferences.api import bp as preferences_bp
     from studio.presets.api import bp as presets_bp
     from studio.runpage.api import bp as runpage_bp
+    from studio.schedules.api import bp as schedules_bp
     from studio.system.api import bp as system_bp
     from studio.webhooks.api import bp as webhooks_bp
     from studio.workflows.api import bp as workflows_bp
@@ -62,5 +63,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(runpage_bp)
     app.register_blueprint(presets_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(schedules_bp)
     app.register_blueprint(pages_bp)
     return app

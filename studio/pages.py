@@ -20,7 +20,7 @@ WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 # Each page of the app; the shell page's router picks the module for the path.
 PAGES = (
     "system", "run", "queue", "history", "workflows", "models", "loras", "downloads", "presets", "gallery",
-    "civitai", "llm", "settings", "account", "users", "job",
+    "civitai", "llm", "settings", "account", "users", "job", "webhooks", "api-docs",
 )
 # Pages about one thing, named by the last part of the path: /run/<workflow id>, /job/<job id>.
 ITEM_PAGES = ("run", "job")
@@ -64,7 +64,7 @@ def home() -> Response:
     return _page("index.html")
 
 
-@bp.get("/<any(" + ", ".join(PAGES) + "):page>")
+@bp.get("/<any(" + ", ".join(f'"{page}"' for page in PAGES) + "):page>")  # quoted: "api-docs" has a dash
 @documented("A page of the web app",
             answers={200: {"content": "text/html"}, 302: {"empty": True, "description": "to sign-in or setup first"}},
             tags=["pages"])
@@ -72,7 +72,7 @@ def page(page: str) -> Response:
     return _page("index.html")
 
 
-@bp.get("/<any(" + ", ".join(ITEM_PAGES) + "):page>/<item>")
+@bp.get("/<any(" + ", ".join(f'"{page}"' for page in ITEM_PAGES) + "):page>/<item>")
 @documented("A page about one thing (a workflow to run, a job)",
             answers={200: {"content": "text/html"}, 302: {"empty": True, "description": "to sign-in or setup first"}},
             tags=["pages"])

@@ -61,6 +61,7 @@ class Runtime:
         self.services.downloads.start()
         self.services.inventory.start()
         self.services.webhooks.start()
+        self.services.schedules.start()
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()
         self._threads.append(telemetry)
@@ -103,6 +104,7 @@ class Runtime:
         self.services.job_engine.stop()
         self.services.downloads.stop()
         self.services.inventory.stop()
+        self.services.schedules.stop()
         self.services.webhooks.stop()
         self.services.stream.stop()
         for thread in self._threads:

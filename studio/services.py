@@ -39,14 +39,15 @@ from studio.paths import DataDir
 from studio.preferences.service import PreferencesService
 from studio.presets.service import PresetService
 from studio.presets.store import PresetStore
+from studio.schedules.service import ScheduleService
 from studio.system.bridge import ComfyBridge
 from studio.system.service import SystemService
 from studio.system.telemetry import TelemetrySampler
+from studio.webhooks.service import WebhookService
 from studio.workflows.comfyfacts import comfy_facts
 from studio.workflows.importer import WorkflowImporter
 from studio.workflows.library import WorkflowLibrary
 from studio.workflows.runnable import current_workflow
-from studio.webhooks.service import WebhookService
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     # Built after the others (they need ``presets`` and each other); set by ``build_services``.
     webhooks: WebhookService = field(init=False, repr=False)
+    schedules: ScheduleService = field(init=False, repr=False)
 
     def catalogs(self) -> dict[str, Catalog]:
         return load_catalogs(self.data_dir.catalogs)
@@ -175,6 +177,9 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     preferences.on_change(built.apply_preferences)
     built.webhooks = WebhookService(engine, bus, allowed_hosts=lambda: preferences.get("webhook_allowed_hosts"))
     built.webhooks.attach(bus)
+    built.schedules = ScheduleService(engine, bus, presets=lambda: built.presets, notifier=built.webhooks)
+    built.schedules.attach(bus)
+    users.on_deleted(built.schedules.owner_deleted)
     # ComfyUI may come back with other custom nodes (a restart) or other model files.
     bus.subscribe(lambda event: comfy.invalidate_object_info()
                   if event.type == "comfy/connection" and event.payload.get("connected") else None)

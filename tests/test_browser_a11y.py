@@ -107,6 +107,9 @@ def realistic_data(client: FlaskClient) -> str:
         "file": (io.BytesIO(json.dumps(SAMPLER_API).encode()), "castle.json"), "id": "castle",
         "name": "Castle in the clouds"})
     assert imported.status_code == 201, imported.get_json()
+    preset = client.post("/api/presets", json={"name": "Castle styles", "workflow_id": "image-resize",
+                                               "description": "Resizes, and asks nothing"})
+    assert preset.status_code == 201, preset.get_json()
     token = client.post("/api/auth/tokens", json={"name": "telegram bot", "scope": "run"})
     assert token.status_code == 201, token.get_json()
     files = FileServer().start()
@@ -147,6 +150,7 @@ def admin_pages(job_id: str) -> list[tuple[str, str, str]]:
         ("/settings", "settings", "#setting-comfyui_url"),
         ("/users", "users", "main table"),
         ("/account", "account", "#token-form"),
+        ("/presets", "presets", "#preset-list > *"),
         ("/gallery", "upcoming", "main p"),
     ]
 

@@ -45,9 +45,10 @@ def documented(
     """Describes a route for the OpenAPI document.
 
     ``body``/``query`` are the pydantic models the handler parses with ``parse_json``/``parse_query``;
-    ``answers`` maps a status code to a model or a raw JSON schema (a dict; ``{}`` means "any JSON",
-    ``{"content": {...}}`` gives a non-JSON media type). Error statuses need no model: they all
-    answer the shared Error schema.
+    ``answers`` maps a status code to a model or a raw JSON schema (a dict; ``{}`` means "any JSON").
+    Special keys in such a dict: ``"content"`` names other media types (``"image/webp"``, or
+    ``{"application/zip": {}}``), ``"empty": True`` an answer without a body, ``"description"``
+    the words. Error statuses need no entry: they all answer the shared Error schema.
     """
 
     def mark(view: F) -> F:

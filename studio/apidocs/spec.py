@@ -78,7 +78,7 @@ class _Schemas:
     def __init__(self, models: list[tuple[type[BaseModel], JsonSchemaMode]]) -> None:
         unique = list(dict.fromkeys(models))
         keys, defs = models_json_schema(unique, ref_template=REF) if unique else ({}, {})
-        self.refs: dict[tuple[type[BaseModel], str], dict[str, Any]] = dict(keys)
+        self.refs: dict[tuple[Any, str], dict[str, Any]] = dict(keys)
         self.components: dict[str, Any] = dict(defs.get("$defs", {}))
 
     def ref(self, model: type[BaseModel], mode: JsonSchemaMode = "validation") -> dict[str, Any]:
@@ -143,13 +143,20 @@ def _answer(schemas: _Schemas, status: int, answer: type[BaseModel] | dict[str, 
                                                                                                        "serialization")}}}
     spec = dict(answer)
     description = str(spec.pop("description", "OK" if status < 300 else "See the status"))
-    if spec.pop("empty", False):
+    if spec.pop("empty", False) or status in (204, 304):
         return {"description": description}
     media = spec.pop("content", None)
     if isinstance(media, str):
-        schema: dict[str, Any] = {"type": "string"} if media.startswith("text/") else {"type": "string",
-                                                                                       "format": "binary"}
-        return {"description": description, "content": {media: {"schema": schema}}}
+        media = {media: {}}
+    if isinstance(media, dict):
+        content = {}
+        for name, given in media.items():
+            schema = given.get("schema") if isinstance(given, dict) else None
+            if schema is None:
+                schema = {} if "json" in name else {"type": "string"} if name.startswith("text/") else {
+                    "type": "string", "format": "binary"}
+            content[name] = {"schema": schema}
+        return {"description": description, "content": content}
     return {"description": description, "content": {"application/json": {"schema": spec}}}
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from studio.client.follow import follow_job
 from studio.client.http import (
     EXIT_INTERRUPTED,
     EXIT_JOB_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     ApiError,
     ClientError,
     StudioClient,
@@ -49,6 +52,9 @@ def guarded(handler: Handler) -> Handler:
         except ClientError as err:
             note(f"studio: {err.message}")
             return err.exit_code
+        except OSError as err:  # this machine's side: --out not writable, a full disk
+            note(f"studio: {err.strerror or err}: {err.filename or ''}".rstrip(": "))
+            return EXIT_USAGE
         except KeyboardInterrupt:
             note("studio: interrupted (anything already queued goes on in Studio: `studio jobs cancel ID` stops it)")
             return EXIT_INTERRUPTED
@@ -105,10 +111,12 @@ def _follow_and_save(client: StudioClient, jobs: list[dict[str, Any]], args: arg
     finished: list[dict[str, Any]] = []
     files: list[dict[str, Any]] = []
     failed = False
+    deadline = time.monotonic() + args.timeout if args.timeout is not None else None  # for all the jobs
     for job in jobs:
         progress = JobProgress(str(job["id"]))
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            done = client.wait_job(str(job["id"]), on_update=progress.update, timeout_s=args.timeout)
+            done = follow_job(client, str(job["id"]), on_update=progress.update, timeout_s=left)
         finally:
             progress.close()
         finished.append(done)
@@ -321,7 +329,10 @@ class _DownloadBar:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     """Imported here: the MCP SDK loads only for ``studio mcp``."""
-    from studio.client.mcp_server import serve
+    try:
+        from studio.client.mcp_server import serve
+    except ImportError as err:
+        raise UsageError(f"studio mcp needs the MCP SDK: pip install 'mcp>=2.3,<3' ({err}).") from err
 
     serve(_client(args))
     return EXIT_OK

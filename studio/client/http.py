@@ -153,7 +153,7 @@ class StudioClient:
                 response = self.session.request(method, self.base_url + path, json=json, params=params, files=files,
                                                 headers=headers, stream=stream,
                                                 timeout=timeout_s or self.timeout_s, allow_redirects=False)
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
                 if attempt < len(retries):
                     time.sleep(retries[attempt])
                     attempt += 1

@@ -23,6 +23,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import BlobResourceContents, ReadResourceResult
 
 from studio import __version__
+from studio.client.follow import follow_job
 from studio.client.http import JOB_FINISHED, ApiError, ClientError, StudioClient
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class StudioTools:
             return {"jobs": [job_brief(job) for job in jobs]}
         followed = []
         for job in jobs:
-            done = self.client.wait_job(str(job["id"]), timeout_s=RUN_WAIT_S)
+            done = follow_job(self.client, str(job["id"]), timeout_s=RUN_WAIT_S)
             followed.append(job_brief(done))
         answer: dict[str, Any] = {"jobs": followed}
         if not all(item["finished"] for item in followed):
@@ -103,7 +104,7 @@ class StudioTools:
 
     def job_status(self, job_id: str, wait: bool) -> dict[str, Any]:
         if wait:
-            return job_brief(self.client.wait_job(job_id, timeout_s=STATUS_WAIT_S))
+            return job_brief(follow_job(self.client, job_id, timeout_s=STATUS_WAIT_S))
         return job_brief(self.client.get_job(job_id))
 
     def list_workflows(self) -> dict[str, Any]:

@@ -28,14 +28,15 @@ def short(job_id: str) -> str:
     return job_id[:8]
 
 
-def progress_text(job: dict[str, Any]) -> str:
-    """``running 40% KSampler 4/20`` — what the job is doing, in one line."""
+def progress_text(job: dict[str, Any], *, percent_shown: bool = True) -> str:
+    """``running 40% KSampler 4/20`` — what the job is doing, in one line (a bar shows the percentage
+    itself: ``percent_shown=False``)."""
     status = str(job.get("status") or "?")
     text = status if not job.get("status_text") else f"{status} ({job['status_text']})"
     live = job.get("progress")
     if isinstance(live, dict) and status == "running":
         percent = live.get("percent")
-        if isinstance(percent, int | float):
+        if isinstance(percent, int | float) and percent_shown:
             text += f" {percent:.0f}%"
         node = live.get("node_title") or live.get("node_type")
         if node:
@@ -58,7 +59,7 @@ class JobProgress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=100, desc=short(job_id), unit="%", file=self.stream, leave=True,
-                            bar_format="{desc} {bar} {n:.0f}% {postfix}")
+                            bar_format="{desc} {bar} {n:3.0f}%{postfix}")
 
     def update(self, job: dict[str, Any]) -> None:
         live = job.get("progress")
@@ -68,7 +69,7 @@ class JobProgress:
         if self.bar is not None:
             if value is not None and value >= self.bar.n:
                 self.bar.n = value
-            self.bar.set_postfix_str(progress_text(job), refresh=False)
+            self.bar.set_postfix_str(progress_text(job, percent_shown=False), refresh=False)
             self.bar.refresh()
             return
         mark = (status, int(value // 10) if value is not None else -1)

@@ -98,7 +98,9 @@ class BatchRequest(BaseModel):
 
 
 @bp.post("/downloads/batch")
-@documented("Queue several catalog entries", body=BatchRequest, answers={201: {}}, tags=["downloads"])
+@documented("Queue several catalog entries (409 when none could be)", body=BatchRequest,
+            answers={201: {}, 409: {"type": "object", "required": ["queued", "refused"], "description": "none queued"}},
+            tags=["downloads"])
 def start_batch() -> Response:
     """Queues several catalog entries; each one that cannot be queued is named with the reason."""
     body = parse_json(BatchRequest)

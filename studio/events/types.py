@@ -34,6 +34,10 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("queue/state", "The queue was paused or resumed."),
         EventSpec("presets/changed", "A preset was created, changed, deleted or got a new thumbnail (a private "
                   "one only reaches its owner and the admins).", persist=True),
+        EventSpec("schedules/changed", "A schedule was created, changed, deleted or disabled itself (the reason "
+                  "says why: its preset or owner is gone).", persist=True, per_user=True),
+        EventSpec("schedules/fired", "A schedule came due: it ran its preset (the job ids), could not (the error), "
+                  "or skipped runs missed while Studio was down.", persist=True, per_user=True),
         EventSpec("downloads/update", "A download's state, bytes, speed or ETA changed.", coalesce=True),
         EventSpec("downloads/finished", "A download completed or failed.", persist=True),
         EventSpec("models/hashed", "A model file's SHA-256 was computed in the background.", coalesce=True),

@@ -99,7 +99,7 @@ class DeliveryQuery(BaseModel):
 @documented("Your webhooks, and the event types they may subscribe to", answers={200: WebhookList},
             tags=["webhooks"])
 def list_webhooks() -> Response:
-    items = services().webhooks.list(current_identity())
+    items = services().webhooks.list_of(current_identity())
     kinds = [{"type": name, "description": text} for name, text in WEBHOOK_EVENTS.items()]
     return jsonify({"items": items, "event_types": kinds})
 

@@ -145,7 +145,7 @@ class WebhookService:
 
     # -- managing webhooks ------------------------------------------------------------------------
 
-    def list(self, owner: Owner) -> list[dict[str, Any]]:
+    def list_of(self, owner: Owner) -> list[dict[str, Any]]:
         with Session(self.engine) as session:
             rows = session.exec(select(Webhook).where(Webhook.owner_id == owner.user_id).order_by(col(Webhook.id)))
             return [view(row) for row in rows]

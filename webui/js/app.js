@@ -19,13 +19,15 @@ const PAGES = [
   { path: '/loras', title: 'LoRAs', module: './pages/models.js' },
   { path: '/downloads', title: 'Downloads', module: './pages/downloads.js' },
   { path: '/system', title: 'System', module: './pages/home.js' },
-  { path: '/presets', title: 'Presets', upcoming: true },
+  { path: '/presets', title: 'Presets', module: './pages/presets.js' },
   { path: '/gallery', title: 'Gallery', upcoming: true },
   { path: '/civitai', title: 'CivitAI', upcoming: true },
   { path: '/llm', title: 'LLM', upcoming: true },
   { path: '/settings', title: 'Settings', module: './pages/settings.js', admin: true },
   { path: '/users', title: 'Users', module: './pages/users.js', admin: true },
   { path: '/account', title: 'Account', module: './pages/account.js' },
+  { path: '/api-docs', title: 'API', module: './pages/apidocs.js' },
+  { path: '/webhooks', title: 'Webhooks', module: './pages/webhooks.js' },
   { path: '/job', title: 'Job', module: './pages/job.js', hidden: true, prefix: true },
 ];
 const LANDING = PAGES[0]; // a signed-in person lands on Run: making images is what Studio is for

@@ -29,6 +29,11 @@ export function setCsrfToken(token) {
   csrfToken = token;
 }
 
+/** For the few writes that are not JSON (file uploads through FormData). */
+export function getCsrfToken() {
+  return csrfToken || '';
+}
+
 /**
  * @param {string} method
  * @param {string} path

@@ -12,6 +12,7 @@ import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
 import { collect, control, upload } from './run-form.js';
 import { Drafts, sharedRole } from './run-drafts.js';
+import { savePreset } from './run-preset.js';
 import { Stage } from './run-stage.js';
 
 /** The ComfyUI model folder each picker type lists: what a refresh asks ComfyUI for. */
@@ -34,7 +35,7 @@ function installedChoice(spec, value, choices, drafts) {
 }
 
 /** Query keys Run reads itself; any other one presets the input with that id (`presetFrom`). */
-const RESERVED = new Set(['workflow', 'from_job', 'from', 'input']);
+const RESERVED = new Set(['workflow', 'from_job', 'from', 'input', 'preset']);
 
 /** `/run/<id>?<input id>=<value>` (the Models page's "Use in Run"): the values to preset once. @param {URLSearchParams} query */
 function presetFrom(query) {
@@ -196,6 +197,7 @@ export function mount(main, ctx = {}) {
       const errorLine = h('p', { class: 'error-line', role: 'alert' });
       const count = h('input', { id: 'run-count', type: 'number', min: 1, max: 100, value: 1 });
       const ready = wf.readiness.ready;
+      const saving = savePreset(workflowId, inputs, values, wf.name);
       const form = /** @type {HTMLFormElement} */ (h('form', { id: 'run-form', class: 'stack', novalidate: true },
         inputs.filter((/** @type {any} */ s) => !s.advanced).map((/** @type {any} */ s) => field(s)),
         inputs.some((/** @type {any} */ s) => s.advanced)
@@ -211,7 +213,8 @@ export function mount(main, ctx = {}) {
             await drafts.reset(workflowId);
             const defaults = Object.fromEntries(inputs.map((/** @type {any} */ s) => [s.id, wf.manifest.defaults?.[s.id] ?? s.default]));
             await load(workflowId, defaults);
-          } }, 'Reset to defaults')),
+          } }, 'Reset to defaults'), saving.button),
+        saving.panel,
         comfyLine));
       repick = async (id) => {
         const fresh = await api.get(`/api/workflows/${encodeURIComponent(id)}`);
@@ -316,6 +319,10 @@ export function mount(main, ctx = {}) {
         const job = await api.get(`/api/jobs/${encodeURIComponent(fromJob)}`);
         chosen = job.workflow_id;
         prefill = job.params;
+      } else if (query.get('preset')) { // a preset's values, questions and all, to try or change here
+        const found = await api.get(`/api/presets/${encodeURIComponent(query.get('preset') || '')}`);
+        chosen = found.workflow_id;
+        prefill = found.params;
       } else if (query.get('input')) {
         const found = await inputFrom(query.get('input') || '', items);
         chosen = found.id;
