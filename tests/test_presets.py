@@ -343,3 +343,57 @@ def test_a_retried_run_with_the_same_idempotency_key_makes_one_job(client: Flask
     assert first.status_code == again.status_code == 202
     assert again.get_json()["items"][0]["id"] == first.get_json()["items"][0]["id"]
     assert len(client.get("/api/jobs?limit=50").get_json()["items"]) == 1
+
+
+def test_a_preset_whose_workflow_takes_an_image_asks_for_one_at_each_run(client: FlaskClient) -> None:
+    from tests.jobs_helpers import upload_image
+
+    preset = make_preset(client, name="Thumbnailer", workflow_id="image-resize", params={"width": 32, "height": 24})
+    assert preset["needs_image"] is True
+    missing = run_preset(client, preset["id"])
+    assert missing.status_code == 400
+    assert "image" in missing.get_json()["error"]["details"]["fields"]
+    name = upload_image(client)
+    ran = run_preset(client, preset["id"], image=name)
+    assert ran.status_code == 202, ran.get_json()
+    params = ran.get_json()["items"][0]["params"]
+    assert (params["image"], params["width"], params["height"]) == (name, 32, 24)
+    gone = run_preset(client, preset["id"], image="never-uploaded.png")
+    assert gone.status_code == 400
+    assert len(client.get("/api/jobs?limit=50").get_json()["items"]) == 1
+
+
+def test_hostile_preset_files_are_listed_never_followed_and_never_stop_the_list(
+    client: FlaskClient, services: Services, tmp_path: Path
+) -> None:
+    folder = copy_original(services)
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"name": "Outside", "workflow": {"workflow_id": "sd15-txt2img"}}))
+    (folder / "linked.json").symlink_to(outside)
+    (folder / "folder.json").mkdir()
+    (folder / "nan.json").write_text('{"name": "n", "workflow": {"workflow_id": "x", "params": {"cfg": NaN}}}')
+    (folder / "deep.json").write_text('{"workflow": {"workflow_id": "x", "params": {"a": ' + "[" * 200 + "]" * 200
+                                      + "}}}")
+    (folder / "huge.json").write_text(json.dumps({"workflow": {"workflow_id": "x"}, "pad": "x" * (1024 * 1024)}))
+    (folder / "wrong-types.json").write_text(json.dumps({"name": 5, "workflow": {"workflow_id": "x"}}))
+    answer = client.get("/api/presets")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert {item["id"] for item in body["items"]} == {"my-preset", "lighthouse-styles"}
+    problems = {problem["file"]: problem["reason"] for problem in body["problems"]}
+    assert problems["linked.json"] == "is not a plain file"
+    assert problems["folder.json"] == "is not a plain file"
+    assert "NaN" in problems["nan.json"]
+    assert problems["deep.json"].startswith("is not usable JSON")
+    assert problems["huge.json"] == "is larger than 1024 KiB"
+    assert problems["wrong-types.json"] == 'has a "name" that is not a str'
+    assert client.get("/api/presets/linked").status_code == 404
+    assert outside.read_text().startswith('{"name": "Outside"')  # never written through the link
+    assert client.put("/api/presets/linked", json={"name": "x"}).status_code == 404
+
+
+def test_a_plain_user_does_not_see_which_files_are_broken(app: Flask, client: FlaskClient,
+                                                         services: Services) -> None:
+    copy_original(services)
+    bob = signed_in_user(app, client, "bob")
+    assert bob.get("/api/presets").get_json()["problems"] == []

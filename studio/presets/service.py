@@ -9,6 +9,7 @@ admins change those.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import logging
 import re
@@ -332,7 +333,7 @@ class PresetService:
 
     def run(self, preset_id: str, owner: Identity, *, answers: dict[str, Any] | None = None,
             overrides: dict[str, Any] | None = None, seed: int | None = None, count: int = 1,
-            image: str | None = None) -> list[dict[str, Any]]:
+            image: str | None = None) -> builtins.list[dict[str, Any]]:
         """Queues ``count`` jobs of the preset as ``owner`` (their jobs, in their fair share)."""
         workflow, params, facts = self.prepared(preset_id, owner, answers=answers, overrides=overrides, seed=seed,
                                                 image=image)
@@ -364,7 +365,7 @@ class PresetService:
         with Session(self.engine) as session:
             outputs = session.exec(select(JobOutput).where(JobOutput.job_id == job_id)
                                    .where(JobOutput.kind.in_(thumbnails.THUMBED_KINDS))  # type: ignore[attr-defined]
-                                   .order_by(JobOutput.id)).all()
+                                   .order_by(JobOutput.id)).all()  # type: ignore[arg-type]
         for output in outputs:
             source = thumbnails.output_file(self.outputs_root, job_id, output.path)
             if source is None:

@@ -72,6 +72,7 @@ def _facts(studio: Services) -> Facts:
 
 @bp.get("")
 @documented("The workflow library with readiness", tags=["workflows"])
+@allow_run_scope  # scripts and agents pick what to run from it, as they read one workflow's form
 def list_workflows() -> Response:
     studio = services()
     facts = _facts(studio)
