@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -102,7 +103,7 @@ def bench_sse(session: requests.Session, base: str, comfy: Any, jobs: int, steps
             if step in received and (job_id, step) in emitted:
                 latencies.append(received[step] - emitted[(job_id, step)])
             else:
-                missed += 1  # coalesced away (a newer step replaced it) or never sent
+                missed += 1  # before the stream connected, or coalesced away by a newer step
     comfy.worker.emit = original
     print(f"SSE progress delivery, ComfyUI test server's message → client ({jobs} jobs × {steps} steps, "  # noqa: T201
           f"{step_delay_s * 1000:.0f} ms a step): p50 {percentile(latencies, .5):.2f} ms "
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--step-delay", type=float, default=0.02, help="seconds per sampler step")
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request would bury the figures
     with tempfile.TemporaryDirectory() as root:
         runtime, comfy, token = start(Path(root))
         base = f"http://127.0.0.1:{runtime.port}"

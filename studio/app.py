@@ -22,6 +22,8 @@ class StudioFlask(Flask):
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app = StudioFlask(__name__, static_folder=None)
     app.url_map.converters["int"] = BoundedIntConverter
+    from studio.presets.api import PresetIdConverter
+    app.url_map.converters["preset"] = PresetIdConverter
     app.config.update(
         MAX_CONTENT_LENGTH=settings.studio_max_body_mb * 1024 * 1024,
         JSON_SORT_KEYS=False,
@@ -46,6 +48,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.runpage.api import bp as runpage_bp
     from studio.schedules.api import bp as schedules_bp
     from studio.system.api import bp as system_bp
+    from studio.telegram.api import bp as telegram_bp
     from studio.webhooks.api import bp as webhooks_bp
     from studio.workflows.api import bp as workflows_bp
 
@@ -64,5 +67,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(presets_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(schedules_bp)
+    app.register_blueprint(telegram_bp)
     app.register_blueprint(pages_bp)
     return app

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     hf_token: SecretStr | None = Field(None, description="Hugging Face access token (secret).")
     civitai_api_key: SecretStr | None = Field(None, description="CivitAI API key (secret).")
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token (secret).")
+    telegram_api_url: str = Field("https://api.telegram.org",
+                                  description="Telegram's Bot API (or a local Bot API server).")
+    telegram_public_url: str = Field("", description="Studio's address as a phone reaches it, for links to "
+                                     "results too large for Telegram.")
 
     @classmethod
     def settings_customise_sources(

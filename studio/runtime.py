@@ -62,6 +62,8 @@ class Runtime:
         self.services.inventory.start()
         self.services.webhooks.start()
         self.services.schedules.start()
+        # The bot polls only when a token is set; a token saved later starts it (Settings → Telegram).
+        self.services.telegram.enable(self.services.preferences.get("telegram_bot_token"))
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()
         self._threads.append(telemetry)
@@ -105,6 +107,7 @@ class Runtime:
         self.services.downloads.stop()
         self.services.inventory.stop()
         self.services.schedules.stop()
+        self.services.telegram.stop()
         self.services.webhooks.stop()
         self.services.stream.stop()
         for thread in self._threads:

@@ -43,6 +43,9 @@ from studio.schedules.service import ScheduleService
 from studio.system.bridge import ComfyBridge
 from studio.system.service import SystemService
 from studio.system.telemetry import TelemetrySampler
+from studio.telegram.bot import TelegramBot
+from studio.telegram.chats import ChatDirectory
+from studio.telegram.dialog import Dialog
 from studio.webhooks.service import WebhookService
 from studio.workflows.comfyfacts import comfy_facts
 from studio.workflows.importer import WorkflowImporter
@@ -80,6 +83,7 @@ class Services:
     # Built after the others (they need ``presets`` and each other); set by ``build_services``.
     webhooks: WebhookService = field(init=False, repr=False)
     schedules: ScheduleService = field(init=False, repr=False)
+    telegram: TelegramBot = field(init=False, repr=False)
 
     def catalogs(self) -> dict[str, Catalog]:
         return load_catalogs(self.data_dir.catalogs)
@@ -180,10 +184,29 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     built.schedules = ScheduleService(engine, bus, presets=lambda: built.presets, notifier=built.webhooks)
     built.schedules.attach(bus)
     users.on_deleted(built.schedules.owner_deleted)
+    built.telegram = build_telegram(built)
+    preferences.on_change(built.telegram.on_settings)
     # ComfyUI may come back with other custom nodes (a restart) or other model files.
     bus.subscribe(lambda event: comfy.invalidate_object_info()
                   if event.type == "comfy/connection" and event.payload.get("connected") else None)
     return built
+
+
+def build_telegram(built: Services) -> TelegramBot:
+    """The bot, wired to the same services the API uses; it polls only once the runtime enables it."""
+    chats = ChatDirectory(built.engine)
+
+    def cancel(job_id: str, actor: Any) -> dict[str, Any]:
+        built.job_engine.cancel(built.jobs.owned(job_id, actor=actor))
+        return built.jobs.get(job_id, actor=actor)
+
+    def resend(bot: Any, chat: Any, identity: Any, job_id: str) -> None:
+        telegram.resend(bot, chat, identity, job_id)
+
+    dialog = Dialog(chats, built.presets, built.jobs, built.inputs, cancel, resend)
+    telegram = TelegramBot(chats, dialog, built.bus, built.data_dir.outputs, api_url=built.settings.telegram_api_url,
+                           public_url=built.settings.telegram_public_url)
+    return telegram
 
 
 def services() -> Services:

@@ -63,13 +63,16 @@ def test_every_route_refuses_methods_it_does_not_take(app: Flask, client: FlaskC
 
 def test_every_json_route_names_bad_input(app: Flask, client: FlaskClient) -> None:
     # /api/auth/setup is closed (409) once set up (test_auth_guard checks its input before that);
-    # /api/inputs and /api/workflows take multipart uploads (test_jobs, test_workflow_import check them).
+    # /api/inputs, /api/workflows and /api/presets/import take multipart uploads (test_jobs,
+    # test_workflow_import, test_presets check them).
     writes = [(concrete_path(r), method) for r in app.url_map.iter_rules()
-              if r.rule.startswith("/api/") and r.rule not in ("/api/auth/setup", "/api/inputs", "/api/workflows")
+              if r.rule.startswith("/api/") and r.rule not in ("/api/auth/setup", "/api/inputs", "/api/workflows",
+                                                                           "/api/presets/import")
               for method in ("POST", "PATCH", "PUT") if method in (r.methods or ())]
     assert len(writes) > 8
     for path, method in writes:
         sent = client.open(path, method=method, data="{not json", content_type="application/json")
+        assert sent.get_json()["error"]["code"] == "invalid_json", (method, path)
         assert_error_shape(sent, 400, "invalid_json")
         assert_error_shape(client.open(path, method=method, json=["a", "list"]), 400, "invalid_json")
         error = assert_error_shape(client.open(path, method=method, json={"no_such_field": 1}), 400, "bad_request")

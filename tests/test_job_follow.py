@@ -114,15 +114,20 @@ def test_a_plain_http_client_follows_a_job_to_its_finished_event(api: Api, comfy
     progress = [data for kind, data, _ in seen if kind == "progress"]
     assert any(isinstance(p, dict) and p.get("total") == SAMPLER_PARAMS["steps"] for p in progress), progress
     previews = [data for kind, data, _ in seen if kind == "preview"]
-    assert previews and all(isinstance(p, dict) and p["url"] == f"/api/jobs/{link['job_id']}/preview"
+    assert previews
+    assert all(isinstance(p, dict) and p["url"] == f"/api/jobs/{link['job_id']}/preview"
                             for p in previews)
     outputs = next(data for kind, data, _ in seen if kind == "outputs")
-    assert isinstance(outputs, dict) and outputs["items"]
+    assert isinstance(outputs, dict)
+    assert outputs["items"]
     file = api.get(outputs["items"][0]["url"])
-    assert file.status_code == 200 and file.content.startswith(b"\x89PNG")
+    assert file.status_code == 200
+    assert file.content.startswith(b"\x89PNG")
     finished = seen[-1]
-    assert finished[0] == "finished" and finished[2] == "end"
-    assert isinstance(finished[1], dict) and finished[1]["status"] == "completed"
+    assert finished[0] == "finished"
+    assert finished[2] == "end"
+    assert isinstance(finished[1], dict)
+    assert finished[1]["status"] == "completed"
 
 
 def test_a_late_subscriber_gets_the_end_at_once_and_a_reconnect_after_it_gets_204(api: Api) -> None:
@@ -206,7 +211,8 @@ def test_long_poll_answers_at_once_when_finished_and_when_the_status_changes(
 
     started = time.monotonic()
     waited = api.get(f"/api/jobs/{job_id}?wait=1")
-    assert waited.status_code == 200 and waited.json()["status"] == "queued"
+    assert waited.status_code == 200
+    assert waited.json()["status"] == "queued"
     assert 0.9 < time.monotonic() - started < 3  # no change: it answered after the wait, not before, not later
 
     started = time.monotonic()

@@ -78,7 +78,7 @@ class _Schemas:
     def __init__(self, models: list[tuple[type[BaseModel], JsonSchemaMode]]) -> None:
         unique = list(dict.fromkeys(models))
         keys, defs = models_json_schema(unique, ref_template=REF) if unique else ({}, {})
-        self.refs: dict[tuple[Any, str], dict[str, Any]] = dict(keys)
+        self.refs: dict[tuple[Any, str], dict[str, Any]] = {(key[0], str(key[1])): value for key, value in keys.items()}
         self.components: dict[str, Any] = dict(defs.get("$defs", {}))
 
     def ref(self, model: type[BaseModel], mode: JsonSchemaMode = "validation") -> dict[str, Any]:

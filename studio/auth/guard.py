@@ -29,7 +29,8 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Endpoints anyone may reach once Studio is set up.
-PUBLIC = frozenset({"system.health", "auth.state", "auth.login", "pages.login", "pages.asset"})
+PUBLIC = frozenset({"system.health", "auth.state", "auth.login", "pages.login", "pages.asset",
+                    "telegram.one_time_file"})
 # Before the first admin exists, these are all that answer.
 SETUP = frozenset({"system.health", "auth.state", "auth.setup", "pages.setup", "pages.asset"})
 # Unauthenticated writes: they must come as JSON from this origin (no login CSRF from a form).

@@ -11,6 +11,7 @@ from studio.models import inventory as _inventory  # noqa: F401
 from studio.preferences import models as _preferences  # noqa: F401
 from studio.runpage import models as _runpage  # noqa: F401
 from studio.schedules import models as _schedules  # noqa: F401
+from studio.telegram import models as _telegram  # noqa: F401
 from studio.webhooks import models as _webhooks  # noqa: F401
 from studio.workflows import models as _workflows  # noqa: F401
 

@@ -10,6 +10,7 @@ import io
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, jsonify, request, send_file
+from werkzeug.routing import BaseConverter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from studio.apidocs import documented
@@ -22,6 +23,13 @@ from studio.services import services
 from studio.web import parse_json, parse_query
 
 bp = Blueprint("presets", __name__, url_prefix="/api/presets")
+
+
+class PresetIdConverter(BaseConverter):
+    """``<preset:preset_id>``: a preset id and nothing else, so the words of the routes beside it
+    (``export``, ``import``) never reach a preset's handler as an id."""
+
+    regex = r"(?!(?:export|import)(?![A-Za-z0-9_-]))[A-Za-z0-9_-]{1,64}"
 
 PresetId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ParamName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -112,14 +120,14 @@ def create_preset() -> Response:
     return response
 
 
-@bp.get("/<preset_id>")
+@bp.get("/<preset:preset_id>")
 @documented("One preset", answers={200: PRESET_SCHEMA}, tags=["presets"])
 @allow_run_scope
 def get_preset(preset_id: str) -> Response:
     return jsonify(services().presets.get(preset_id, current_identity()))
 
 
-@bp.put("/<preset_id>")
+@bp.put("/<preset:preset_id>")
 @documented("Change a preset: only the fields sent", body=PresetChange, answers={200: PRESET_SCHEMA},
             tags=["presets"])
 def update_preset(preset_id: str) -> Response:
@@ -128,14 +136,14 @@ def update_preset(preset_id: str) -> Response:
     return jsonify(services().presets.update(preset_id, changes, current_identity()))
 
 
-@bp.delete("/<preset_id>")
+@bp.delete("/<preset:preset_id>")
 @documented("Delete a preset", answers={204: {}}, tags=["presets"])
 def delete_preset(preset_id: str) -> Response:
     services().presets.delete(preset_id, current_identity())
     return Response(status=204)
 
 
-@bp.post("/<preset_id>/duplicate")
+@bp.post("/<preset:preset_id>/duplicate")
 @documented("Copy a preset; the copy is the caller's", body=DuplicateRequest, answers={201: PRESET_SCHEMA},
             tags=["presets"])
 def duplicate_preset(preset_id: str) -> Response:
@@ -146,7 +154,7 @@ def duplicate_preset(preset_id: str) -> Response:
     return response
 
 
-@bp.post("/<preset_id>/run")
+@bp.post("/<preset:preset_id>/run")
 @documented("Run a preset: answers to its questions, overrides it allows, a seed; answers 202 at once",
             body=PresetRunRequest, answers={202: Accepted}, tags=["presets"])
 @allow_run_scope
@@ -159,7 +167,7 @@ def run_preset(preset_id: str) -> Response:
     return accepted(jobs)
 
 
-@bp.get("/<preset_id>/thumbnail")
+@bp.get("/<preset:preset_id>/thumbnail")
 @documented("The picture on a preset's card: its owner's last result, 256 px WebP",
             answers={200: {"content": {"image/webp": {}}}}, tags=["presets"])
 @allow_run_scope
@@ -174,7 +182,7 @@ def preset_thumbnail(preset_id: str) -> Response:
     return response
 
 
-@bp.get("/<preset_id>/export")
+@bp.get("/<preset:preset_id>/export")
 @documented("A preset as its JSON file, in the original Studio's format",
             answers={200: {"content": {"application/json": {}}}}, tags=["presets"])
 def export_preset(preset_id: str) -> Response:

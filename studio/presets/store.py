@@ -20,6 +20,8 @@ from studio import jsonio, safepath
 log = logging.getLogger(__name__)
 
 PRESET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Names of the routes beside ``/api/presets/<id>``: never an id, so ``PUT /api/presets/export`` is a 405.
+RESERVED_IDS = frozenset({"export", "import"})
 MAX_FILE_BYTES = 1024 * 1024
 SUFFIX = ".json"
 THUMBS = ".thumbs"
@@ -37,6 +39,8 @@ class Problem:
 def id_problem(preset_id: object) -> str | None:
     if not isinstance(preset_id, str) or not PRESET_ID.match(preset_id):
         return "must be 1-64 letters, digits, '-' or '_'"
+    if preset_id in RESERVED_IDS:
+        return f"may not be {preset_id!r}, a name Studio's addresses use"
     return None
 
 

@@ -70,11 +70,57 @@ def trigger_of(cron: str, timezone: str) -> CronTrigger:
                          fields={"timezone": "not an IANA time zone name such as Europe/Paris"}) from err
     if not isinstance(cron, str) or len(cron) > 120 or any(ord(ch) < 0x20 for ch in cron):
         raise BadRequest("The cron expression is not usable.", fields={"cron": "at most 120 plain characters"})
+    fields = cron.split()
+    if len(fields) != 5:
+        raise BadRequest(f"The cron expression has {len(fields)} fields, not 5.",
+                         fields={"cron": "5 fields: minute hour day-of-month month day-of-week"})
+    minute, hour, day, month, weekday = fields
+    if day != "*" and weekday != "*":
+        # Cron runs when *either* matches, APScheduler only when both do: refused, never misread.
+        raise BadRequest("A day of the month and a day of the week together are not supported.",
+                         fields={"cron": "set the day of the month or the day of the week, not both"})
     try:
-        return CronTrigger.from_crontab(cron.strip(), timezone=zone)
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday),
+                           timezone=zone)
     except (ValueError, KeyError, TypeError) as err:
         raise BadRequest(f"The cron expression is not usable: {err}"[:300],
                          fields={"cron": str(err)[:200] or "not 5 fields: minute hour day month weekday"}) from err
+
+
+WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekday_number(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text) % 7
+    if text.lower() in WEEKDAY_NAMES:
+        return WEEKDAY_NAMES.index(text.lower())
+    raise BadRequest(f"{text[:20]!r} is not a day of the week.", fields={"cron": "day of week: 0-7 or sun-sat"})
+
+
+def _weekdays(field: str) -> str:
+    """Cron's day-of-week field as APScheduler reads it. Cron counts 0 (and 7) as Sunday, APScheduler
+    3 counts 0 as Monday (its issue 286), so "1-5" would run Tuesday to Saturday: the field is
+    expanded here into day names, which both read alike."""
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for item in field.split(","):
+        span, _, step_text = item.partition("/")
+        if step_text and not (step_text.isdigit() and 0 < int(step_text) <= 7):
+            raise BadRequest("The day-of-week step is not usable.", fields={"cron": "day of week: a step of 1 to 7"})
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = 0, 6
+        else:
+            start, dash, end = span.partition("-")
+            first = _weekday_number(start)
+            last = (7 if end == "7" else _weekday_number(end)) if dash else (6 if step_text else first)
+            if last < first:
+                raise BadRequest("The day-of-week range runs backwards.",
+                                 fields={"cron": "day of week: a range such as 1-5 (Monday to Friday)"})
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(WEEKDAY_NAMES[day] for day in sorted(days))
 
 
 def next_after(trigger: CronTrigger, moment: datetime) -> datetime | None:

@@ -22,7 +22,7 @@ from studio.workflows.comfyfacts import Facts, comfy_facts
 from studio.workflows.library import Workflow
 from studio.workflows.needs import Install, plan
 from studio.workflows.params import choices_for, picker_folder
-from studio.workflows.readiness import readiness
+from studio.workflows.runnable import current_workflow, readiness_of
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,7 @@ class RunRequest(BaseModel):
 
 
 def _readiness(workflow: Workflow, facts: Facts) -> dict[str, Any]:
-    if facts.object_info is None:
-        return {"ready": None, "problems": [f"ComfyUI cannot be asked: {facts.problem}"], "missing_nodes": [],
-                "missing_models": [], "models": []}
-    return readiness(workflow, facts.object_info, facts.model_index)
+    return readiness_of(workflow, facts)
 
 
 def _summary(workflow: Workflow, facts: Facts) -> dict[str, Any]:
@@ -50,19 +47,7 @@ def _summary(workflow: Workflow, facts: Facts) -> dict[str, Any]:
 
 
 def _current(studio: Services, workflow: Workflow, facts: Facts) -> Workflow:
-    """The workflow as it runs now: one imported before ComfyUI had its nodes is converted again as
-    soon as ComfyUI lists them (after a restart, a reconnect or a refresh), and open pages hear of it."""
-    if not workflow.manifest.unconverted_nodes or facts.object_info is None:
-        return workflow
-    try:
-        found = studio.importer.complete(workflow, facts.object_info)
-    except StudioError as err:  # readiness says it still waits; the log says why
-        log.warning("workflow %s could not be converted again: %s", workflow.id, err.message)
-        return workflow
-    if found is not workflow and not found.manifest.unconverted_nodes:
-        studio.bus.publish("workflows/changed", {"id": found.id, "name": found.manifest.name, "bundled": False,
-                                                 "action": "converted", "actor": None})
-    return found
+    return current_workflow(studio.importer, studio.bus, workflow, facts)
 
 
 def _facts(studio: Services) -> Facts:

@@ -26,8 +26,9 @@ const PAGES = [
   { path: '/settings', title: 'Settings', module: './pages/settings.js', admin: true },
   { path: '/users', title: 'Users', module: './pages/users.js', admin: true },
   { path: '/account', title: 'Account', module: './pages/account.js' },
-  { path: '/api-docs', title: 'API', module: './pages/apidocs.js' },
+  { path: '/apidocs', title: 'API', module: './pages/apidocs.js' },
   { path: '/webhooks', title: 'Webhooks', module: './pages/webhooks.js' },
+  { path: '/telegram', title: 'Telegram', module: './pages/telegram.js', admin: true },
   { path: '/job', title: 'Job', module: './pages/job.js', hidden: true, prefix: true },
 ];
 const LANDING = PAGES[0]; // a signed-in person lands on Run: making images is what Studio is for

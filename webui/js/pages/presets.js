@@ -253,6 +253,6 @@ export function mount(main, ctx = {}) {
         h('button', { class: 'button secondary', type: 'button', id: 'preset-import', onclick: () => importInput.click() }, 'Import…'),
         importInput,
         h('a', { class: 'link-button', href: '/api/presets/export', download: '', id: 'preset-export-all' }, 'Export all'))),
-    list, problemsBox, jobsBox));
+    jobsBox, list, problemsBox)); // what was just started stays in sight above the cards
   return () => stops.forEach((stop) => stop());
 }

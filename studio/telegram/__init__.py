@@ -1,0 +1,1 @@
+"""The Telegram bot: run presets from a phone, for the chats an admin allowed."""
