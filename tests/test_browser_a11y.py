@@ -151,6 +151,8 @@ def admin_pages(job_id: str) -> list[tuple[str, str, str]]:
         ("/users", "users", "main table"),
         ("/account", "account", "#token-form"),
         ("/presets", "presets", "#preset-list > *"),
+        ("/apidocs", "apidocs", "[data-operation]"),
+        ("/webhooks", "webhooks", "#webhook-form button"),
         ("/gallery", "upcoming", "main p"),
     ]
 

@@ -3,7 +3,6 @@ owned by the schedule's owner, across restarts by their missed-run policy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,19 @@ from tests.conftest import signed_in_user
 from tests.jobs_helpers import events as events  # noqa: PLC0414 - the fixture, for pytest to find
 from tests.jobs_helpers import me
 from tests.test_presets import make_preset
+from tests.test_webhooks import allow_loopback, log_of, make_hook
 
-# A Saturday in winter: Rome is UTC+1; Sunday 29 March 2026 it moves to UTC+2.
+# Friday noon in winter time: Rome is UTC+1; Sunday 29 March 2026 it moves to UTC+2.
 NOW = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "events.md"
 
 
 @pytest.fixture
-def clock(services: Services) -> Iterator[list[datetime]]:
+def clock(services: Services) -> list[datetime]:
     """The schedules' clock, set by the test: ``clock[0] = ...``. Only ``tick(now)`` fires anything."""
     moment = [NOW]
     services.schedules.clock = lambda: moment[0]
-    yield moment
+    return moment
 
 
 def schedule(client: FlaskClient, preset_id: str, **fields: Any) -> dict[str, Any]:
@@ -95,7 +95,8 @@ def test_a_schedule_is_created_listed_changed_switched_and_deleted_with_bad_inpu
     off = client.post(f"/api/schedules/{made['id']}/disable", json={}).get_json()
     assert (off["enabled"], off["next_runs"], off["next_due_at"]) == (False, [], None)
     on = client.post(f"/api/schedules/{made['id']}/enable", json={}).get_json()
-    assert on["enabled"] is True and len(on["next_runs"]) == 3
+    assert on["enabled"] is True
+    assert len(on["next_runs"]) == 3
 
     assert client.delete(f"/api/schedules/{made['id']}").status_code == 204
     assert client.get(f"/api/schedules/{made['id']}").status_code == 404
@@ -116,11 +117,23 @@ def test_the_next_three_runs_are_in_the_schedules_own_time_zone(client: FlaskCli
     assert preview.get_json()["items"] == rome["next_runs"]
     assert client.get(f"/api/schedules/{rome['id']}/next?count=1").get_json()["items"] == rome["next_runs"][:1]
 
+    # Cron's weekdays, not APScheduler 3's: 1-5 is Monday to Friday, 0 and 7 are Sunday.
+    weekdays = schedule(client, preset["id"], cron="0 9 * * 1-5", timezone="UTC")["next_runs"]
+    assert weekdays == ["2026-03-30T09:00:00+00:00",
+                        "2026-03-31T09:00:00+00:00", "2026-04-01T09:00:00+00:00"]
+    sundays = client.post("/api/schedules/preview", json={"cron": "0 9 * * 7", "count": 2}).get_json()["items"]
+    assert sundays == ["2026-03-29T09:00:00+00:00", "2026-04-05T09:00:00+00:00"]
+    both = client.post("/api/schedules/preview", json={"cron": "0 9 1 * 1"})
+    assert both.status_code == 400  # cron's "either" would silently become "both": refused instead
+    assert "cron" in both.get_json()["error"]["details"]["fields"]
+
 
 def test_a_due_tick_queues_exactly_one_job_owned_by_the_schedules_owner(
     app: Flask, client: FlaskClient, services: Services, clock: list[datetime], events: list[Event]
 ) -> None:
     alice = signed_in_user(app, client, "alice")
+    allow_loopback(client)
+    hook, _ = make_hook(alice, "http://127.0.0.1:9/hook", ["schedule.fired"])
     preset = make_preset(alice)
     made = schedule(alice, preset["id"])
     # The admin changes it: it stays Alice's, and so do its runs.
@@ -145,6 +158,8 @@ def test_a_due_tick_queues_exactly_one_job_owned_by_the_schedules_owner(
     assert due(after) == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)  # tomorrow 9:00 Rome, summer time
     fired = [event.payload for event in events if event.type == "schedules/fired"]
     assert fired == [{"id": made["id"], "preset_id": preset["id"], "ran": True, "missed": 0, "jobs": [job.id]}]
+    [delivery] = log_of(alice, hook["id"])  # Alice's webhook is told, once
+    assert delivery["type"] == "schedule.fired"
 
 
 def test_someone_elses_private_preset_can_never_be_scheduled(
@@ -155,7 +170,7 @@ def test_someone_elses_private_preset_can_never_be_scheduled(
     secret = make_preset(alice, name="Alice's secret", private=True)
     refused = bob.post("/api/schedules", json={"preset_id": secret["id"], "cron": "0 9 * * *"})
     assert refused.status_code == 404
-    assert "secret" not in refused.get_data(as_text=True)
+    assert "Alice's" not in refused.get_data(as_text=True)  # its name (the id is what Bob typed)
 
     # Shared when Bob scheduled it, private afterwards: his schedule never runs it.
     shared = make_preset(alice, name="Shared for now")
@@ -165,7 +180,11 @@ def test_someone_elses_private_preset_can_never_be_scheduled(
     assert jobs_in(services) == []
     after = bob.get(f"/api/schedules/{bobs['id']}").get_json()
     assert after["enabled"] is False
-    assert after["disabled_reason"]
+    assert "no longer shared" in after["disabled_reason"]
+    assert bob.post(f"/api/schedules/{bobs['id']}/enable", json={}).status_code == 404  # not back on either
+    assert client.post(f"/api/schedules/{bobs['id']}/enable", json={}).status_code == 404  # not even by an admin
+    assert services.schedules.tick(due(bobs) + timedelta(days=1)) == []
+    assert jobs_in(services) == []
 
 
 def test_another_user_cannot_see_change_or_delete_a_schedule_but_an_admin_can(
@@ -257,9 +276,11 @@ def test_a_schedule_whose_preset_is_deleted_disables_itself_with_an_event(
         services.schedules.stop()
     [changed] = [event.payload for event in events if event.type == "schedules/changed"
                  and event.payload["action"] == "disabled"]
-    assert changed["id"] == made["id"] and changed["enabled"] is False and preset["id"] in changed["reason"]
+    assert (changed["id"], changed["enabled"]) == (made["id"], False)
+    assert preset["id"] in changed["reason"]
     assert "schedules/changed" in EVENT_TYPES
     assert "`schedules/changed`" in DOCS.read_text()
+    assert client.post(f"/api/schedules/{made['id']}/enable", json={}).status_code == 404
     assert services.schedules.tick(due(made)) == []
     assert jobs_in(services) == []
 
@@ -274,5 +295,7 @@ def test_a_deleted_owners_schedules_are_disabled(
     assert after["id"] == made["id"]
     assert (after["enabled"], after["owner_id"]) == (False, None)
     assert "owner" in after["disabled_reason"]
+    switched = client.post(f"/api/schedules/{made['id']}/enable", json={})
+    assert switched.status_code == 409, switched.get_json()
     assert services.schedules.tick(due(made)) == []
     assert jobs_in(services) == []

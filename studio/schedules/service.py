@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from studio.auth.models import User
 from studio.auth.service import Identity, aware
 from studio.db import write_with_retry
-from studio.errors import BadRequest, NotFound, StudioError
+from studio.errors import BadRequest, Conflict, NotFound, StudioError
 from studio.events import EventBus
 from studio.events.bus import Event
 from studio.schedules.models import PresetSchedule
@@ -143,6 +143,16 @@ def upcoming(cron: str, timezone: str, now: datetime, count: int = 3) -> list[st
     return times
 
 
+def _upcoming_or_none(row: PresetSchedule, now: datetime) -> list[str]:
+    """A stored schedule whose zone the system no longer knows still lists (it disables at its next tick)."""
+    if not row.enabled:
+        return []
+    try:
+        return upcoming(row.cron, row.timezone, now)
+    except BadRequest:
+        return []
+
+
 def _iso(value: datetime | None) -> str | None:
     return aware(value).isoformat() if value else None
 
@@ -179,7 +189,7 @@ class ScheduleService:
         return {"id": row.id, "owner_id": row.owner_id, "preset_id": row.preset_id, "cron": row.cron,
                 "timezone": row.timezone, "enabled": row.enabled, "missed_policy": row.missed_policy,
                 "answers": dict(row.answers), "overrides": dict(row.overrides),
-                "next_runs": upcoming(row.cron, row.timezone, now) if row.enabled else [],
+                "next_runs": _upcoming_or_none(row, now),
                 "next_due_at": _iso(row.next_due_at) if row.enabled else None,
                 "last_fired_at": _iso(row.last_fired_at), "last_run_at": _iso(row.last_run_at),
                 "last_jobs": list(row.last_jobs), "last_error": row.last_error,
@@ -247,6 +257,8 @@ class ScheduleService:
         if "missed_policy" in changes:
             _policy(changes["missed_policy"])
         enabled = changes.get("enabled", was_enabled)
+        if enabled and not was_enabled:
+            self._check_runnable(schedule_id)
 
         def work(session: Session) -> PresetSchedule:
             row = self._owned(session, schedule_id, actor)
@@ -269,6 +281,16 @@ class ScheduleService:
         row = write_with_retry(self.engine, work)
         self._changed(row, "updated")
         return self.view(row, now)
+
+    def _check_runnable(self, schedule_id: int) -> None:
+        """Switching a schedule back on (even by an admin) needs its owner and a preset they may run."""
+        with Session(self.engine) as session:
+            row = session.get(PresetSchedule, schedule_id)
+        owner = self._owner(row) if row is not None else None
+        if row is None or owner is None:
+            raise Conflict("This schedule's owner is gone: it cannot be switched on again.",
+                           code="schedule_owner_gone")
+        self.presets().get(row.preset_id, owner)  # 404 when deleted or no longer shared with the owner
 
     def set_enabled(self, schedule_id: int, actor: Identity, enabled: bool) -> dict[str, Any]:
         return self.update(schedule_id, actor, {"enabled": enabled})
@@ -402,7 +424,9 @@ class ScheduleService:
             jobs = self.presets().run(row.preset_id, owner, answers=dict(row.answers) or None,
                                       overrides=dict(row.overrides) or None)
         except NotFound:
-            disabled = self._disable(schedule_id, f"The preset {row.preset_id} no longer exists.")
+            # Deleted, or made private by someone else: either way not this owner's to run any more.
+            disabled = self._disable(schedule_id, f"The preset {row.preset_id} was deleted or is no longer "
+                                                  "shared with this schedule's owner.")
             self.notifier.emit("schedule.failed", owner.user_id,
                                self._webhook_data(row, scheduled_for, disabled.disabled_reason if disabled else None))
             return False

@@ -127,7 +127,7 @@ export function mount(main, context) {
   const search = /** @type {HTMLInputElement} */ (h('input', { type: 'search', id: 'api-filter', placeholder: 'Filter: path, method, words…',
     'aria-label': 'Filter operations' }));
   const intro = h('p', { id: 'api-intro' });
-  replace(main, h('h2', null, context.title), intro,
+  replace(main, h('h1', null, context.title), intro,
     h('p', { class: 'small' }, 'Sign in with an API token (Account → API tokens) as ', h('code', null, 'Authorization: Bearer sst_…'),
       ' or ', h('code', null, 'X-API-Key'), '. Runs answer 202 with links to follow each job: ',
       h('code', null, 'GET /api/jobs/{id}?wait=30'), ' or the server-sent events at ', h('code', null, '/api/jobs/{id}/events'),

@@ -71,8 +71,9 @@ export function mount(main, ctx = {}) {
           onclick: () => openEdit(preset, panel) }, 'Edit') : null,
         h('button', { class: 'link-button', type: 'button', 'data-action': 'duplicate-preset', onclick: () => duplicate(preset) }, 'Copy'),
         h('a', { class: 'link-button', href: `/api/presets/${encodeURIComponent(preset.id)}/export`, download: '' }, 'Export'),
-        preset.can_edit ? h('button', { class: 'link-button', type: 'button', 'data-action': 'schedule-preset',
-          onclick: () => openSchedule(preset, panel) }, 'Schedule') : null,
+        // Anyone who may run a preset may run it on a timer: a schedule's runs are its owner's.
+        h('button', { class: 'link-button', type: 'button', 'data-action': 'schedule-preset',
+          onclick: () => openSchedule(preset, panel) }, 'Schedule'),
         preset.can_edit ? h('button', { class: 'link-button danger-text', type: 'button', 'data-action': 'delete-preset',
           onclick: () => remove(preset) }, 'Delete') : null),
       panel);
