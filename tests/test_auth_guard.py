@@ -12,7 +12,8 @@ from studio.app import create_app
 from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD
 from tests.test_errors import concrete_path
 
-ANONYMOUS_OK = {"/api/health", "/api/auth/state", "/api/auth/login", "/login"}
+# A Telegram result's one-time link: its random token is the proof (tests/test_telegram.py checks it).
+ANONYMOUS_OK = {"/api/health", "/api/auth/state", "/api/auth/login", "/login", "/api/telegram/files/x"}
 # Werkzeug refuses a plain HTTP request to the WebSocket route before any view runs (400);
 # test_auth_sessions checks real WebSocket handshakes.
 WEBSOCKET = "/ws"
