@@ -10,8 +10,8 @@ import io
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, jsonify, request, send_file
-from werkzeug.routing import BaseConverter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from werkzeug.routing import BaseConverter
 
 from studio.apidocs import documented
 from studio.auth.guard import allow_run_scope, current_identity
