@@ -258,7 +258,10 @@ def test_activity_is_grouped_linked_height_limited_and_a_drawer_on_a_phone(
         phone.locator("#activity-list a[href='/history']")).first.click()
     expect(phone.locator("#activity")).to_be_hidden()
     assert phone.url.startswith(f"{base}/")
-    phone.wait_for_load_state("networkidle")  # the page it leads to has loaded its module before the end
+    # The page it leads to has loaded its module and drawn itself before the test ends (networkidle
+    # alone can come before the module's import starts, which then fails as the page closes).
+    expect(phone.locator("#history-list, .job-card").first).to_be_attached(timeout=10_000)
+    phone.wait_for_load_state("networkidle")
 
 
 def test_the_theme_follows_the_system_and_a_switch_that_is_remembered(
