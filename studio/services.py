@@ -45,6 +45,7 @@ from studio.system.service import SystemService
 from studio.system.telemetry import TelemetrySampler
 from studio.telegram.bot import TelegramBot
 from studio.telegram.chats import ChatDirectory
+from studio.telegram.commands import Commands
 from studio.telegram.dialog import Dialog
 from studio.webhooks.service import WebhookService
 from studio.workflows.comfyfacts import comfy_facts
@@ -203,7 +204,8 @@ def build_telegram(built: Services) -> TelegramBot:
     def resend(bot: Any, chat: Any, identity: Any, job_id: str) -> None:
         telegram.resend(bot, chat, identity, job_id)
 
-    dialog = Dialog(chats, built.presets, built.jobs, built.inputs, cancel, resend)
+    commands = Commands(chats, built.jobs, built.telemetry.latest, cancel, resend)
+    dialog = Dialog(chats, built.presets, built.inputs, commands, lambda: str(built.preferences.get("telegram_groups")))
     telegram = TelegramBot(chats, dialog, built.bus, built.data_dir.outputs, api_url=built.settings.telegram_api_url,
                            public_url=built.settings.telegram_public_url)
     return telegram

@@ -153,6 +153,7 @@ def admin_pages(job_id: str) -> list[tuple[str, str, str]]:
         ("/presets", "presets", "#preset-list > *"),
         ("/apidocs", "apidocs", "[data-operation]"),
         ("/webhooks", "webhooks", "#webhook-form button"),
+        ("/telegram", "telegram", "#telegram-groups"),
         ("/gallery", "upcoming", "main p"),
     ]
 

@@ -63,11 +63,11 @@ def test_an_original_folder_loads_as_it_is_and_broken_files_are_listed_with_the_
     assert styles["seed_policy"] == "fixed"
     assert styles["placeholders"] == [
         {"index": 0, "scene": None, "question": "Style", "options": ["anime", "watercolor", "photo"],
-         "raw": "[[Style:anime|watercolor|photo]]", "field": "positive_prompt"},
+         "raw": "[[Style:anime|watercolor|photo]]", "field": "positive_prompt", "default": None},
         {"index": 1, "scene": None, "question": "Time of day", "options": None, "raw": "[[Time of day]]",
-         "field": "positive_prompt"},
+         "field": "positive_prompt", "default": None},
         {"index": 2, "scene": None, "question": "Avoid", "options": ["people", "boats"],
-         "raw": "[[Avoid:people|boats]]", "field": "negative_prompt"},
+         "raw": "[[Avoid:people|boats]]", "field": "negative_prompt", "default": None},
     ]
     problems = {problem["file"]: problem["reason"] for problem in answer["problems"]}
     assert problems.keys() == {"cut-short.json", "no workflow.json", "no-workflow-object.json"}
@@ -100,6 +100,26 @@ def test_placeholders_are_answered_in_the_originals_order_and_a_wrong_choice_is_
     assert answer.get_json()["links"][0]["events"] == f"/api/jobs/{job['id']}/events"
     # Only the refused runs above made nothing: one job in all.
     assert len(client.get("/api/jobs?limit=50").get_json()["items"]) == 1
+
+
+def test_a_question_with_a_default_may_be_skipped_and_a_default_that_is_no_option_stays_text(
+    client: FlaskClient
+) -> None:
+    preset = make_preset(client, name="Defaults", params={
+        **SAMPLER_PARAMS, "positive_prompt": "[[Style:anime|photo=photo]] of [[Subject=a lighthouse]], [[Mood]]",
+        "negative_prompt": "[[Ratio:w=2|h=3]]"})
+    asked = [(q["question"], q["options"], q["default"]) for q in preset["placeholders"]]
+    assert asked == [("Style", ["anime", "photo"], "photo"), ("Subject", None, "a lighthouse"), ("Mood", None, None),
+                     ("Ratio", ["w=2", "h=3"], None)]  # "3" is no option: the "=" is the option's own text
+    missing = run_preset(client, preset["id"], answers={})
+    assert set(missing.get_json()["error"]["details"]["fields"]) == {"answers.2", "answers.3"}  # no default: asked
+    answer = run_preset(client, preset["id"], answers={"1": " ", "2": "calm", "3": "h=3"})
+    assert answer.status_code == 202, answer.get_json()
+    [job] = answer.get_json()["items"]
+    assert job["params"]["positive_prompt"] == "photo of a lighthouse, calm"
+    assert job["params"]["negative_prompt"] == "h=3"
+    chosen = run_preset(client, preset["id"], answers={"0": "anime", "1": "a fox", "2": "wild", "3": "w=2"})
+    assert chosen.get_json()["items"][0]["params"]["positive_prompt"] == "anime of a fox, wild"
 
 
 def test_scene_prompts_are_asked_first(client: FlaskClient, services: Services) -> None:

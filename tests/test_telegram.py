@@ -4,96 +4,36 @@ Studio's runtime, the ComfyUI test server and the same preset service the API us
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from pydantic import SecretStr
 
-from studio.config import Settings
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import canary, signed_in_user, wait_until
 from tests.jobs_helpers import png_bytes, wait_status
 from tests.servers.telegram import Call, FakeTelegram
-
-TOKEN = canary("123456789:AAE-studio-test-token-0123456789abc")
-OTHER_TOKEN = canary("987654321:AAF-another-test-token-9876543210")
-ALICE = 501
-SD15 = {"checkpoint": "random_sd15.safetensors", "steps": 3, "resolution": {"w": 64, "h": 64}}
-
-
-@pytest.fixture
-def tg() -> Iterator[FakeTelegram]:
-    server = FakeTelegram(TOKEN).start()
-    server.tokens.add(OTHER_TOKEN)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, tg: FakeTelegram) -> Settings:
-    return settings.model_copy(update={"telegram_api_url": tg.url, "telegram_public_url": "http://studio.test",
-                                       "telegram_bot_token": SecretStr(TOKEN)})
-
-
-@pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def bot(app: Flask, services: Services, waits: list[float]) -> Iterator[Runtime]:
-    """Studio served for real, its bot polling the fake Telegram; waits are recorded, never slept out."""
-    def wait(stop: threading.Event, seconds: float) -> bool:
-        waits.append(seconds)
-        return stop.wait(min(seconds, 0.02))
-
-    services.telegram.poll_timeout = 1
-    services.telegram.wait = wait
-    running = Runtime(app, services)
-    running.start_in_thread()
-    yield running
-    running.stop()
-
-
-def handled(tg: FakeTelegram, update_id: int) -> None:
-    """The bot acknowledged ``update_id``: it asked for the updates after it."""
-    wait_until(lambda: tg.acknowledged() >= update_id, timeout=10)
-
-
-def last_markup(tg: FakeTelegram, chat: int) -> tuple[int, list[list[dict[str, Any]]]]:
-    call = next(c for c in reversed(tg.sent(chat)) if c.method == "sendMessage" and "reply_markup" in c.params)
-    message_id = next(i for i, m in tg.messages.items() if m.get("text") == call.params["text"])
-    return message_id, json.loads(call.params["reply_markup"])["inline_keyboard"]
-
-
-def button(tg: FakeTelegram, chat: int, label: str) -> int:
-    message_id, rows = last_markup(tg, chat)
-    data = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
-    return tg.press(chat, data, message_id)
-
-
-def approve(client: FlaskClient, chat: int, user_id: int) -> None:
-    answer = client.post(f"/api/telegram/chats/{chat}/approve", json={"user_id": user_id})
-    assert answer.status_code == 200, answer.get_json()
-
-
-def user_id(client: FlaskClient, username: str) -> int:
-    return next(u["id"] for u in client.get("/api/users").get_json()["items"] if u["username"] == username)
-
-
-def make_preset(client: FlaskClient, **fields: Any) -> dict[str, Any]:
-    answer = client.post("/api/presets", json=fields)
-    assert answer.status_code == 201, answer.get_json()
-    return dict(answer.get_json())
+from tests.telegram_helpers import (  # noqa: F401 - fixtures
+    ALICE,
+    OTHER_TOKEN,
+    SD15,
+    TOKEN,
+    approve,
+    bot,
+    button,
+    handled,
+    last_markup,
+    make_preset,
+    settings,
+    tg,
+    user_id,
+    waits,
+)
 
 
 def test_a_stranger_is_refused_once_then_approved_linked_and_sees_only_what_its_user_may(
-    bot: Runtime, app: Flask, client: FlaskClient, tg: FakeTelegram
+    bot: Runtime, app: Flask, client: FlaskClient, tg: FakeTelegram  # noqa: F811
 ) -> None:
     alice = signed_in_user(app, client, "alice")
     make_preset(client, name="Admin's secret", workflow_id="sd15-txt2img", private=True,
@@ -135,7 +75,7 @@ def test_a_stranger_is_refused_once_then_approved_linked_and_sees_only_what_its_
 
 
 def test_a_whole_run_from_presets_to_the_picture_with_a_choice_a_text_and_an_input_photo(
-    bot: Runtime, client: FlaskClient, services: Services, tg: FakeTelegram
+    bot: Runtime, client: FlaskClient, services: Services, tg: FakeTelegram  # noqa: F811
 ) -> None:
     make_preset(client, name="Restyle", workflow_id="sd15-img2img",
                 params={"checkpoint": "random_sd15.safetensors", "steps": 3,
@@ -177,7 +117,7 @@ def test_a_whole_run_from_presets_to_the_picture_with_a_choice_a_text_and_an_inp
 
 
 def test_cancel_stops_a_job_the_chat_started(
-    bot: Runtime, client: FlaskClient, comfy_server: Any, tg: FakeTelegram
+    bot: Runtime, client: FlaskClient, comfy_server: Any, tg: FakeTelegram  # noqa: F811
 ) -> None:
     comfy_server.step_delay_s = 0.5
     make_preset(client, name="Slow", workflow_id="sd15-txt2img", params={**SD15, "positive_prompt": "slow"})
@@ -196,7 +136,7 @@ def test_cancel_stops_a_job_the_chat_started(
 
 
 def test_a_429_storm_is_waited_out_and_no_update_is_lost_or_repeated(
-    bot: Runtime, client: FlaskClient, tg: FakeTelegram, waits: list[float]
+    bot: Runtime, client: FlaskClient, tg: FakeTelegram, waits: list[float]  # noqa: F811
 ) -> None:
     handled(tg, tg.say(ALICE, "/start"))
     approve(client, ALICE, 1)
@@ -215,7 +155,7 @@ def test_a_429_storm_is_waited_out_and_no_update_is_lost_or_repeated(
 
 
 def test_a_new_token_restarts_only_the_bot_and_a_bad_one_is_shown_in_words(
-    bot: Runtime, client: FlaskClient, tg: FakeTelegram
+    bot: Runtime, client: FlaskClient, tg: FakeTelegram  # noqa: F811
 ) -> None:
     handled(tg, tg.say(ALICE, "/start"))
     assert client.put("/api/settings", json={"telegram_bot_token": "111111111:wrong-token-abcdef"}).status_code == 200
@@ -236,7 +176,7 @@ def test_a_new_token_restarts_only_the_bot_and_a_bad_one_is_shown_in_words(
 
 
 def test_a_restart_mid_conversation_resumes_it_and_repeats_no_update(
-    app: Flask, services: Services, client: FlaskClient, tg: FakeTelegram, waits: list[float]
+    app: Flask, services: Services, client: FlaskClient, tg: FakeTelegram, waits: list[float]  # noqa: F811
 ) -> None:
     make_preset(client, name="Styles", workflow_id="sd15-txt2img",
                 params={**SD15, "positive_prompt": "a [[Style:anime|photo]] [[Subject]]"})
@@ -264,7 +204,7 @@ def test_a_restart_mid_conversation_resumes_it_and_repeats_no_update(
 
 
 def test_a_result_telegram_will_not_take_is_sent_as_a_one_time_link(
-    bot: Runtime, client: FlaskClient, app: Flask, tg: FakeTelegram
+    bot: Runtime, client: FlaskClient, app: Flask, tg: FakeTelegram  # noqa: F811
 ) -> None:
     tg.photo_limit = tg.file_limit = 100  # Telegram's 413 for anything larger than 100 bytes
     make_preset(client, name="Big", workflow_id="sd15-txt2img", params={**SD15, "positive_prompt": "big"})

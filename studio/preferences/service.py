@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -49,6 +49,8 @@ class SettingsUpdate(BaseModel):
     webhook_secret: str | None = Field(None, max_length=512)
     # Hosts webhooks may reach although they resolve to a private or loopback address (a LAN service).
     webhook_allowed_hosts: str | None = Field(None, max_length=2048)
+    # Telegram groups that no admin allowed yet: "ask" (listed as a request) or "ignore" (never a word).
+    telegram_groups: Literal["ask", "ignore"] | None = None
 
     @field_validator("comfyui_url")
     @classmethod
@@ -111,6 +113,7 @@ def defaults_from(config: Settings) -> dict[str, Any]:
         "telegram_bot_token": secret("telegram_bot_token"),
         "webhook_secret": None,
         "webhook_allowed_hosts": "",
+        "telegram_groups": "ask",
     }
 
 

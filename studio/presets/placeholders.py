@@ -1,5 +1,9 @@
 """Questions inside a preset's prompts: ``[[question:opt1|opt2]]`` (a choice) and ``[[question]]`` (free text).
 
+Studio adds an optional default after a last ``=`` (``[[Subject=a lighthouse]]``,
+``[[Style:anime|photo=photo]]``): a question with one may be skipped. A choice's default must be one
+of its options, otherwise the ``=`` is read as part of the text, as the original read it.
+
 Existing presets were written for the original Studio, so its order is kept exactly: the scene
 prompts first (``params.scenes[*].prompt``), then ``positive_prompt`` and ``negative_prompt``, and after
 them any other text parameter in the file's order. Every occurrence is its own question, numbered from
@@ -32,20 +36,31 @@ class Placeholder:
     raw: str
     field: str  # the parameter; "prompt" for a scene's prompt
     start: int  # where ``raw`` begins in the field's text
+    default: str | None = None  # the answer a skipped question gets; None: it must be answered
 
     def view(self) -> dict[str, Any]:
         return {"index": self.index, "scene": self.scene, "question": self.question, "options": self.options,
-                "raw": self.raw, "field": self.field}
+                "raw": self.raw, "field": self.field, "default": self.default}
 
 
-def _parse(match: re.Match[str]) -> tuple[str, list[str] | None]:
-    inner = match.group(1)
+def _split(inner: str) -> tuple[str, list[str] | None]:
     question, colon, rest = inner.partition(":")
     question = question.strip() or "Answer"
     if not colon:
         return question, None
     options = [option.strip() for option in rest.split("|") if option.strip()][:MAX_OPTIONS]
     return question, options or None
+
+
+def _parse(match: re.Match[str]) -> tuple[str, list[str] | None, str | None]:
+    inner = match.group(1)
+    head, equals, default = inner.rpartition("=")
+    if equals and default.strip():
+        question, options = _split(head)
+        if options is None or default.strip() in options:
+            return question, options, default.strip()
+    question, options = _split(inner)
+    return question, options, None
 
 
 def _texts(params: dict[str, Any]) -> list[tuple[int | None, str, str]]:
@@ -71,9 +86,9 @@ def scan(params: dict[str, Any]) -> list[Placeholder]:
         for match in PATTERN.finditer(text):
             if len(placeholders) >= MAX_PLACEHOLDERS:
                 return placeholders
-            question, options = _parse(match)
+            question, options, default = _parse(match)
             placeholders.append(Placeholder(len(placeholders), scene, question, options, match.group(0), field,
-                                            match.start()))
+                                            match.start(), default))
     return placeholders
 
 
@@ -89,6 +104,8 @@ def _checked_answers(placeholders: list[Placeholder], answers: dict[str, Any], s
             continue  # the runner replaced this whole text: its questions are not asked
         key = f"answers.{placeholder.index}"
         answer = answers.get(str(placeholder.index))
+        if (answer is None or (isinstance(answer, str) and not answer.strip())) and placeholder.default is not None:
+            answer = placeholder.default  # skipped: the preset's own default
         if answer is None or (isinstance(answer, str) and not answer.strip()):
             problems[key] = f"answer question {placeholder.index + 1}: {placeholder.question}"
             continue

@@ -31,6 +31,7 @@ class Approve(BaseModel):
 def _overview() -> Response:
     studio = services()
     return jsonify({"status": studio.telegram.status(), "chats": studio.telegram.chats.listing(),
+                    "group_policy": studio.preferences.get("telegram_groups"),
                     "users": [{"id": u["id"], "username": u["username"]} for u in studio.users.list_users()
                               if not u["disabled"]]})
 
@@ -42,7 +43,7 @@ def overview() -> Response:
     return _overview()
 
 
-@bp.post("/chats/<int:chat_id>/approve")
+@bp.post("/chats/<int(signed=True):chat_id>/approve")
 @documented("Allow a chat, linked to the Studio user whose jobs and presets it gets (admin)", body=Approve,
             tags=["telegram"])
 def approve(chat_id: int) -> Response:
@@ -52,7 +53,7 @@ def approve(chat_id: int) -> Response:
     return _overview()
 
 
-@bp.post("/chats/<int:chat_id>/deny")
+@bp.post("/chats/<int(signed=True):chat_id>/deny")
 @documented("Deny or revoke a chat: it gets no more answers (admin)", body=EmptyBody, tags=["telegram"])
 def deny(chat_id: int) -> Response:
     require_admin()

@@ -8,34 +8,25 @@ name; network errors back off. ``wait`` is injectable so tests never sleep.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import queue
-import secrets
 import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
 from telebot import TeleBot, apihelper, types
 
 from studio.auth.service import Identity
 from studio.events import Event, EventBus
-from studio.jobs import thumbnails
-from studio.jobs.models import JobOutput
 from studio.telegram.chats import ChatDirectory
-from studio.telegram.dialog import COMMANDS, Dialog
-from studio.telegram.models import TelegramJob, TelegramLink
+from studio.telegram.commands import COMMANDS
+from studio.telegram.delivery import Delivery
+from studio.telegram.dialog import Dialog
 
 log = logging.getLogger(__name__)
 
-PHOTO_LIMIT = 10 * 1024 * 1024
-FILE_LIMIT = 50 * 1024 * 1024
-EDIT_INTERVAL_S = 1.5
-LINK_LIFETIME = timedelta(hours=24)
 Wait = Callable[[threading.Event, float], bool]
 
 
@@ -44,15 +35,15 @@ def default_wait(stop: threading.Event, seconds: float) -> bool:
 
 
 class TelegramBot:
-    def __init__(self, chats: ChatDirectory, dialog: Dialog, bus: EventBus, outputs_root: Any, *,
+    def __init__(self, chats: ChatDirectory, dialog: Dialog, bus: EventBus, outputs_root: Path, *,
                  api_url: str, public_url: str, wait: Wait = default_wait) -> None:
         self.chats = chats
         self.dialog = dialog
         self.bus = bus
-        self.outputs_root = outputs_root
         self.api_url = api_url.rstrip("/")
-        self.public_url = public_url.rstrip("/")
+        self.delivery = Delivery(chats, outputs_root, public_url, self._safe)
         self.wait = wait
+        self._announce = False  # "Studio started" is told once per start, when the bot first reaches Telegram
         self.poll_timeout = 25
         self._token: str | None = None
         self.enabled = False  # only ``studio serve`` (the runtime) polls; a bare app never does
@@ -60,7 +51,6 @@ class TelegramBot:
         self._thread: threading.Thread | None = None
         self._bot: TeleBot | None = None
         self._events: queue.Queue[Event | None] = queue.Queue()
-        self._edited: dict[str, float] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._worker: threading.Thread | None = None
         self.state: dict[str, Any] = {"running": False, "username": None, "last_poll_at": None, "last_error": None}
@@ -69,6 +59,7 @@ class TelegramBot:
 
     def enable(self, token: str | None) -> None:
         self.enabled = True
+        self._announce = True
         self.configure(token)
 
     def on_settings(self, values: dict[str, Any]) -> None:
@@ -138,6 +129,9 @@ class TelegramBot:
                     self.state["username"] = me.username
                     bot.set_my_commands([types.BotCommand(name, text) for name, text in COMMANDS])
                     ready = True
+                    if self._announce:
+                        self._announce = False
+                        self.delivery.start_notice(bot)
                 updates = bot.get_updates(offset=self.chats.offset() + 1, timeout=self.poll_timeout + 5,
                                           long_polling_timeout=self.poll_timeout)
                 self.state.update(last_poll_at=datetime.now(UTC).isoformat(), last_error=None)
@@ -181,10 +175,10 @@ class TelegramBot:
                 log.exception("telegram: update %s could not be handled", update.update_id)
                 return
 
-    # -- progress and results --------------------------------------------------------------------------
+    # -- what the bot sends on its own ---------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        if event.type in ("jobs/progress", "jobs/finished"):
+        if event.type in ("jobs/progress", "jobs/finished", "downloads/finished"):
             self._events.put(event)  # never on the publisher's thread: Telegram may be slow
 
     def _deliver_loop(self) -> None:
@@ -196,109 +190,9 @@ class TelegramBot:
             if bot is None:
                 continue
             try:
-                self._deliver(bot, event)
-            except Exception:  # noqa: BLE001 - logged; the next event goes on
-                log.exception("telegram: could not deliver %s", event.type)
-
-    def _row(self, job_id: str) -> TelegramJob | None:
-        with Session(self.chats.engine) as session:
-            return session.get(TelegramJob, job_id)
-
-    def _deliver(self, bot: TeleBot, event: Event) -> None:
-        job_id = str(event.payload.get("id"))
-        row = self._row(job_id)
-        if row is None:
-            if event.type == "jobs/finished" and event.user_id is not None:
-                for chat in self.chats.chats_of(event.user_id):
-                    if chat.notify:
-                        bot.send_message(chat.chat_id, f"Job {job_id[:8]} ({event.payload.get('workflow')}): "
-                                                       f"{event.payload.get('status')}.")
-            return
-        if event.type == "jobs/progress":
-            now = time.monotonic()
-            if now - self._edited.get(job_id, 0.0) < EDIT_INTERVAL_S or row.progress_message_id is None:
-                return
-            self._edited[job_id] = now
-            percent = event.payload.get("percent")
-            node = event.payload.get("node") or event.payload.get("node_title") or ""
-            text = f"Running job {job_id[:8]}: {percent if percent is not None else '?'}% {node}".strip()
-            try:
-                bot.edit_message_text(text, row.chat_id, row.progress_message_id)
-            except apihelper.ApiTelegramException as err:
-                log.info("telegram: progress not shown: %s", self._safe(err))
-            return
-        status = event.payload.get("status")
-        if row.progress_message_id is not None:
-            try:
-                bot.edit_message_text(f"Job {job_id[:8]}: {status}.", row.chat_id, row.progress_message_id)
-            except apihelper.ApiTelegramException as err:
-                log.info("telegram: final state not shown: %s", self._safe(err))
-        if status == "completed":
-            owner = self.chats.get(row.chat_id)
-            # A chat revoked while its job ran gets nothing more.
-            if owner is not None and self.chats.identity(owner) is not None:
-                self.chats.change(owner.chat_id, last_result_job=job_id)
-                self.send_results(bot, owner.chat_id, job_id)
-        elif status in ("failed", "interrupted"):
-            bot.send_message(row.chat_id, f"Job {job_id[:8]} {status}: {str(event.payload.get('error') or '')[:500]}")
+                self.delivery.event(bot, event)
+            except Exception as err:  # noqa: BLE001 - logged; the next event goes on
+                log.warning("telegram: could not deliver %s: %s", event.type, self._safe(err))
 
     def resend(self, bot: TeleBot, chat: Any, identity: Identity, job_id: str) -> None:
-        self.send_results(bot, chat.chat_id, job_id)
-
-    def send_results(self, bot: TeleBot, chat_id: int, job_id: str) -> None:
-        """Photos up to 10 MB, videos and files up to 50 MB, several as a media group; anything
-        Telegram will not take becomes a one-time link to Studio."""
-        with Session(self.chats.engine) as session:
-            outputs = list(session.exec(select(JobOutput).where(JobOutput.job_id == job_id)
-                                        .order_by(col(JobOutput.id))))
-        files = []
-        for output in outputs:
-            path = thumbnails.output_file(self.outputs_root, job_id, output.path)
-            if path is None or not path.is_file() or output.id is None:
-                continue
-            files.append((output, path))
-        if not files:
-            bot.send_message(chat_id, f"Job {job_id[:8]} finished without a file to send.")
-            return
-        media = [(output, path) for output, path in files
-                 if output.kind == "image" and path.stat().st_size <= PHOTO_LIMIT]
-        if len(media) >= 2:
-            try:
-                bot.send_media_group(chat_id, [types.InputMediaPhoto(types.InputFile(io.BytesIO(path.read_bytes()),
-                                                                                path.name)) for _, path in media[:10]])
-                files = [item for item in files if item not in media[:10]]
-            except apihelper.ApiTelegramException as err:
-                log.info("telegram: media group refused: %s", self._safe(err))
-        for output, path in files:
-            self._send_one(bot, chat_id, job_id, output, path)
-
-    def _send_one(self, bot: TeleBot, chat_id: int, job_id: str, output: JobOutput, path: Any) -> None:
-        size = path.stat().st_size
-        suffix = path.suffix.lower()
-        try:
-            if output.kind == "image" and suffix in (".png", ".jpg", ".jpeg", ".webp") and size <= PHOTO_LIMIT:
-                with path.open("rb") as handle:
-                    bot.send_photo(chat_id, types.InputFile(handle, path.name))
-                return
-            if size <= FILE_LIMIT:
-                with path.open("rb") as handle:
-                    if suffix in (".mp4", ".webm"):
-                        bot.send_video(chat_id, types.InputFile(handle, path.name))
-                    else:
-                        bot.send_document(chat_id, types.InputFile(handle, path.name))
-                return
-        except apihelper.ApiTelegramException as err:
-            if err.error_code not in (400, 413):
-                raise
-            log.info("telegram: %s was refused (%s); sending a link", output.filename, err.error_code)
-        assert output.id is not None
-        bot.send_message(chat_id, f"{output.filename} is too large for Telegram ({size // (1024 * 1024)} MB). "
-                                  f"Download it once, within 24 hours: {self.link(job_id, output.id)}")
-
-    def link(self, job_id: str, output_id: int) -> str:
-        token = secrets.token_urlsafe(24)
-        with Session(self.chats.engine) as session:
-            session.add(TelegramLink(token_hash=hashlib.sha256(token.encode()).hexdigest(), job_id=job_id,
-                                     output_id=output_id, expires_at=datetime.now(UTC) + LINK_LIFETIME))
-            session.commit()
-        return f"{self.public_url}/api/telegram/files/{token}"
+        self.delivery.send_results(bot, chat.chat_id, job_id)

@@ -26,7 +26,8 @@ def chat_view(chat: TelegramChat, usernames: dict[int, str]) -> dict[str, Any]:
     return {"chat_id": chat.chat_id, "status": chat.status, "is_group": chat.is_group, "title": chat.title,
             "username": chat.username, "user_id": chat.user_id,
             "user": usernames.get(chat.user_id) if chat.user_id is not None else None,
-            "notify": chat.notify, "first_message_at": first.isoformat() if first else None}
+            "notify": chat.notify, "notify_downloads": chat.notify_downloads, "notify_start": chat.notify_start,
+            "first_message_at": first.isoformat() if first else None}
 
 
 class ChatDirectory:

@@ -12,49 +12,34 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from telebot import TeleBot, types
 
 from studio.auth.service import Identity
 from studio.errors import StudioError
 from studio.jobs.inputs import InputStore
-from studio.jobs.service import JobService
 from studio.presets.service import PresetService
 from studio.telegram.chats import ChatDirectory, aware
+from studio.telegram.commands import HELP, Commands, keyboard
 from studio.telegram.models import TelegramChat, TelegramConversation, TelegramJob
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = timedelta(minutes=15)
 PAGE = 8
-COMMANDS = [("start", "What this bot does"), ("help", "The commands"), ("presets", "Choose a preset to run"),
-            ("run", "Run a preset: /run <preset>"), ("status", "The queue"), ("jobs", "This chat's last jobs"),
-            ("cancel", "Cancel a job: /cancel <id>"), ("last", "Send the last result again"),
-            ("notify", "Notifications: /notify on|off")]
-HELP = "\n".join(f"/{name} — {text}" for name, text in COMMANDS)
 REFUSED = ("This chat is not authorised yet. An admin of this Studio can allow it on Settings → Telegram; "
            "until then the bot does not answer.")
 
 
-def _keyboard(rows: list[list[tuple[str, str]]]) -> types.InlineKeyboardMarkup:
-    markup = types.InlineKeyboardMarkup()
-    for row in rows:
-        markup.row(*(types.InlineKeyboardButton(text[:64], callback_data=data[:64]) for text, data in row))
-    return markup
-
-
 class Dialog:
-    def __init__(self, chats: ChatDirectory, presets: PresetService, jobs: JobService, inputs: InputStore,
-                 cancel: Callable[[str, Identity], dict[str, Any]],
-                 resend: Callable[[TeleBot, TelegramChat, Identity, str], None]) -> None:
+    def __init__(self, chats: ChatDirectory, presets: PresetService, inputs: InputStore, commands: Commands,
+                 group_policy: Callable[[], str]) -> None:
         self.chats = chats
         self.presets = presets
-        self.jobs = jobs
         self.inputs = inputs
-        self.cancel = cancel
-        self.resend = resend
+        self.commands = commands
+        self.group_policy = group_policy  # "ask": groups are requests like any chat; "ignore": never a word
 
     # -- the gate -------------------------------------------------------------------------------------
 
@@ -66,7 +51,7 @@ class Dialog:
                 return
             gate = self._gate(bot, query.message.chat)
             if gate is not None:
-                self._pressed(bot, gate[0], gate[1], str(query.data or ""))
+                self._pressed(bot, gate[0], gate[1], str(query.data or ""), query.message.message_id)
             return
         message = update.message
         if message is None:
@@ -83,8 +68,13 @@ class Dialog:
 
     def _gate(self, bot: TeleBot, tg_chat: types.Chat) -> tuple[TelegramChat, Identity] | None:
         """The chat and who it acts as, or None: a stranger hears once that it is not allowed, then nothing."""
+        is_group = tg_chat.type != "private"
+        if is_group and self.group_policy() == "ignore":
+            known = self.chats.get(int(tg_chat.id))
+            if known is None or known.status != "allowed":
+                return None  # not even listed: groups are ignored unless an admin allowed this one before
         title = tg_chat.title or " ".join(filter(None, [tg_chat.first_name, tg_chat.last_name]))
-        chat = self.chats.seen(int(tg_chat.id), is_group=tg_chat.type != "private", title=title or "",
+        chat = self.chats.seen(int(tg_chat.id), is_group=is_group, title=title or "",
                                username=tg_chat.username or "")
         identity = self.chats.identity(chat)
         if identity is not None:
@@ -100,39 +90,11 @@ class Dialog:
         name, _, rest = text.partition(" ")
         name = name[1:].split("@")[0].lower()
         rest = rest.strip()
-        if name in ("start", "help"):
-            intro = f"Hello {identity.username}: this bot runs Studio's presets.\n\n" if name == "start" else ""
-            bot.send_message(chat.chat_id, intro + HELP)
-        elif name == "presets":
+        if name in ("presets", "run") and not rest:
             self._preset_page(bot, chat, identity, 0)
         elif name == "run":
-            if not rest:
-                self._preset_page(bot, chat, identity, 0)
-            else:
-                self._begin(bot, chat, identity, rest)
-        elif name == "status":
-            waiting = self.jobs.list(actor=identity, statuses=None, limit=50)["items"]
-            queued = sum(1 for job in waiting if job["status"] == "queued")
-            running = sum(1 for job in waiting if job["status"] == "running")
-            bot.send_message(chat.chat_id, f"Your jobs: {running} running, {queued} waiting.")
-        elif name == "jobs":
-            self._jobs(bot, chat, identity)
-        elif name == "cancel":
-            self._cancel(bot, chat, identity, rest)
-        elif name == "last":
-            if chat.last_result_job is None:
-                bot.send_message(chat.chat_id, "No result yet.")
-            else:
-                self.resend(bot, chat, identity, chat.last_result_job)
-        elif name == "notify":
-            if rest.lower() not in ("on", "off"):
-                bot.send_message(chat.chat_id, "Use /notify on or /notify off.")
-            else:
-                self.chats.change(chat.chat_id, notify=rest.lower() == "on")
-                bot.send_message(chat.chat_id, f"Notifications {rest.lower()}: every finished job of "
-                                               f"{identity.username} " + ("is" if rest.lower() == "on" else
-                                                                          "is no longer") + " announced here.")
-        else:
+            self._begin(bot, chat, identity, rest)
+        elif not self.commands.handle(bot, chat, identity, name, rest):
             bot.send_message(chat.chat_id, "Unknown command.\n\n" + HELP)
 
     def _preset_page(self, bot: TeleBot, chat: TelegramChat, identity: Identity, page: int,
@@ -151,36 +113,9 @@ class Dialog:
             rows.append(nav)
         text = f"Choose a preset ({page + 1}/{pages}):"
         if message_id is not None:
-            bot.edit_message_text(text, chat.chat_id, message_id, reply_markup=_keyboard(rows))
+            bot.edit_message_text(text, chat.chat_id, message_id, reply_markup=keyboard(rows))
         else:
-            bot.send_message(chat.chat_id, text, reply_markup=_keyboard(rows))
-
-    def _jobs(self, bot: TeleBot, chat: TelegramChat, identity: Identity) -> None:
-        with Session(self.chats.engine) as session:
-            rows = session.exec(select(TelegramJob).where(TelegramJob.chat_id == chat.chat_id)
-                                .order_by(col(TelegramJob.created_at).desc()).limit(10)).all()
-        lines = []
-        for row in rows:
-            try:
-                job = self.jobs.get(row.job_id, actor=identity)
-            except StudioError:
-                continue
-            lines.append(f"{job['id'][:8]} {job['workflow_name']}: {job['status']}")
-        bot.send_message(chat.chat_id, "\n".join(lines) or "No jobs from this chat yet.")
-
-    def _cancel(self, bot: TeleBot, chat: TelegramChat, identity: Identity, wanted: str) -> None:
-        with Session(self.chats.engine) as session:
-            ids = [row.job_id for row in session.exec(select(TelegramJob).where(TelegramJob.chat_id == chat.chat_id))]
-        found = [job_id for job_id in ids if wanted and job_id.startswith(wanted.lower())]
-        if len(found) != 1:
-            bot.send_message(chat.chat_id, "Which job? /cancel <id> with an id from /jobs.")
-            return
-        try:
-            job = self.cancel(found[0], identity)
-        except StudioError as err:
-            bot.send_message(chat.chat_id, f"Could not cancel: {err.message}")
-            return
-        bot.send_message(chat.chat_id, f"Job {found[0][:8]}: {job['status']}.")
+            bot.send_message(chat.chat_id, text, reply_markup=keyboard(rows))
 
     # -- a run as a conversation ------------------------------------------------------------------------
 
@@ -230,11 +165,11 @@ class Dialog:
             question = questions[answered]
             conversation.step = "question"
             self._save(conversation)
-            if question["options"]:
-                rows = [[(option, f"a:{answered}:{number}")] for number, option in enumerate(question["options"])]
-                bot.send_message(chat.chat_id, f"{question['question']}?", reply_markup=_keyboard(rows))
-            else:
-                bot.send_message(chat.chat_id, f"{question['question']}? Reply with your answer.")
+            rows = [[(option, f"a:{answered}:{number}")] for number, option in enumerate(question["options"] or [])]
+            if question.get("default") is not None:
+                rows.append([(f"Skip ({question['default']})", f"s:{answered}")])
+            text = f"{question['question']}?" + ("" if question["options"] else " Reply with your answer.")
+            bot.send_message(chat.chat_id, text, reply_markup=keyboard(rows) if rows else None)
             return
         if preset.get("needs_image") and conversation.image is None:
             conversation.step = "image"
@@ -249,7 +184,7 @@ class Dialog:
         if conversation.image:
             lines.append("With your picture.")
         bot.send_message(chat.chat_id, "\n".join(lines),
-                         reply_markup=_keyboard([[("Run", f"run:{conversation.nonce}"),
+                         reply_markup=keyboard([[("Run", f"run:{conversation.nonce}"),
                                                   ("Cancel", f"x:{conversation.nonce}")]]))
 
     def _reply(self, bot: TeleBot, chat: TelegramChat, identity: Identity, message: types.Message) -> None:
@@ -294,7 +229,8 @@ class Dialog:
         data: bytes = bot.download_file(found.file_path)
         return data
 
-    def _pressed(self, bot: TeleBot, chat: TelegramChat, identity: Identity, data: str) -> None:
+    def _pressed(self, bot: TeleBot, chat: TelegramChat, identity: Identity, data: str,
+                 message_id: int | None = None) -> None:
         kind, _, value = data.partition(":")
         if kind == "pg":
             self._preset_page(bot, chat, identity, int(value) if value.lstrip("-").isdigit() else 0)
@@ -311,6 +247,17 @@ class Dialog:
                 return
             conversation.answers = {**conversation.answers, index: options[int(number)]}
             self._ask(bot, chat, identity, conversation)
+        elif kind == "s":
+            conversation = self._conversation(chat.chat_id)
+            if conversation is None or conversation.step != "question" or value != str(len(conversation.answers)):
+                return  # an old keyboard's button
+            default = self.presets.get(conversation.preset_id, identity)["placeholders"][int(value)].get("default")
+            if default is None:
+                return
+            conversation.answers = {**conversation.answers, value: default}
+            self._ask(bot, chat, identity, conversation)
+        elif kind == "n" and message_id is not None:
+            self.commands.toggle(bot, chat, identity, value, message_id)
         elif kind == "x":
             conversation = self._conversation(chat.chat_id)
             if conversation is not None and conversation.nonce == value and self._drop(chat.chat_id):

@@ -25,7 +25,9 @@ class TelegramChat(SQLModel, table=True):
     is_group: bool = False
     title: str = Field(default="", max_length=256)
     username: str = Field(default="", max_length=64)
-    notify: bool = False
+    notify: bool = False  # every finished job of its user (the jobs this chat started are always told)
+    notify_downloads: bool = False
+    notify_start: bool = False
     first_message_at: datetime = Field(default_factory=utcnow)
     # The one "not authorised yet" answer was sent: a stranger is never answered twice.
     refused_at: datetime | None = None

@@ -215,6 +215,20 @@ def save_glb(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], dict
     return (), {"3d": [_save_file(ctx, str(i.get("filename_prefix", "mesh/ComfyUI")), "glb", _glb())]}
 
 
+# The start of a WebM file (an EBML header naming the "webm" doc type); enough for anything that
+# looks at a file's kind, which is all a fake sampler's "video" needs.
+WEBM_HEADER = bytes.fromhex("1a45dfa39f4286810142f7810142f2810442f381084282847765626d")
+
+
+# 0.3.64's SaveWEBM (comfy_extras/nodes_video.py): a video of the images, reported under "images"
+# with "animated" set, as ComfyUI's own ui.PreviewVideo does.
+@node("SaveWEBM")
+def save_webm(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    frames = len(i["images"])
+    saved = _save_file(ctx, str(i.get("filename_prefix", "ComfyUI")), "webm", WEBM_HEADER + bytes(frames * 64))
+    return (), {"images": [saved], "animated": [True]}
+
+
 @node("CheckpointLoaderSimple")
 def checkpoint_loader(ctx: NodeContext, i: dict[str, Any]) -> tuple[tuple[Any, ...], None]:
     name = i["ckpt_name"]

@@ -267,6 +267,17 @@ class FakeTelegram:
         message["text"] = call.params.get("text", "")
         return self._ok(message)
 
+    def _m_editMessageReplyMarkup(self, call: Call) -> Response:
+        message = self.messages.get(int(call.params.get("message_id") or 0))
+        if message is None:
+            return self._error(400, "Bad Request: message to edit not found")
+        markup = json.loads(call.params.get("reply_markup") or "{}")
+        if message.get("reply_markup") == markup:
+            return self._error(400, "Bad Request: message is not modified: specified new message content and "
+                                    "reply markup of the message are exactly the same")
+        message["reply_markup"] = markup
+        return self._ok(message)
+
     def _upload(self, call: Call) -> Response:
         kind = UPLOADS[call.method]
         limit = self.photo_limit if kind == "photo" else self.file_limit

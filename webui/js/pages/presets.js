@@ -152,12 +152,15 @@ export function mount(main, ctx = {}) {
       return h('fieldset', { class: 'field preset-question', 'data-question': String(q.index) },
         h('legend', null, label),
         h('div', { class: 'choice-row' }, q.options.map((/** @type {string} */ option, /** @type {number} */ i) => h('label', { class: 'choice' },
-          h('input', { type: 'radio', name: `answer-${q.index}`, value: option, checked: i === 0 }), h('span', null, option)))),
+          h('input', { type: 'radio', name: `answer-${q.index}`, value: option, checked: q.default ? option === q.default : i === 0 }), h('span', null, option)))),
         h('p', { class: 'error-line field-error' }));
     }
     const id = `answer-${q.index}`;
     return h('div', { class: 'field preset-question', 'data-question': String(q.index) },
-      h('label', { for: id }, label), h('input', { id, name: id, type: 'text', maxlength: 2000, required: true }),
+      h('label', { for: id }, label),
+      // A question with a default may be left empty: the default is shown as the field's hint.
+      h('input', { id, name: id, type: 'text', maxlength: 2000, required: q.default == null,
+        placeholder: q.default == null ? '' : `${q.default} (default)` }),
       h('p', { class: 'error-line field-error' }));
   }
 
