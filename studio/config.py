@@ -125,11 +125,23 @@ class Settings(BaseSettings):
     civitai_endpoint: str = Field("https://civitai.com", description="CivitAI (civitai.com or civitai.red).")
     hf_token: SecretStr | None = Field(None, description="Hugging Face access token (secret).")
     civitai_api_key: SecretStr | None = Field(None, description="CivitAI API key (secret).")
+    civitai_cache_ttl_s: float = Field(600.0, ge=0, le=7 * 86400,
+                                       description="How long CivitAI's answers are remembered, in seconds.")
+    civitai_metadata_interval_h: float = Field(24.0, ge=0, le=24 * 365, description="How often local model files "
+                                               "are looked up on CivitAI, in hours (0: only when an admin asks).")
+    civitai_preview_nsfw_level: int = Field(1, ge=1, le=31, description="Highest CivitAI NSFW level of a model "
+                                            "preview picture Studio keeps (1 PG, 2 PG-13, 4 R, 8 X, 16 XXX).")
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token (secret).")
     telegram_api_url: str = Field("https://api.telegram.org",
                                   description="Telegram's Bot API (or a local Bot API server).")
     telegram_public_url: str = Field("", description="Studio's address as a phone reaches it, for links to "
                                      "results too large for Telegram.")
+    llm_server_binary: str = Field("", description="Path of llama-server (empty: /opt/llama-server, then PATH, "
+                                   "then a packaged CPU build).")
+    llm_port: int = Field(0, ge=0, le=65535, description="Port llama-server listens on, on 127.0.0.1 (0: any free "
+                          "port).")
+    llm_load_timeout_s: float = Field(300.0, gt=0, description="How long a model may take to load before the start "
+                                      "counts as failed, in seconds.")
 
     @classmethod
     def settings_customise_sources(

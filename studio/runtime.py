@@ -60,10 +60,12 @@ class Runtime:
         self.services.job_engine.start()
         self.services.downloads.start()
         self.services.inventory.start()
+        self.services.civitai_meta.start()
         self.services.webhooks.start()
         self.services.schedules.start()
         # The bot polls only when a token is set; a token saved later starts it (Settings → Telegram).
         self.services.telegram.enable(self.services.preferences.get("telegram_bot_token"))
+        self.services.llm.adopt()  # a llama-server an earlier Studio left running is taken over, not doubled
         telemetry = threading.Thread(target=self._telemetry_loop, name="telemetry", daemon=True)
         telemetry.start()
         self._threads.append(telemetry)
@@ -106,8 +108,10 @@ class Runtime:
         self.services.job_engine.stop()
         self.services.downloads.stop()
         self.services.inventory.stop()
+        self.services.civitai_meta.stop()
         self.services.schedules.stop()
         self.services.telegram.stop()
+        self.services.llm.detach()  # it goes on serving; the next Studio adopts it
         self.services.webhooks.stop()
         self.services.stream.stop()
         for thread in self._threads:

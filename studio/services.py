@@ -19,6 +19,9 @@ from studio.auth.guard import Guard
 from studio.auth.keys import load_signing_keys
 from studio.auth.service import AuthService
 from studio.auth.users import UserDirectory
+from studio.civitai.client import CivitaiClient
+from studio.civitai.metadata import ModelMetadata
+from studio.civitai.wiring import build_civitai
 from studio.comfy import ComfyClient, ComfyError, ComfyStream
 from studio.config import Settings
 from studio.db import create_db_engine
@@ -30,6 +33,7 @@ from studio.events.store import ActivityStore
 from studio.jobs.engine import JobEngine
 from studio.jobs.inputs import InputStore
 from studio.jobs.service import JobService
+from studio.llm.server import LlamaServer
 from studio.models.catalog import Catalog, load_catalogs
 from studio.models.extra_paths import read_extra_model_paths
 from studio.models.inventory import ModelInventory
@@ -85,6 +89,9 @@ class Services:
     webhooks: WebhookService = field(init=False, repr=False)
     schedules: ScheduleService = field(init=False, repr=False)
     telegram: TelegramBot = field(init=False, repr=False)
+    llm: LlamaServer = field(init=False, repr=False)
+    civitai: CivitaiClient = field(init=False, repr=False)  # the one CivitAI client (studio/civitai)
+    civitai_meta: ModelMetadata = field(init=False, repr=False)
 
     def catalogs(self) -> dict[str, Catalog]:
         return load_catalogs(self.data_dir.catalogs)
@@ -180,12 +187,15 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
                      users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, inventory,
                      downloads, presets)
     preferences.on_change(built.apply_preferences)
+    built.civitai, built.civitai_meta = build_civitai(settings, data_dir, engine, bus, inventory, tokens)
     built.webhooks = WebhookService(engine, bus, allowed_hosts=lambda: preferences.get("webhook_allowed_hosts"))
     built.webhooks.attach(bus)
     built.schedules = ScheduleService(engine, bus, presets=lambda: built.presets, notifier=built.webhooks)
     built.schedules.attach(bus)
     users.on_deleted(built.schedules.owner_deleted)
     built.telegram = build_telegram(built)
+    built.llm = LlamaServer(data_dir.llm, bus, lambda: settings.llm_server_binary or None, lambda: settings.llm_port,
+                            load_timeout_s=settings.llm_load_timeout_s)
     preferences.on_change(built.telegram.on_settings)
     # ComfyUI may come back with other custom nodes (a restart) or other model files.
     bus.subscribe(lambda event: comfy.invalidate_object_info()

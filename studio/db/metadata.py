@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from studio.auth import models as _accounts  # noqa: F401
+from studio.civitai import models as _civitai  # noqa: F401
 from studio.db import models as _foundation  # noqa: F401
 from studio.downloads import models as _downloads  # noqa: F401
 from studio.idempotency import models as _idempotency  # noqa: F401

@@ -1,22 +1,30 @@
-"""CivitAI files: a model version id → its primary file, with CivitAI's own SHA-256.
+"""CivitAI files: a model version id → its primary file, with CivitAI's own SHA-256; and the lookups
+"where can this file a workflow needs be had?" by hash and by name.
 
-Asked again before every attempt (download links redirect to signed storage URLs that expire).
-The API key is sent as a Bearer header to CivitAI's hosts only; the storage host never sees it,
-and it never goes into a URL, where it would end up in logs and error messages.
+All the talking goes through ``studio.civitai.client`` (timeouts, retries, 429, the key only for
+CivitAI's own hosts); this module turns its answers and failures into what the download queue and
+the workflow "what is missing" planner need. The version is asked again before every download
+attempt (download links redirect to signed storage URLs that expire), so that call skips the cache.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
-from studio.downloads.credentials import auth_headers
+from studio.civitai.client import CivitaiClient
+from studio.civitai.errors import (
+    CivitaiEarlyAccess,
+    CivitaiError,
+    CivitaiLoginRequired,
+    CivitaiNotFound,
+    CivitaiRateLimited,
+    CivitaiUnavailable,
+)
 from studio.downloads.transfer import FatalTransferError, TransferError
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -49,26 +57,24 @@ def version_url(endpoint: str, version_id: int) -> str:
 def resolve_civitai_file(
     session: requests.Session, endpoint: str, version_id: int, tokens: dict[str, str], expected_sha256: str | None
 ) -> tuple[str, str | None]:
-    url = f"{endpoint.rstrip('/')}/api/v1/model-versions/{version_id}"
+    """(the URL to fetch, the SHA-256 to check it against). The queue owns retries and backoff
+    across attempts, so this asks once: an outage or a 429 becomes a retryable ``TransferError``."""
+    client = CivitaiClient(endpoint, lambda: tokens, session=session, timeout=(10, 30), retries=0)
     try:
-        response = session.get(url, headers=auth_headers(url, tokens), timeout=(10, 30))
-    except requests.RequestException as err:
-        raise TransferError(f"{type(err).__name__} while asking CivitAI") from None
-    if response.status_code == 401:
-        raise FatalTransferError(LOGIN_WANTED)
-    if response.status_code == 404:
-        raise FatalTransferError(f"CivitAI has no model version {version_id}.")
-    if response.status_code >= 400:
-        raise TransferError(f"CivitAI answered {response.status_code}")
-    try:
-        version: dict[str, Any] = response.json()
-    except ValueError as err:
-        raise TransferError("CivitAI's answer was not JSON") from err
+        version = client.version(version_id, cached=False)
+    except CivitaiNotFound:
+        raise FatalTransferError(f"CivitAI has no model version {version_id}.") from None
+    except CivitaiLoginRequired:
+        raise FatalTransferError(LOGIN_WANTED) from None
+    except CivitaiEarlyAccess as err:
+        raise FatalTransferError(err.message) from None
+    except (CivitaiUnavailable, CivitaiRateLimited) as err:
+        raise TransferError(err.message) from None
+    except CivitaiError as err:
+        raise TransferError(err.message) from None
     if version.get("earlyAccessEndsAt") and not tokens:
         raise FatalTransferError("This model is in early access on CivitAI: it needs a CivitAI API key "
                                  "of an account that has access.")
-    if not isinstance(version, dict):
-        raise TransferError("CivitAI's answer was not a model version")
     files = [f for f in version.get("files") or [] if isinstance(f, dict)]
     primary = next((f for f in files if f.get("primary")), files[0] if files else None)
     if primary is None:
@@ -91,56 +97,35 @@ def _words(text: str) -> set[str]:
     return {w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if len(w) > 1}
 
 
-LOOKUP_TTL_S = 600.0
-_CACHE: dict[tuple[Any, ...], tuple[float, Any]] = {}
-_CACHE_LOCK = threading.Lock()
-
-
 class CivitaiLookup:
     """Finds a CivitAI model version for a file a workflow needs: by its SHA-256, else by name.
 
     A name match needs the exact file name, or at least 60 % of the wanted name's words and at
     least two of them in the model's or version's name (the original's rule, which keeps
-    "detail" from matching every detail LoRA).
+    "detail" from matching every detail LoRA). It asks through the app's one client, whose cache
+    remembers the answers for a while: "What is missing?" followed by "Download" asks the same
+    questions twice. A lookup that fails (CivitAI down, rate limited) finds nothing this time.
     """
 
-    def __init__(self, session: requests.Session, endpoint: str, tokens: Callable[[], dict[str, str]]) -> None:
-        self.session = session
-        self.endpoint = endpoint.rstrip("/")
-        self.tokens = tokens
+    def __init__(self, client: CivitaiClient) -> None:
+        # A person waits on this: one quick retry, and once CivitAI is found down or limiting, the
+        # rest of this lookup does not ask again (a workflow with ten unknown files would wait ten times).
+        self.client = client.with_options(retries=1, backoff_s=0.5, max_retry_after_s=5.0)
+        self.down = False
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """One lookup, remembered for a while: "What is missing?" followed by "Download" asks the
-        same questions twice, and a workflow with several unknown models should not wait twice."""
-        key = (self.endpoint, path, tuple(sorted((params or {}).items())))
-        with _CACHE_LOCK:
-            hit = _CACHE.get(key)
-            if hit is not None and time.monotonic() - hit[0] < LOOKUP_TTL_S:
-                return hit[1]
-        settled, answer = self._fetch(path, params)
-        if settled:  # an outage or a 5xx is asked again next time
-            with _CACHE_LOCK:
-                if len(_CACHE) > 1000:
-                    _CACHE.clear()
-                _CACHE[key] = (time.monotonic(), answer)
-        return answer
-
-    def _fetch(self, path: str, params: dict[str, Any] | None) -> tuple[bool, Any]:
-        """(whether the answer is worth remembering, the JSON or None)."""
-        url = f"{self.endpoint}{path}"
+    def _ask(self, call: Callable[[], Any]) -> Any:
+        if self.down:
+            return None
         try:
-            response = self.session.get(url, params=params, headers=auth_headers(url, self.tokens()), timeout=(5, 15))
-        except requests.RequestException:
-            return False, None
-        if response.status_code != 200:
-            return response.status_code == 404, None
-        try:
-            return True, response.json()
-        except ValueError:
-            return False, None
+            return call()
+        except (CivitaiUnavailable, CivitaiRateLimited):
+            self.down = True
+            return None
+        except CivitaiError:
+            return None
 
     def by_hash(self, sha256: str) -> dict[str, Any] | None:
-        version = self._get(f"/api/v1/model-versions/by-hash/{sha256.lower()}")
+        version = self._ask(lambda: self.client.version_by_hash(sha256))
         if not isinstance(version, dict) or not version.get("id"):
             return None
         wanted = next((f for f in _dicts(version.get("files"))
@@ -151,10 +136,8 @@ class CivitaiLookup:
         wanted = _words(file_name)
         if len(wanted) < 2 and "." not in file_name:
             return None
-        params: dict[str, Any] = {"query": " ".join(sorted(wanted, key=file_name.lower().find)), "limit": 3}
-        if folder in FOLDER_TYPES:
-            params["types"] = FOLDER_TYPES[folder]
-        answer = self._get("/api/v1/models", params)
+        query = " ".join(sorted(wanted, key=file_name.lower().find))
+        answer = self._ask(lambda: self.client.search_models(query, types=FOLDER_TYPES.get(folder or ""), limit=3))
         for model in _dicts(_dict(answer).get("items")):
             for version in _dicts(model.get("modelVersions")):
                 version = {**version, "model": {"name": model.get("name"), "type": model.get("type")}}

@@ -32,6 +32,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("jobs/finished", "A job completed, failed, was cancelled or interrupted.", persist=True,
                   per_user=True),
         EventSpec("queue/state", "The queue was paused or resumed."),
+        EventSpec("llm/server", "The LLM server started, became ready, crashed, is restarting or stopped.",
+                  persist=True),
         EventSpec("presets/changed", "A preset was created, changed, deleted or got a new thumbnail (a private "
                   "one only reaches its owner and the admins).", persist=True),
         EventSpec("schedules/changed", "A schedule was created, changed, deleted or disabled itself (the reason "
@@ -41,6 +43,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("downloads/update", "A download's state, bytes, speed or ETA changed.", coalesce=True),
         EventSpec("downloads/finished", "A download completed or failed.", persist=True),
         EventSpec("models/hashed", "A model file's SHA-256 was computed in the background.", coalesce=True),
+        EventSpec("models/metadata", "CivitAI was asked about local model files (counts, or the error).",
+                  coalesce=True),
         EventSpec("catalogs/changed", "A catalog was imported or an entry removed.", persist=True),
         EventSpec("workflows/changed", "A workflow was imported, deleted (a bundled one hidden) or restored.",
                   persist=True),

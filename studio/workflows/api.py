@@ -204,8 +204,7 @@ def install_missing(workflow_id: str) -> Response:
 
 
 def _missing(studio: Services, workflow: Workflow, *, civitai: bool) -> tuple[dict[str, Any], list[Install]]:
-    lookup = CivitaiLookup(studio.downloads.session, studio.settings.civitai_endpoint,
-                           studio.downloads.tokens) if civitai else None
+    lookup = CivitaiLookup(studio.civitai) if civitai else None
     facts = _facts(studio)
     workflow = _current(studio, workflow, facts)
     return plan(_readiness(workflow, facts), workflow.manifest, studio.catalogs(), studio.downloads, lookup)

@@ -6,6 +6,7 @@ import { message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
 import { downloadRow } from './downloads.js';
+import { civitaiBar, civitaiLines, loadMetadata, previewCell } from './models-civitai.js';
 import { Drafts } from './run-drafts.js';
 
 const ACTIVE = new Set(['queued', 'downloading', 'paused', 'verifying']);
@@ -39,6 +40,10 @@ export function mount(main, context) {
   const selected = new Set();
   /** @type {any} */
   let data = null;
+  /** @type {import('./models-civitai.js').Metadata | null} CivitAI's word on each file, by SHA-256 */
+  let meta = null;
+  const civitaiSlot = h('div', { id: 'civitai-slot' });
+  const about = (/** @type {string | null} */ sha) => (sha && meta ? meta.items[sha] : null);
 
   const value = (/** @type {any} */ el) => /** @type {HTMLInputElement} */ (el).value;
 
@@ -69,8 +74,9 @@ export function mount(main, context) {
     const where = e.found_at && e.found_at !== `${e.dest.replace(/^\/|\/$/g, '')}/${e.file}` ? ` · found at ${e.found_at}` : '';
     return h('tr', { 'data-file': e.file },
       h('td', { class: 'pick' }, box),
-      h('td', null, h('strong', null, e.name), e.pair_role ? h('span', { class: `badge role-${e.pair_role}` }, e.pair_role) : null,
-        h('div', { class: 'muted small path' }, `${e.dest}/${e.file}${where}`)),
+      h('td', null, h('div', { class: 'with-preview' }, previewCell(about(e.sha256), e.name), h('div', null,
+        h('strong', null, e.name), e.pair_role ? h('span', { class: `badge role-${e.pair_role}` }, e.pair_role) : null,
+        h('div', { class: 'muted small path' }, `${e.dest}/${e.file}${where}`), civitaiLines(about(e.sha256))))),
       h('td', { class: 'hide-narrow' }, e.base_model || ''),
       h('td', null, e.size ? formatBytes(e.size) : e.size_gb ? `${e.size_gb} GB` : ''),
       statusCell(e),
@@ -92,10 +98,12 @@ export function mount(main, context) {
     } }, uses.map((/** @type {any} */ use, /** @type {number} */ i) => h('option', { value: String(i) }, use.workflow_name))) : null;
     const where = [u.folder, u.sub_folder].filter(Boolean).join('/');
     return h('tr', { 'data-path': u.path },
-      h('td', null, h('strong', { class: 'model-name' }, u.name),
+      h('td', null, h('div', { class: 'with-preview' }, previewCell(about(u.sha256), u.name), h('div', null,
+        h('strong', { class: 'model-name' }, u.name),
         h('div', { class: 'muted small' }, h('span', { class: 'badge folder-badge' }, where || u.folder),
           u.location !== 'models' ? ` in ${u.location}` : null),
-        h('div', { class: 'muted small path', title: u.sha256 ? `SHA-256 ${u.sha256}` : 'SHA-256 not computed yet' }, u.path)),
+        h('div', { class: 'muted small path', title: u.sha256 ? `SHA-256 ${u.sha256}` : 'SHA-256 not computed yet' }, u.path),
+        civitaiLines(about(u.sha256))))),
       h('td', { class: 'size-cell' }, formatBytes(u.size)),
       h('td', { class: 'actions-cell' }, link, which,
         uses.length ? null : h('span', { class: 'muted small' }, `No workflow picks from ${u.folder}`),
@@ -131,6 +139,7 @@ export function mount(main, context) {
     for (const entry of entries) (groups[entry.category] ||= []).push(entry);
     replace(disk, `Models folder ${data.root}: ${formatBytes(data.disk.free)} free of ${formatBytes(data.disk.total)} (${percent(data.disk.used, data.disk.total)}% used)`);
     const unlisted = data.unlisted.filter((/** @type {any} */ u) => (kind === 'loras') === (u.category === 'loras'));
+    replace(civitaiSlot, civitaiBar(meta, admin));
     replace(body,
       catalog.problems.length ? h('section', { class: 'card' }, h('h2', null, 'Entries that could not be read'),
         h('ul', { class: 'error-line' }, catalog.problems.map((/** @type {string} */ p) => h('li', null, p)))) : null,
@@ -146,7 +155,14 @@ export function mount(main, context) {
     updateBatch();
   }
 
+  /** CivitAI's metadata comes separately, so the catalogs never wait for it. */
+  async function loadCivitai() {
+    meta = await loadMetadata();
+    render();
+  }
+
   async function load() {
+    loadCivitai();
     try {
       data = await api.get('/api/models');
       renderFolders();
@@ -303,6 +319,7 @@ export function mount(main, context) {
   const stops = [
     live.on('downloads/finished', () => load()),
     live.on('catalogs/changed', (p) => { if (p.kind === kind) load(); }),
+    live.on('models/metadata', () => loadCivitai()),
     live.on('downloads/update', (item) => {
       if (tracked.has(item.id) || ACTIVE.has(item.status)) track(item);
       if (!data) return;
@@ -314,7 +331,7 @@ export function mount(main, context) {
     }),
   ];
   replace(main, h('h1', null, context.title), disk,
-    h('div', { class: 'row filters' }, search, statusFilter, baseFilter, batchButton),
+    h('div', { class: 'row filters' }, search, statusFilter, baseFilter, batchButton), civitaiSlot,
     admin ? h('details', { class: 'card' }, h('summary', null, 'Import a catalog JSON'), importForm) : null,
     admin ? h('details', { class: 'card' }, h('summary', null, 'Download from a URL'), urlForm) : null,
     downloadsCard, body);

@@ -1,0 +1,1 @@
+"""CivitAI: one client for its REST and tRPC API, and what Studio learns from it about local files."""
