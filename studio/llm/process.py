@@ -53,38 +53,44 @@ def choose_port(configured: int) -> int:
     return configured
 
 
-def model_path(models_dir: Path, name: str, *, field: str = "model") -> Path:
-    """A GGUF file inside the models folder, by its name there; anything else is a clear 400/404."""
+def model_path(models_dirs: list[Path], name: str, *, field: str = "model") -> Path:
+    """A GGUF file inside one of the models folders, by its name there (the first folder that has it);
+    anything else is a clear 400 or 404."""
     if not isinstance(name, str) or not name or len(name) > 1024:
         raise BadRequest("Name a model file from the LLM models folder.", fields={field: "required"})
     parts = name.replace("\\", "/").split("/")
     if len(parts) > 2 or any(name_problem(part) is not None for part in parts):
         raise BadRequest(f"{name[:80]!r} is not a file name in the LLM models folder.",
                          fields={field: "not a file name"})
-    path = models_dir.joinpath(*parts)
-    if path.is_symlink() or not path.resolve().is_relative_to(models_dir.resolve()):
-        raise BadRequest("The model must be a file inside the LLM models folder.", fields={field: "outside"})
-    if not path.is_file():
-        raise NotFound(f"There is no model file {name[:80]!r} in {models_dir}.", code="model_not_found")
-    with path.open("rb") as handle:
-        if handle.read(4) != GGUF_MAGIC:
-            raise BadRequest(f"{name[:80]} is not a GGUF model file (llama-server runs only GGUF files).",
-                             code="not_gguf", fields={field: "not a GGUF file"})
-    return path
-
-
-def local_models(models_dir: Path) -> list[dict[str, Any]]:
-    """GGUF files in the models folder and one level of subfolders; mmproj files are companions."""
-    if not models_dir.is_dir():
-        return []
-    found = []
-    for path in sorted([*models_dir.glob("*.gguf"), *models_dir.glob("*/*.gguf")]):
-        if path.is_symlink() or not path.is_file():
+    for folder in models_dirs:
+        path = folder.joinpath(*parts)
+        if not path.is_file() and not path.is_symlink():
             continue
-        name = path.relative_to(models_dir).as_posix()
-        found.append({"file": name, "size": path.stat().st_size,
-                      "role": "mmproj" if "mmproj" in path.name.lower() else "model"})
-    return found
+        if path.is_symlink() or not path.resolve().is_relative_to(folder.resolve()):
+            raise BadRequest("The model must be a file inside the LLM models folder.", fields={field: "outside"})
+        with path.open("rb") as handle:
+            if handle.read(4) != GGUF_MAGIC:
+                raise BadRequest(f"{name[:80]} is not a GGUF model file (llama-server runs only GGUF files).",
+                                 code="not_gguf", fields={field: "not a GGUF file"})
+        return path
+    raise NotFound(f"There is no model file {name[:80]!r} in {', '.join(str(f) for f in models_dirs)}.",
+                   code="model_not_found")
+
+
+def local_models(models_dirs: list[Path]) -> list[dict[str, Any]]:
+    """GGUF files in the models folders and one level of their subfolders (a name in two folders:
+    the first wins, as for a start); mmproj files are a vision model's companions."""
+    found: dict[str, dict[str, Any]] = {}
+    for folder in models_dirs:
+        if not folder.is_dir():
+            continue
+        for path in sorted([*folder.glob("*.gguf"), *folder.glob("*/*.gguf")]):
+            name = path.relative_to(folder).as_posix()
+            if path.is_symlink() or not path.is_file() or name in found:
+                continue
+            found[name] = {"file": name, "size": path.stat().st_size, "folder": str(folder),
+                           "role": "mmproj" if "mmproj" in path.name.lower() else "model"}
+    return sorted(found.values(), key=lambda item: item["file"].lower())
 
 
 # -- the log ----------------------------------------------------------------------------------------

@@ -59,10 +59,12 @@ class LaunchConfig(BaseModel):
 
 
 class LlamaServer:
-    def __init__(self, folder: Path, bus: EventBus, binary_setting: Callable[[], str | None],
+    def __init__(self, folder: Path, models_dirs: list[Path], bus: EventBus, binary_setting: Callable[[], str | None],
                  port_setting: Callable[[], int], *, load_timeout_s: float = 300.0) -> None:
         self.folder = folder
-        self.models_dir = folder / "models"
+        # Downloads land in the first (the models root's llm/ folder); an existing volume's files are
+        # in STUDIO_DIR/llm/models.
+        self.models_dirs = models_dirs
         self.logs_dir = folder / "logs"
         self.bus = bus
         self.binary_setting = binary_setting
@@ -117,7 +119,7 @@ class LlamaServer:
             pid = self._child.pid if self._child else (self._process.pid if self._process else None)
             return {**answer, "pid": pid, "port": self.port, "adopted": self.adopted, "started_at": self.started_at,
                     "config": self.config.model_dump() if self.config else None, "binary": build,
-                    "restarts": len(self._restarts), "models": process.local_models(self.models_dir)}
+                    "restarts": len(self._restarts), "models": process.local_models(self.models_dirs)}
 
     def _set(self, state: State, error: str | None = None) -> None:
         self.state = state
@@ -129,13 +131,13 @@ class LlamaServer:
 
     def _argv(self, found: Path, config: LaunchConfig, port: int, key_file: Path) -> list[str]:
         build = binary.inspect(found)
-        argv = [str(found), "-m", str(process.model_path(self.models_dir, config.model)), "--host", "127.0.0.1",
+        argv = [str(found), "-m", str(process.model_path(self.models_dirs, config.model)), "--host", "127.0.0.1",
                 "--port", str(port), "-c", str(config.ctx_size), "-ngl", str(config.gpu_layers),
                 "-np", str(config.parallel)]
         if config.threads:
             argv += ["-t", str(config.threads)]
         if config.mmproj:
-            argv += ["--mmproj", str(process.model_path(self.models_dir, config.mmproj, field="mmproj"))]
+            argv += ["--mmproj", str(process.model_path(self.models_dirs, config.mmproj, field="mmproj"))]
         if build.no_webui:
             argv.append("--no-webui")  # Studio is the interface; nothing else on the box should chat unasked
         if build.api_key_file:
@@ -151,9 +153,9 @@ class LlamaServer:
             raise ServiceUnavailable("llama-server was not found: set its path in Settings (LLM server binary), or "
                                      "install it (the container has it at /opt/llama-server).",
                                      code="llm_binary_missing")
-        process.model_path(self.models_dir, config.model)  # a clear 400/404 before anything stops
+        process.model_path(self.models_dirs, config.model)  # a clear 400/404 before anything stops
         if config.mmproj:
-            process.model_path(self.models_dir, config.mmproj, field="mmproj")
+            process.model_path(self.models_dirs, config.mmproj, field="mmproj")
         self.stop()
         with self._lock:
             port = process.choose_port(self.port_setting())

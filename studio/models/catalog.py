@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent.parent / "catalogs"
 CATALOG_FILES = {"models": "models.json", "loras": "loras.json", "llm": "llm.json"}
+LLM_FOLDER = "llm"  # where llm catalog entries with the original's ``dest: ""`` are downloaded
 
 
 # A catalog's size in GB: finite and at most this (1e308, NaN, ±inf or a negative make the entry invalid).
@@ -124,6 +125,27 @@ class Catalog:
         return next(((category, entry) for category, entry in self.entries if entry.file == file_name), None)
 
 
+def companions(entry: CatalogEntry) -> tuple[list[CatalogEntry], list[str]]:
+    """The files an entry needs besides itself (a vision model's mmproj), as entries downloaded
+    next to it; and why any listed one cannot be used."""
+    raw = (entry.model_extra or {}).get("companions")
+    found: list[CatalogEntry] = []
+    problems: list[str] = []
+    for index, item in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(item, dict):
+            problems.append(f"companion {index + 1}: not an object")
+            continue
+        role = str(item.get("role") or "companion")[:40]
+        try:
+            found.append(CatalogEntry.model_validate({
+                "name": f"{entry.name} ({role})"[:255], "dest": entry.dest, "size_gb": item.get("size_gb", 0.0),
+                **{key: item[key] for key in ("file", "source", "hf_repo", "hf_file", "revision", "url", "sha256")
+                   if key in item}}))
+        except ValidationError as err:
+            problems.append(f"companion {index + 1}: {err.errors()[0]['msg']}")
+    return found[:8], problems
+
+
 def find_entry(catalogs: dict[str, Catalog], file_name: str) -> CatalogEntry | None:
     """The first entry, in any catalog, that installs ``file_name``."""
     for catalog in catalogs.values():
@@ -160,7 +182,12 @@ def parse_catalog(kind: str, raw: Any) -> Catalog:
             continue
         for index, item in enumerate(models):
             try:
-                catalog.entries.append((category_id, CatalogEntry.model_validate(item)))
+                entry = CatalogEntry.model_validate(item)
+                if kind == "llm" and not entry.dest:
+                    # The original kept GGUF files outside ComfyUI's models; Studio downloads them to
+                    # one folder of the models root, where llama-server is pointed (studio/llm).
+                    entry = entry.model_copy(update={"dest": LLM_FOLDER})
+                catalog.entries.append((category_id, entry))
             except ValidationError as err:
                 first = err.errors()[0]
                 where = ".".join(str(part) for part in first["loc"]) or "entry"

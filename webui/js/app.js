@@ -22,7 +22,7 @@ const PAGES = [
   { path: '/presets', title: 'Presets', module: './pages/presets.js' },
   { path: '/gallery', title: 'Gallery', upcoming: true },
   { path: '/civitai', title: 'CivitAI', upcoming: true },
-  { path: '/llm', title: 'LLM', upcoming: true },
+  { path: '/llm', title: 'LLM', module: './pages/llm.js' },
   { path: '/settings', title: 'Settings', module: './pages/settings.js', admin: true },
   { path: '/users', title: 'Users', module: './pages/users.js', admin: true },
   { path: '/account', title: 'Account', module: './pages/account.js' },

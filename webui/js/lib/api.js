@@ -76,6 +76,32 @@ export async function request(method, path, body) {
   return data;
 }
 
+/**
+ * A POST whose answer is read as it arrives (server-sent events): the Response itself, or an
+ * ApiError for a refusal. `signal` aborts it: closing the connection is how a generation stops.
+ * @param {string} path @param {any} body @param {AbortSignal} signal
+ * @returns {Promise<Response>}
+ */
+export async function streamPost(path, body, signal) {
+  /** @type {Record<string, string>} */
+  const headers = { Accept: 'text/event-stream', 'Content-Type': 'application/json' };
+  if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  let response;
+  try {
+    response = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body), credentials: 'same-origin', signal });
+  } catch (err) {
+    if (err instanceof DOMException && err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network_error', 'Studio cannot be reached. Check that it is running.');
+  }
+  if (!response.ok) {
+    let error = null;
+    try { error = (await response.json()).error; } catch { error = null; }
+    throw new ApiError(response.status, error?.code || 'http_error', typeof error?.message === 'string'
+      ? error.message : `Studio answered ${response.status}.`, error?.details);
+  }
+  return response;
+}
+
 export const api = {
   /** @param {string} path */
   get: (path) => request('GET', path),

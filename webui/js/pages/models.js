@@ -138,7 +138,7 @@ export function mount(main, context) {
     const groups = {};
     for (const entry of entries) (groups[entry.category] ||= []).push(entry);
     replace(disk, `Models folder ${data.root}: ${formatBytes(data.disk.free)} free of ${formatBytes(data.disk.total)} (${percent(data.disk.used, data.disk.total)}% used)`);
-    const unlisted = data.unlisted.filter((/** @type {any} */ u) => (kind === 'loras') === (u.category === 'loras'));
+    const unlisted = data.unlisted.filter((/** @type {any} */ u) => u.category !== 'llm' && (kind === 'loras') === (u.category === 'loras'));
     replace(civitaiSlot, civitaiBar(meta, admin));
     replace(body,
       catalog.problems.length ? h('section', { class: 'card' }, h('h2', null, 'Entries that could not be read'),

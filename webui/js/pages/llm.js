@@ -1,0 +1,222 @@
+// @ts-check
+/**
+ * LLM: a Chat tab (anyone signed in: a streamed answer, Stop, Copy, the system prompt in view) and a
+ * Server tab (admins: the catalog and its downloads, the launch settings, the running server, its
+ * log). The model's text is only ever put into the page as text: nothing it writes becomes HTML.
+ */
+import { api, ApiError, streamPost } from '../lib/api.js';
+import { h, replace } from '../lib/dom.js';
+import { formatBytes, formatTime } from '../lib/format.js';
+import { live } from '../lib/live.js';
+import { toast } from '../lib/toast.js';
+
+/** @param {unknown} err */
+const message = (err) => (err instanceof ApiError ? err.message : String(err));
+const SYSTEM = 'You are a helpful assistant. Answer briefly and clearly.';
+
+/** Text with ``` code fences as <pre> blocks, everything as text nodes. @param {string} text */
+export function renderAnswer(text) {
+  const parts = text.split(/```[^\n]*\n?/);
+  return parts.map((part, i) => (i % 2 ? h('pre', { class: 'llm-code' }, h('code', null, part))
+    : h('div', { class: 'llm-text' }, part)));
+}
+
+/** Server-sent events from a streamed chat answer, one `delta.content` at a time.
+ * @param {Response} response @param {(piece: string) => void} onPiece */
+async function readStream(response, onPiece) {
+  if (!response.body) return;
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffered += decoder.decode(value, { stream: true });
+    const lines = buffered.split('\n');
+    buffered = lines.pop() || '';
+    for (const line of lines) {
+      if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+      try {
+        const piece = JSON.parse(line.slice(6)).choices?.[0]?.delta?.content;
+        if (piece) onPiece(piece);
+      } catch { /* a partial or foreign line: skipped */ }
+    }
+  }
+}
+
+/** @param {HTMLElement} main @param {{me: any}} context */
+export function mount(main, context) {
+  const admin = context.me?.user.role === 'admin';
+  const stateLine = h('p', { id: 'llm-state', 'aria-live': 'polite' });
+  /** @type {{role: string, content: string}[]} */
+  const history = [];
+  const log = h('div', { id: 'llm-messages', class: 'stack llm-messages', 'aria-live': 'polite' });
+  const input = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: 'llm-input', rows: 3, maxlength: 20000,
+    placeholder: 'Ask for a prompt, or to improve one…' }));
+  const system = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: 'llm-system', rows: 2, maxlength: 4000,
+    'aria-label': 'System prompt' }));
+  system.value = SYSTEM;
+  const send = h('button', { class: 'button', type: 'submit', id: 'llm-send' }, 'Send');
+  const stop = h('button', { class: 'button secondary', type: 'button', id: 'llm-stop', hidden: true }, 'Stop');
+  /** @type {AbortController | null} */
+  let running = null;
+
+  /** @param {string} role @param {string} text */
+  function bubble(role, text) {
+    const body = h('div', { class: 'llm-body' }, renderAnswer(text));
+    const copy = h('button', { type: 'button', class: 'link-button small', onclick: async () => {
+      try { await navigator.clipboard.writeText(item.dataset.text || ''); toast('Copied.', 'success'); }
+      catch { toast('The browser did not allow copying.', 'error'); }
+    } }, 'Copy');
+    const item = h('div', { class: `llm-message llm-${role}`, 'data-role': role },
+      h('div', { class: 'row llm-meta' }, h('strong', null, role === 'user' ? 'You' : 'LLM'), role === 'user' ? null : copy),
+      body);
+    item.dataset.text = text;
+    log.append(item);
+    return { item, body };
+  }
+
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'stack', id: 'llm-chat-form', novalidate: true },
+    h('details', null, h('summary', null, 'System prompt (sent with every message)'), system),
+    h('label', { for: 'llm-input' }, 'Message'), input, h('div', { class: 'row' }, send, stop,
+      h('button', { type: 'button', class: 'link-button', onclick: () => { history.length = 0; replace(log); } }, 'New chat'))));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text || running) return;
+    history.push({ role: 'user', content: text });
+    bubble('user', text);
+    input.value = '';
+    const answer = bubble('assistant', '');
+    let written = '';
+    running = new AbortController();
+    send.toggleAttribute('disabled', true);
+    stop.hidden = false;
+    try {
+      const response = await streamPost('/api/llm/v1/chat/completions', { stream: true, temperature: 0.7,
+        messages: [{ role: 'system', content: system.value }, ...history] }, running.signal);
+      await readStream(response, (piece) => {
+        written += piece;
+        answer.item.dataset.text = written;
+        replace(answer.body, renderAnswer(written));
+      });
+    } catch (err) {
+      answer.body.append(err instanceof DOMException && err.name === 'AbortError'
+        ? h('p', { class: 'muted small' }, 'Stopped.') : h('p', { class: 'error-line' }, message(err)));
+    } finally {
+      if (written) history.push({ role: 'assistant', content: written });
+      running = null;
+      send.removeAttribute('disabled');
+      stop.hidden = true;
+    }
+  });
+  stop.addEventListener('click', () => running?.abort());
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+  const chatPanel = h('section', { class: 'card stack', id: 'llm-chat', role: 'tabpanel', 'aria-labelledby': 'llm-tab-chat' },
+    stateLine, log, form);
+
+  // -- the server (admins) --------------------------------------------------------------------------
+  const serverBox = h('div', { class: 'stack', id: 'llm-server' });
+  const catalogBox = h('div', { class: 'stack', id: 'llm-catalog' });
+  const logBox = h('pre', { class: 'llm-log', id: 'llm-log' });
+  const serverPanel = h('section', { class: 'card stack', role: 'tabpanel', 'aria-labelledby': 'llm-tab-server',
+    hidden: true }, serverBox, catalogBox,
+    h('details', null, h('summary', null, 'Log'), h('button', { type: 'button', class: 'link-button', onclick: () => loadLog() },
+      'Refresh'), logBox));
+
+  /** @param {any} s */
+  function showState(s) {
+    const words = { stopped: 'No model is running.', starting: `Loading ${s.model}…`, ready: `${s.model} is ready.`,
+      crashed: 'The LLM server crashed.', restarting: 'The LLM server crashed and is restarting…', stopping: 'Stopping…' };
+    replace(stateLine, h('span', { class: `badge llm-state-${s.state}`, 'data-state': s.state }, s.state), ' ',
+      /** @type {Record<string, string>} */ (words)[s.state] || s.state,
+      s.last_error ? h('span', { class: 'error-line small' }, ` ${s.last_error}`) : null,
+      s.state === 'stopped' && admin ? ' Start one on the Server tab.' : null);
+    send.toggleAttribute('disabled', s.state !== 'ready' || Boolean(running));
+  }
+
+  /** @param {any} s */
+  function showServer(s) {
+    const models = (s.models || []).filter((/** @type {any} */ m) => m.role === 'model');
+    const projectors = (s.models || []).filter((/** @type {any} */ m) => m.role === 'mmproj');
+    const c = s.config || {};
+    /** @param {string} id @param {string} label @param {any} value @param {number} min @param {number} max */
+    const number = (id, label, value, min, max) => h('div', { class: 'field' }, h('label', { for: id }, label),
+      h('input', { id, type: 'number', min, max, value: String(value) }));
+    const launch = /** @type {HTMLFormElement} */ (h('form', { class: 'stack', id: 'llm-launch', novalidate: true },
+      h('div', { class: 'field' }, h('label', { for: 'llm-model' }, 'Model'),
+        h('select', { id: 'llm-model' }, models.map((/** @type {any} */ m) => h('option', { value: m.file, selected: m.file === c.model },
+          `${m.file} (${formatBytes(m.size)})`)))),
+      h('div', { class: 'field' }, h('label', { for: 'llm-mmproj' }, 'Vision projector (for images)'),
+        h('select', { id: 'llm-mmproj' }, h('option', { value: '' }, 'None'),
+          projectors.map((/** @type {any} */ m) => h('option', { value: m.file, selected: m.file === c.mmproj }, m.file)))),
+      h('div', { class: 'row llm-numbers' }, number('llm-ctx', 'Context (tokens)', c.ctx_size ?? 4096, 256, 1048576),
+        number('llm-ngl', 'GPU layers', c.gpu_layers ?? 99, 0, 10000), number('llm-parallel', 'Parallel chats', c.parallel ?? 1, 1, 64)),
+      h('div', { class: 'row' }, h('button', { class: 'button', type: 'submit', disabled: !models.length }, s.state === 'stopped' ? 'Start' : 'Restart'),
+        s.state !== 'stopped' ? h('button', { class: 'button secondary', type: 'button', onclick: () => act('/api/llm/server/stop', {}) }, 'Stop') : null)));
+    launch.addEventListener('submit', (event) => {
+      event.preventDefault();
+      /** @param {string} id */
+      const v = (id) => /** @type {HTMLInputElement} */ (launch.querySelector(`#${id}`)).value;
+      act('/api/llm/server/start', { model: v('llm-model'), mmproj: v('llm-mmproj') || null, ctx_size: Number(v('llm-ctx')),
+        gpu_layers: Number(v('llm-ngl')), parallel: Number(v('llm-parallel')) });
+    });
+    replace(serverBox, h('h2', null, 'Server'),
+      h('p', { class: 'muted' }, s.binary ? `llama-server ${s.binary.version || ''} at ${s.binary.path}` : 'llama-server was not found: set LLM_SERVER_BINARY.'),
+      s.state !== 'stopped' ? h('p', { class: 'muted small' }, `pid ${s.pid ?? '—'} · port ${s.port ?? '—'}${s.adopted ? ' · adopted after a restart' : ''}`
+        + `${s.ready_at ? ` · ready since ${formatTime(s.ready_at)}` : ''}`) : null,
+      models.length ? launch : h('p', { class: 'muted' }, 'No GGUF model on disk yet: download one below.'));
+  }
+
+  /** @param {string} path @param {object} body */
+  async function act(path, body) {
+    try { showServer(await api.post(path, body)); } catch (err) { toast(message(err), 'error'); }
+  }
+
+  async function loadCatalog() {
+    try {
+      const data = await api.get('/api/models');
+      const entries = data.catalogs.llm?.entries || [];
+      replace(catalogBox, h('h2', null, 'Catalog'), h('div', { class: 'table-scroll' }, h('table', { class: 'list' },
+        h('tbody', null, entries.map((/** @type {any} */ e) => h('tr', { 'data-file': e.file },
+          h('td', null, e.name, h('div', { class: 'muted small' }, e.tags.join(', '))), h('td', null, `${e.size_gb} GB`),
+          h('td', null, e.status === 'missing' ? h('button', { type: 'button', class: 'button secondary', onclick: async () => {
+            try { await api.post('/api/downloads', { catalog_file: e.file }); toast(`${e.name}: downloading.`, 'success'); loadCatalog(); }
+            catch (err) { toast(message(err), 'error'); }
+          } }, 'Download') : h('span', { class: `badge model-${e.status}` }, e.status))))))));
+    } catch (err) { replace(catalogBox, h('p', { class: 'error-line' }, message(err))); }
+  }
+
+  async function loadLog() {
+    try { logBox.textContent = (await api.get('/api/llm/server/logs?lines=300')).lines.join('\n'); }
+    catch (err) { logBox.textContent = message(err); }
+  }
+
+  async function load() {
+    try {
+      const s = await api.get('/api/llm/server');
+      showState(s);
+      if (admin) showServer(s);
+    } catch (err) { replace(stateLine, h('span', { class: 'error-line' }, message(err))); }
+  }
+
+  /** @param {string} which */
+  function choose(which) {
+    for (const [name, tab, panel] of [['chat', chatTab, chatPanel], ['server', serverTab, serverPanel]]) {
+      /** @type {HTMLElement} */ (tab).setAttribute('aria-selected', String(name === which));
+      /** @type {HTMLElement} */ (panel).hidden = name !== which;
+    }
+    if (which === 'server') { loadCatalog(); loadLog(); }
+  }
+  const chatTab = h('button', { role: 'tab', id: 'llm-tab-chat', type: 'button', 'aria-selected': 'true', onclick: () => choose('chat') }, 'Chat');
+  const serverTab = h('button', { role: 'tab', id: 'llm-tab-server', type: 'button', 'aria-selected': 'false', onclick: () => choose('server') }, 'Server');
+
+  replace(main, h('h1', null, 'LLM'),
+    admin ? h('div', { role: 'tablist', class: 'row llm-tabs', 'aria-label': 'LLM' }, chatTab, serverTab) : null,
+    chatPanel, admin ? serverPanel : null);
+  load();
+  const off = [live.on('llm/server', () => load()), live.on('downloads/finished', () => { if (admin) load(); })];
+  return () => off.forEach((stopListening) => stopListening());
+}
