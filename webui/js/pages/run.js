@@ -13,6 +13,7 @@ import { toast } from '../lib/toast.js';
 import { collect, control, upload } from './run-form.js';
 import { Drafts, sharedRole } from './run-drafts.js';
 import { savePreset } from './run-preset.js';
+import { promptHelper } from './run-prompt-helper.js';
 import { Stage } from './run-stage.js';
 
 /** The ComfyUI model folder each picker type lists: what a refresh asks ComfyUI for. */
@@ -193,6 +194,7 @@ export function mount(main, ctx = {}) {
           onclick: () => refreshFor(workflowId, [folderOf(spec) || ''], values, true) }, '↻ refresh') : null,
         folderOf(spec) ? missingNote(spec, wf) : null,
         spec.description ? h('p', { class: 'muted small' }, spec.description) : null,
+        spec.type === 'text' && /prompt/.test(spec.id) && !/negative/.test(spec.id) ? promptHelper(`param-${spec.id}`) : null,
         h('p', { class: 'error-line field-error' }));
       const errorLine = h('p', { class: 'error-line', role: 'alert' });
       const count = h('input', { id: 'run-count', type: 'number', min: 1, max: 100, value: 1 });
