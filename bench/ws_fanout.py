@@ -24,6 +24,7 @@ import websocket
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studio.app import create_app  # noqa: E402
+from studio.auth.models import TokenScope  # noqa: E402
 from studio.config import Settings  # noqa: E402
 from studio.db import upgrade  # noqa: E402
 from studio.events import EVENT_TYPES, EventBus, EventSpec  # noqa: E402
@@ -34,11 +35,12 @@ from studio.services import build_services  # noqa: E402
 
 
 class Client(threading.Thread):
-    def __init__(self, port: int, expected: int) -> None:
+    def __init__(self, port: int, token: str, expected: int) -> None:
         super().__init__(daemon=True)
         # Browsers validate UTF-8 natively; websocket-client does it in pure Python, which would make
         # the clients, not Studio, the bottleneck.
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=120, skip_utf8_validation=True)
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=120, skip_utf8_validation=True,
+                                              header=[f"Authorization: Bearer {token}"])
         self.expected = expected
         self.latencies: list[float] = []
         self.seen: set[int] = set()
@@ -59,9 +61,9 @@ class Client(threading.Thread):
                     self.resets += 1
 
 
-def run_clients(port: int, count: int, expected: int, connected: Any, results: Any, done: Any) -> None:
+def run_clients(port: int, token: str, count: int, expected: int, connected: Any, results: Any, done: Any) -> None:
     """Runs in a child process: the clients must not compete with the server for one GIL."""
-    clients = [Client(port, expected) for _ in range(count)]
+    clients = [Client(port, token, expected) for _ in range(count)]
     for client in clients:
         client.start()
     connected.set()
@@ -83,6 +85,9 @@ def main() -> None:
         DataDir(settings.studio_dir).ensure()
         services = build_services(settings)
         upgrade(services.engine)
+        services.users.setup_admin("bench", "bench password 123")
+        _, identity = services.auth.login("bench", "bench password 123", ip="127.0.0.1", user_agent="bench")
+        token, _ = services.auth.create_token(identity, name="bench", scope=TokenScope.FULL, expires_at=None)
         bus = EventBus({**EVENT_TYPES, "bench/tick": EventSpec("bench/tick", "benchmark event")})
         services.hub = SocketHub(bus, queue_size=settings.studio_ws_queue_size)
         runtime = Runtime(create_app(settings, services), services)
@@ -90,12 +95,14 @@ def main() -> None:
 
         stalled = socket.create_connection(("127.0.0.1", port))
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        stalled.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+                        + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                        + f"Authorization: Bearer {token}\r\n\r\n".encode())
         context = multiprocessing.get_context("fork")
         connected, done, results = context.Event(), context.Event(), context.Queue()
         child = context.Process(target=run_clients,
-                                args=(port, args.clients - 1, args.events, connected, results, done))
+                                args=(port, token, args.clients - 1, args.events, connected, results, done))
         child.start()
         connected.wait(60)
         while services.hub.client_count < args.clients:

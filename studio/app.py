@@ -39,10 +39,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.auth.api import users_bp
     from studio.auth.guard import install_guard
     from studio.civitai.api import bp as civitai_bp
+    from studio.civitai.imports.api import bp as civitai_imports_bp
     from studio.downloads.api import bp as downloads_bp
     from studio.events.api import bp as events_bp
+    from studio.gallery.api import bp as gallery_bp
     from studio.jobs.api import bp as jobs_bp
     from studio.llm.api import bp as llm_bp
+    from studio.llm.chat_api import bp as llm_chats_bp
     from studio.models.api import bp as models_bp
     from studio.pages import bp as pages_bp
     from studio.preferences.api import bp as preferences_bp
@@ -63,14 +66,17 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(preferences_bp)
     app.register_blueprint(workflows_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(gallery_bp)  # after jobs: it shares the jobs' thumbnail maker
     app.register_blueprint(downloads_bp)
     app.register_blueprint(models_bp)
     app.register_blueprint(civitai_bp)
+    app.register_blueprint(civitai_imports_bp)
     app.register_blueprint(runpage_bp)
     app.register_blueprint(presets_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(schedules_bp)
     app.register_blueprint(telegram_bp)
     app.register_blueprint(llm_bp)
+    app.register_blueprint(llm_chats_bp)
     app.register_blueprint(pages_bp)
     return app

@@ -61,6 +61,7 @@ class Runtime:
         self.services.downloads.start()
         self.services.inventory.start()
         self.services.civitai_meta.start()
+        self.services.gallery.start()  # reconciles with the output folder now and on a schedule
         self.services.webhooks.start()
         self.services.schedules.start()
         # The bot polls only when a token is set; a token saved later starts it (Settings → Telegram).
@@ -109,6 +110,7 @@ class Runtime:
         self.services.downloads.stop()
         self.services.inventory.stop()
         self.services.civitai_meta.stop()
+        self.services.gallery.stop()
         self.services.schedules.stop()
         self.services.telegram.stop()
         self.services.llm.detach()  # it goes on serving; the next Studio adopts it

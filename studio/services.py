@@ -30,9 +30,13 @@ from studio.downloads.manager import DownloadManager
 from studio.events import EVENT_TYPES, EventBus
 from studio.events.hub import SocketHub
 from studio.events.store import ActivityStore
+from studio.gallery.service import GalleryService
+from studio.gallery.thumbs import GalleryThumbs
 from studio.jobs.engine import JobEngine
 from studio.jobs.inputs import InputStore
 from studio.jobs.service import JobService
+from studio.jobs.thumbnails import Thumbnails
+from studio.llm.conversations import Conversations
 from studio.llm.server import LlamaServer
 from studio.models.catalog import LLM_FOLDER, Catalog, load_catalogs
 from studio.models.extra_paths import read_extra_model_paths
@@ -90,8 +94,10 @@ class Services:
     schedules: ScheduleService = field(init=False, repr=False)
     telegram: TelegramBot = field(init=False, repr=False)
     llm: LlamaServer = field(init=False, repr=False)
+    conversations: Conversations = field(init=False, repr=False)
     civitai: CivitaiClient = field(init=False, repr=False)  # the one CivitAI client (studio/civitai)
     civitai_meta: ModelMetadata = field(init=False, repr=False)
+    gallery: GalleryService = field(init=False, repr=False)  # the index of everything made (studio/gallery)
 
     def catalogs(self) -> dict[str, Catalog]:
         return load_catalogs(self.data_dir.catalogs)
@@ -188,6 +194,8 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
                      downloads, presets)
     preferences.on_change(built.apply_preferences)
     built.civitai, built.civitai_meta = build_civitai(settings, data_dir, engine, bus, inventory, tokens)
+    built.gallery = GalleryService(engine, bus, jobs, inputs, GalleryThumbs(
+        engine, data_dir.outputs, data_dir.gallery / "thumbs", Thumbnails(engine, data_dir.outputs)))
     built.webhooks = WebhookService(engine, bus, allowed_hosts=lambda: preferences.get("webhook_allowed_hosts"))
     built.webhooks.attach(bus)
     built.schedules = ScheduleService(engine, bus, presets=lambda: built.presets, notifier=built.webhooks)
@@ -197,6 +205,7 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     built.llm = LlamaServer(data_dir.llm, [models_root.root / LLM_FOLDER, data_dir.llm / "models"], bus,
                             lambda: settings.llm_server_binary or None, lambda: settings.llm_port,
                             load_timeout_s=settings.llm_load_timeout_s)
+    built.conversations = Conversations(engine)
     preferences.on_change(built.telegram.on_settings)
     # ComfyUI may come back with other custom nodes (a restart) or other model files.
     bus.subscribe(lambda event: comfy.invalidate_object_info()

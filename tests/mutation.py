@@ -120,6 +120,8 @@ TRANSFER_TESTS = (
 MODULES: dict[str, tuple[str, ...]] = {
     "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py", "tests/test_deleted_users_jobs.py"),
     "studio/jobs/engine.py": JOBS_TESTS,
+    "studio/jobs/ordering.py": (*JOBS_TESTS, "tests/test_ownership.py"),  # moved out of service.py
+    "studio/jobs/sending.py": (*JOBS_TESTS, "tests/test_jobs_dispatch_latency.py"),
     "studio/auth/service.py": (
         "tests/test_auth_sessions.py", "tests/test_auth_tokens.py", *SIGN_IN_LIMITS, *SOCKET_RECHECKS,
         HARDENING + "test_a_token_expiry_without_a_time_zone_is_utc", *AUTH_MUTANTS,

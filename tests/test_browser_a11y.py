@@ -155,7 +155,7 @@ def admin_pages(job_id: str) -> list[tuple[str, str, str]]:
         ("/webhooks", "webhooks", "#webhook-form button"),
         ("/telegram", "telegram", "#telegram-groups"),
         ("/llm", "llm", "#llm-state [data-state]"),
-        ("/gallery", "upcoming", "main p"),
+        ("/gallery", "gallery", "#gallery-grid .tile-open"),
     ]
 
 

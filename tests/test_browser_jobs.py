@@ -35,7 +35,7 @@ def test_run_a_workflow_watch_it_live_and_retry_it_from_history(
 
     page.fill("#param-positive_prompt", "a lighthouse on a cliff at dusk")
     page.select_option("#param-checkpoint", label="random_sd15.safetensors")
-    page.click("summary")
+    page.locator("summary", has_text="Advanced").click()
     page.fill("#param-steps", "8")
     page.click("#run-button")
 

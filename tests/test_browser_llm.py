@@ -58,6 +58,15 @@ def test_start_a_model_chat_with_a_streamed_answer_stop_a_long_one_and_no_html_f
         wait_until(lambda: slots_idle(services), timeout=10, interval=0.1)  # Stop reached llama-server
         assert long_answer.inner_text() == stopped_at  # and the answer on the page stopped growing
         shoot(page, "llm-chat")
+        # Both exchanges were kept: the conversation is listed and reopens as it was.
+        conversation = page.locator("#llm-conversations li").first
+        expect(conversation).to_contain_text("Name three colours.")
+        page.get_by_role("button", name="New chat").click()
+        expect(page.locator(".llm-message")).to_have_count(0)
+        conversation.get_by_role("button", name="Name three colours.", exact=True).click()
+        expect(page.locator(".llm-message")).to_have_count(4)
+        expect(page.locator(".llm-assistant").first).to_contain_text(first.strip()[:20])
+        expect(page.locator(".llm-assistant").last).to_contain_text("Stopped.")
 
         # Whatever a model writes is shown as text: markup in an answer creates no element.
         made = page.evaluate("""async () => {

@@ -24,7 +24,7 @@ SHOTS = Path("/tmp/shots/C")
 WAITING = "ComfyUI stopped answering — this job will be checked when it is back"
 OOM = "ComfyUI ran out of GPU memory: lower the size or batch, or free VRAM"
 CLASS_NAME = re.compile(r"\b[A-Za-z]*(Error|Exception)\b")
-UNBUILT = ("Gallery", "CivitAI", "LLM")
+UNBUILT = ("Gallery",)
 
 
 def shot(page: Page, name: str) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from studio.db import create_db_engine, current_revision, upgrade, write_with_retry
-from studio.db.metadata import metadata
+from studio.db.metadata import include_name, metadata
 from studio.db.models import ActivityEvent
 
 
@@ -17,7 +17,9 @@ def test_migrated_schema_equals_the_models(tmp_path: Path) -> None:
     upgrade(engine)
 
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
+        # include_name: the gallery's FTS5 index is a virtual table, not a model (see studio.gallery.fts)
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
+        diff = compare_metadata(context, metadata)
 
     assert diff == []
     assert current_revision(engine) is not None

@@ -100,7 +100,9 @@ def test_no_route_answers_5xx_to_hostile_input(
     query_string = "&".join(f"{_encode(key)}={_encode(value)}" for key, value in query.items())
     answer = callers[who].open(path, method=method, data=raw, content_type="application/json",
                                query_string=query_string)
-    assert answer.status_code < 500, (method, path, who, raw[:200], answer.get_data()[:300])
+    # No model runs here: the LLM routes rightly answer 503 llm_not_ready (what OpenAI clients retry).
+    not_ready = answer.status_code == 503 and answer.is_json and answer.get_json()["error"]["code"] == "llm_not_ready"
+    assert answer.status_code < 500 or not_ready, (method, path, who, raw[:200], answer.get_data()[:300])
     if answer.status_code >= 400 and answer.mimetype == "application/json":
         error = answer.get_json()["error"]
         assert error["code"]

@@ -8,9 +8,10 @@ thread, so a stalled browser holds up nobody else.
 from __future__ import annotations
 
 import json
+import random
 import time
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from flask_sock import ConnectionClosed, Sock
 from pydantic import BaseModel, ConfigDict, Field
 from wsproto.utilities import LocalProtocolError
@@ -52,13 +53,29 @@ def recent_events() -> Response:
     return jsonify({"items": items})
 
 
+@bp.before_request
+def _uncompressed_sockets() -> None:
+    """``/ws`` declines permessage-deflate, which browsers offer and the socket library accepts.
+
+    Compression keeps a zlib stream per socket, so every event was compressed once per socket: with
+    200 browsers following jobs that cost more CPU than everything else Studio does for them
+    (``bench/jobs.py --only fanout --deflate``: half the events per second, p50 latency ×3). Declined,
+    each event is one JSON text for every socket. Events are small, so the bandwidth is the same order.
+    """
+    if request.endpoint == "events.live":
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
 @sock.route("/ws", bp=bp)
 def live(ws) -> None:  # type: ignore[no-untyped-def]
     studio = services()
     hub = studio.hub
     identity = current_identity()
     client = hub.connect(is_admin=identity.is_admin, user_id=identity.user_id)
-    checked_at = time.monotonic()
+    # Checked just now; the next regular check comes at a random point of the first interval (sooner,
+    # never later), so sockets opened together (a reconnect wave, a bench) do not all read the
+    # database in the same instant every RECHECK_EVERY_S, holding up every other socket's events.
+    checked_at = time.monotonic() - random.uniform(0, RECHECK_EVERY_S)
     try:
         hello = {"type": "events/hello", "payload": {"version": __version__, "seq": hub.last_seq}}
         ws.send(json.dumps(hello))

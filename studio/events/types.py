@@ -32,6 +32,8 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("jobs/finished", "A job completed, failed, was cancelled or interrupted.", persist=True,
                   per_user=True),
         EventSpec("queue/state", "The queue was paused or resumed."),
+        EventSpec("gallery/changed", "Gallery items were added (a job's outputs, files found on disk) or deleted.",
+                  per_user=True),
         EventSpec("llm/server", "The LLM server started, became ready, crashed, is restarting or stopped.",
                   persist=True),
         EventSpec("presets/changed", "A preset was created, changed, deleted or got a new thumbnail (a private "

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 from studio.comfy import ComfyClient, ComfyError, ComfyMessage, ComfyRejected, ComfyStream, ComfyUnavailable
@@ -33,6 +34,7 @@ from studio.jobs.inputs import InputStore
 from studio.jobs.live import LiveJob, step_count
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobStatus
 from studio.jobs.outage import DEFAULT_GRACE_S, Outage
+from studio.jobs.sending import MissingInput, Sender
 from studio.jobs.service import JobService
 from studio.jobs.serving import preview_type
 from studio.jobs.views import shown
@@ -81,6 +83,7 @@ class JobEngine:
         self.backoff = Backoff()
         # In-flight jobs whose owner was deleted: stopped in ComfyUI by the engine thread.
         self._orphans: set[str] = set()
+        self.sender = Sender(comfy, inputs)
         service.on_orphaned.append(self._orphaned)
         stream.on_state(self._on_state)
         stream.on_message(self._on_message)
@@ -131,10 +134,12 @@ class JobEngine:
             self._detect.clear()
             self._guarded("detect ComfyUI's features", self._detect_features)
         self._guarded("stop orphaned jobs", self._stop_orphans)
-        if self._reconcile.is_set() or self._has_detached():
+        flights: list[tuple[str, str | None]] | None = self._flights()
+        if self._reconcile.is_set() or self._has_detached(flights or []):
             self._reconcile.clear()
             self._guarded("reconcile", self.reconcile)
-        self._dispatch()
+            flights = None  # reconciling may have ended some: counted again
+        self._dispatch(flights)
 
     @staticmethod
     def _guarded(what: str, work: Callable[..., None], *args: Any) -> None:
@@ -232,37 +237,58 @@ class JobEngine:
         with Session(self.service.engine) as session:
             return list(session.exec(select(Job).where(col(Job.status).in_(IN_FLIGHT))))
 
+    def _flights(self) -> list[tuple[str, str | None]]:
+        """(id, clientId) of every job in ComfyUI's hands: all a round needs to know about them (to
+        count free slots and to notice jobs sent over an older socket), in one light read."""
+        query = select(Job.id, Job.comfy_client_id).where(col(Job.status).in_(IN_FLIGHT))
+        with self.service.engine.connect() as connection:  # columns, not rows: a third of an ORM read
+            return [(job_id, client_id) for job_id, client_id in connection.execute(query)]
+
     def _next_job(self) -> Job | None:
         """Jobs moved to the front first; otherwise the owner served longest ago, oldest job first.
 
         Jobs held back after a server error are skipped until their time comes.
         """
         held = self.backoff.held()
-        with Session(self.service.engine) as session:
-            # A job without an owner (theirs was deleted) is never sent: owner_deleted cancels it.
-            queued = select(Job).where(Job.status == JobStatus.QUEUED, col(Job.owner_id).is_not(None))
-            if held:
-                queued = queued.where(col(Job.id).not_in(held))
-            front = session.exec(queued.where(Job.priority > 0).order_by(col(Job.position)).limit(1)).first()
-            if front is not None:
-                return front
-            waiting_owners = select(Job.owner_id).where(Job.status == JobStatus.QUEUED, col(Job.owner_id).is_not(None))
-            if held:
-                waiting_owners = waiting_owners.where(col(Job.id).not_in(held))
-            owners = list(session.exec(waiting_owners.distinct()))
+        # A job without an owner (theirs was deleted) is never sent: owner_deleted cancels it.
+        waiting = and_(col(Job.status) == JobStatus.QUEUED, col(Job.owner_id).is_not(None))
+        if held:
+            waiting = and_(waiting, col(Job.id).not_in(held))
+        # One light read tells who waits and whether anything was moved to the front; a second fetches
+        # the job. Nothing waiting (the usual answer once the queue drained): that one read only. The
+        # two are apart: a job cancelled in between makes the first read stale, and it is read again.
+        for _ in range(3):
+            with self.service.engine.connect() as connection:
+                owners = [(owner, priority) for owner, priority in connection.execute(
+                    select(Job.owner_id, func.max(Job.priority)).where(waiting).group_by(col(Job.owner_id)))]
             if not owners:
                 return None
-            owner = min(owners, key=lambda o: self._served.get(o, 0.0))
-            return session.exec(queued.where(Job.owner_id == owner).order_by(col(Job.position)).limit(1)).first()
+            if any((priority or 0) > 0 for _, priority in owners):
+                chosen = select(Job).where(waiting, Job.priority > 0)
+            else:
+                owner = min((o for o, _ in owners), key=lambda o: self._served.get(o, 0.0))
+                chosen = select(Job).where(waiting, Job.owner_id == owner)
+            with Session(self.service.engine) as session:
+                job = session.exec(chosen.order_by(col(Job.position)).limit(1)).first()
+            if job is not None:
+                return job
+        return None  # the queue keeps changing under us: the change woke the engine, it looks again
 
-    def _dispatch(self) -> None:
-        if self.service.paused or self.backoff.waiting():
+    def _dispatch(self, flights: list[tuple[str, str | None]] | None = None) -> None:
+        """Sends waiting jobs while ComfyUI has free slots; ``flights``: this round's read of the jobs
+        in ComfyUI's hands, if it is still true."""
+        if self.backoff.waiting():
             return
-        slots = self.max_in_flight() - len(self._in_flight())
+        slots = self.max_in_flight() - len(self._flights() if flights is None else flights)
+        asked_paused = False
         while slots > 0 and not self._stop.is_set():
             job = self._next_job()
             if job is None:
                 return
+            if not asked_paused:  # asked once there is something to send: an empty queue costs one read
+                asked_paused = True
+                if self.service.paused:
+                    return
             try:
                 sent = self._submit(job)
             except Exception as err:  # noqa: BLE001 - one job Studio cannot send must not stop the queue
@@ -301,8 +327,7 @@ class JobEngine:
             return False  # cancelled meanwhile: look for the next one
         self.live[job.id] = LiveJob(job.id, job.owner_id, job.prompt)
         try:
-            self._upload_inputs(job)
-            accepted = self.comfy.queue_prompt(job.prompt, client_id=client_id, prompt_id=job.id)
+            accepted = self.sender.queue(job, client_id)
         except (AttributeError, TypeError, KeyError) as err:  # an answer of a shape nobody expected
             log.warning("job %s: ComfyUI's answer could not be read", job.id, exc_info=True)
             self._fail(job.id, f"ComfyUI refused the job with an answer Studio cannot read ({type(err).__name__}).")
@@ -342,19 +367,6 @@ class JobEngine:
         self.service.put_back(job.id, f"ComfyUI answered with a server error: {err}")
         return False
 
-    def _upload_inputs(self, job: Job) -> None:
-        for node in job.prompt.values():
-            if node.get("class_type") not in ("LoadImage", "LoadImageMask"):
-                continue
-            name = node.get("inputs", {}).get("image")
-            if not isinstance(name, str) or not name.startswith("studio/"):
-                continue
-            path = self.inputs.path_of(name)
-            data = self.inputs.read(name)
-            if path is None or data is None:
-                raise MissingInput(f"The input image {name} is no longer in Studio's input folder.")
-            self.comfy.upload_image(data, path.name, subfolder="studio", overwrite=True)
-
     # -- finishing ------------------------------------------------------------------------------
 
     def _finalize(self, job_id: str) -> None:
@@ -381,20 +393,25 @@ class JobEngine:
                 "message": f"ComfyUI's record of this job could not be read ({type(err).__name__})."})
 
     def _finish_from_history(self, job_id: str, entry: dict[str, Any]) -> None:
-        stored, skipped = finish.store_outputs(self.comfy, self.service.engine, self.data_dir.outputs, job_id, entry)
+        rows, skipped = finish.keep_outputs(self.comfy, self.data_dir.outputs, job_id, entry)
         # Live state goes first: once the job reads as finished it has no preview or progress left.
         self._forget(job_id)
-        with Session(self.service.engine) as session:
-            job = session.get(Job, job_id)
-        status, changes = finish.verdict(entry, stored, skipped, notes.dropped_outputs(job) if job else [])
-        self.service.mark(job_id, status, **changes)
-        log.info("job %s finished (%d outputs)", job_id, stored)
+        dropped: list[str] = []
+        if not rows and not skipped:  # only a job that kept nothing can have ended so by ComfyUI's dropping
+            with Session(self.service.engine) as session:
+                job = session.get(Job, job_id)
+            dropped = notes.dropped_outputs(job) if job else []
+        status, changes = finish.verdict(entry, len(rows), skipped, dropped)
+        # The output rows and the final status in one transaction: a job never reads as finished
+        # without its files, nor has files recorded while it still reads as running.
+        self.service.mark(job_id, status, also=lambda session: finish.add_rows(session, job_id, rows), **changes)
+        log.info("job %s finished (%d outputs)", job_id, len(rows))
 
     # -- reconciling ----------------------------------------------------------------------------
 
-    def _has_detached(self) -> bool:
+    def _has_detached(self, flights: list[tuple[str, str | None]]) -> bool:
         current = self.stream.client_id
-        return any(job.comfy_client_id != current for job in self._in_flight())
+        return any(client_id != current for _, client_id in flights)
 
     def reconcile(self) -> None:
         """Brings every in-flight job in line with what ComfyUI really has."""
@@ -476,8 +493,3 @@ class JobEngine:
         except ComfyUnavailable as err:
             raise ServiceUnavailable(f"ComfyUI cannot be reached to stop the job: {err}",
                                      code="comfy_unavailable") from err
-
-
-class MissingInput(Exception):
-    pass
-

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 
 
-class _Drain:
+class Drain:
     """A write-only file that hands out what was written since the last ``take``."""
 
     def __init__(self) -> None:
@@ -58,7 +58,7 @@ def job_json(job: dict[str, Any]) -> bytes:
 def stream_zip(job: dict[str, Any], files: list[tuple[str, Path, Path]]) -> Iterator[bytes]:
     """Yields the ZIP of ``job`` (as job.json) and ``files`` (archive name, the folder it must stay
     inside, path on disk). A file that is gone, or reached through a link, is left out."""
-    sink = _Drain()
+    sink = Drain()
     seen = {"job.json"}
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[call-overload]
         archive.writestr("job.json", job_json(job), compress_type=zipfile.ZIP_DEFLATED)

@@ -12,11 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from studio.comfy import ComfyClient, ComfyError
-from studio.db import write_with_retry
 from studio.jobs import outputs
 from studio.jobs.models import JobOutput, JobStatus
 from studio.safepath import UnsafePath
@@ -24,9 +22,10 @@ from studio.safepath import UnsafePath
 log = logging.getLogger(__name__)
 
 
-def store_outputs(comfy: ComfyClient, db: Engine, outputs_root: Path, job_id: str,
-                  entry: dict[str, Any]) -> tuple[int, list[str]]:
-    """Keeps each output in the job's own folder; returns how many, and why any were not kept."""
+def keep_outputs(comfy: ComfyClient, outputs_root: Path, job_id: str,
+                 entry: dict[str, Any]) -> tuple[list[JobOutput], list[str]]:
+    """Keeps each output's file in the job's own folder; returns the rows that record them (to be
+    written with the job's final status, in the same transaction), and why any were not kept."""
     planned, skipped = outputs.plan(entry)
     rows = []
     for item in planned:
@@ -39,15 +38,18 @@ def store_outputs(comfy: ComfyClient, db: Engine, outputs_root: Path, job_id: st
             continue
         rows.append(JobOutput(job_id=job_id, node_id=item.node_id, filename=item.local_name,
                               path=f"studio/{job_id}/{item.local_name}", **facts))
+    return rows, skipped
 
-    def work(session: Session) -> None:
-        known = {o.path for o in session.exec(select(JobOutput).where(JobOutput.job_id == job_id))}
-        for row in rows:
-            if row.path not in known:
-                session.add(row)
 
-    write_with_retry(db, work)
-    return len(rows), skipped
+def add_rows(session: Session, job_id: str, rows: list[JobOutput]) -> None:
+    """The output rows a finish recorded, each once: a job finished twice (a reconcile after the
+    socket's own finish) keeps one row per file."""
+    if not rows:
+        return
+    known = {o.path for o in session.exec(select(JobOutput).where(JobOutput.job_id == job_id))}
+    for row in rows:
+        if row.path not in known:
+            session.add(row)
 
 
 def _messages(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -24,10 +24,11 @@ from sqlmodel import Session, col, select
 from studio import safepath
 from studio.auth.service import Identity
 from studio.db import transition, write_with_retry
-from studio.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from studio.errors import BadRequest, Conflict, NotFound, Unprocessable
 from studio.events import EventBus
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.notes import add_entry
+from studio.jobs.ordering import QueueOrdering
 from studio.jobs.views import job_view
 from studio.paths import DataDir
 from studio.preferences.models import StoredSetting
@@ -60,7 +61,7 @@ def prompt_text_of(workflow_inputs: list[Any], values: dict[str, Any]) -> str:
     return "\n".join(str(values[s.id]) for s in workflow_inputs if s.type == "text" and values.get(s.id))[:20000]
 
 
-class JobService:
+class JobService(QueueOrdering):
     def __init__(
         self,
         engine: Engine,
@@ -252,61 +253,6 @@ class JobService:
 
     # -- changing -------------------------------------------------------------------------------
 
-    def move_to_front(self, job_id: str, *, actor: Identity) -> dict:
-        """An admin's "to front" goes before everyone's jobs; a user's, before their own."""
-        with Session(self.engine) as session:
-            order = self._waiting(session, None if actor.is_admin else actor.user_id)
-        first = next((job.id for job in order if job.id != job_id), None)
-        if first is None:  # nothing else waits: already in front, if it waits at all
-            job = self._job(job_id, actor)
-            if job.status is not JobStatus.QUEUED:
-                raise Conflict("Only a waiting job can be moved.", code="job_not_queued")
-            return job_view(job)
-        return self.move(job_id, before=first, actor=actor, jump=actor.is_admin)
-
-    def move(self, job_id: str, *, before: str | None, actor: Identity, jump: bool = False) -> dict:
-        """Places a waiting job just before another waiting job, or last when ``before`` is None.
-
-        The queue is ordered by (priority, position); the job takes the priority of its new
-        neighbour and a position between its neighbours, so nothing else is renumbered. A user
-        reorders among their own jobs; only an admin can put a job ahead of someone else's, and an
-        admin's ``jump`` also lifts it above the round-robin between users.
-        """
-        self._job(job_id, actor)
-
-        def work(session: Session) -> Job:
-            job = session.get(Job, job_id)
-            if job is None or job.status is not JobStatus.QUEUED:
-                raise Conflict("Only a waiting job can be moved.", code="job_not_queued")
-            order = [j for j in self._waiting(session, None) if j.id != job_id]
-            if before is None:
-                job.priority = 0
-                job.position = max((j.position for j in order), default=0.0) + 1
-            else:
-                index = next((i for i, j in enumerate(order) if j.id == before), None)
-                if index is None:
-                    raise Conflict("The job to move before is not waiting.", code="job_not_queued")
-                target = order[index]
-                if target.owner_id != job.owner_id and not actor.is_admin:
-                    raise Forbidden("Only an admin can move a job ahead of someone else's.", code="admin_only")
-                previous = order[index - 1] if index > 0 and order[index - 1].priority == target.priority else None
-                job.priority = max(target.priority, 1) if jump else target.priority
-                job.position = (previous.position + target.position) / 2 if previous else target.position - 1
-            session.add(job)
-            return job
-
-        job = write_with_retry(self.engine, work)
-        self.publish(job)
-        self.wakeup.set()
-        return job_view(job)
-
-    @staticmethod
-    def _waiting(session: Session, owner_id: int | None) -> builtins.list[Job]:
-        query = select(Job).where(Job.status == JobStatus.QUEUED)
-        if owner_id is not None:
-            query = query.where(Job.owner_id == owner_id)
-        return builtins.list(session.exec(query.order_by(col(Job.priority).desc(), col(Job.position))))
-
     def owned(self, job_id: str, *, actor: Identity) -> Job:
         """The job, if ``actor`` may act on it (its owner or an admin); 404 otherwise."""
         return self._job(job_id, actor)
@@ -318,12 +264,14 @@ class JobService:
         *,
         only_from: tuple[JobStatus, ...] | None = None,
         note: str | None = None,
+        also: Callable[[Session], None] | None = None,
         **changes: Any,
     ) -> Job | None:
         """Moves a job to ``status`` unless it already finished (or is not in ``only_from``).
 
         Returns the job when it changed. The guard matters: ComfyUI's messages about a job can
-        arrive before the dispatcher has recorded that it submitted it.
+        arrive before the dispatcher has recorded that it submitted it. ``also`` writes more in the
+        same transaction, whether or not the job changes (a finished job's output rows).
         """
 
         allowed = [s for s in (only_from or tuple(JobStatus)) if s not in FINISHED]
@@ -335,7 +283,7 @@ class JobService:
             add_entry(job, note)
             return True
 
-        job = self.change(job_id, allowed, edit, values)
+        job = self.change(job_id, allowed, edit, values, also=also)
         if job is not None and status in FINISHED:
             self.bus.publish("jobs/finished", {"id": job.id, "status": job.status.value,
                                                "workflow": job.workflow_name, "error": job.error},
@@ -366,12 +314,15 @@ class JobService:
                            {"status": JobStatus.QUEUED, "submitted_at": None, "comfy_client_id": None})
 
     def change(self, job_id: str, allowed: Sequence[JobStatus], edit: Callable[[Job], bool],
-               values: dict[str, Any] | None = None) -> Job | None:
+               values: dict[str, Any] | None = None, *, also: Callable[[Session], None] | None = None) -> Job | None:
         """Changes one job in one write if its status is in ``allowed``, and announces it. The UPDATE
-        guarded by the status (``values``, or nothing) comes first, so SQLite holds the write lock while
-        ``edit`` reads and extends the row; ``edit`` returns False to announce nothing."""
+        guarded by the status (``values``, or nothing) comes first (after ``also``'s writes), so SQLite
+        holds the write lock while ``edit`` reads and extends the row; ``edit`` returns False to announce
+        nothing."""
 
         def work(session: Session) -> Job | None:
+            if also is not None:
+                also(session)
             job: Job | None = transition(session, Job, job_id, list(allowed), values or {"id": job_id})
             if job is None or not edit(job):
                 return None
@@ -484,9 +435,9 @@ class JobService:
 
     @property
     def paused(self) -> bool:
-        with Session(self.engine) as session:
-            row = session.get(StoredSetting, PAUSED_KEY)
-        return bool(row and row.value)
+        with self.engine.connect() as connection:  # a column, not a row: the engine asks every round
+            value = connection.execute(select(StoredSetting.value).where(StoredSetting.key == PAUSED_KEY)).scalar()
+        return bool(value)
 
     def set_paused(self, paused: bool, *, actor: Identity) -> dict:
         def work(session: Session) -> None:

@@ -44,7 +44,7 @@ def server_status() -> Response:
 
 @bp.post("/server/start")
 @documented("Start llama-server with a model (a running one is stopped first; admin)", body=LaunchConfig,
-            tags=["llm"])
+            answers={202: {}}, tags=["llm"])
 def server_start() -> tuple[Response, int]:
     require_admin()
     config = parse_json(LaunchConfig)

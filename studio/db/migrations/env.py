@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from studio.db.metadata import metadata
+from studio.db.metadata import include_name, metadata
 
 engine = context.config.attributes["engine"]
 
@@ -12,6 +12,7 @@ with engine.begin() as connection:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,  # the gallery's FTS5 index is not a model (studio.gallery.fts)
     )
     with context.begin_transaction():
         context.run_migrations()

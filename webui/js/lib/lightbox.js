@@ -18,18 +18,20 @@ import { message } from './jobs.js';
 let imageWorkflows = null;
 
 /** Workflows whose form takes an image: where "use as input" can send a result (asked once per page load). */
-function workflowsTakingAnImage() {
+export function workflowsTakingAnImage() {
   imageWorkflows ??= api.get('/api/workflows').then(async ({ items }) => {
     const found = await Promise.all(items.map((/** @type {any} */ w) => api.get(`/api/workflows/${encodeURIComponent(w.id)}`)
-      .then((full) => ((full.manifest?.inputs || []).some((/** @type {any} */ i) => i.type === 'image') ? w : null))
-      .catch(() => null)));
+      .then((full) => {
+        const spec = (full.manifest?.inputs || []).find((/** @type {any} */ i) => i.type === 'image');
+        return spec ? { ...w, input: spec.id } : null;  // the workflow, and which of its inputs takes the image
+      }).catch(() => null)));
     return found.filter(Boolean).sort((a, b) => Number(b.category === 'i2i') - Number(a.category === 'i2i'));
   }).catch((err) => { imageWorkflows = null; throw err; });
   return imageWorkflows;
 }
 
 /** @param {string} href Navigates inside the app (app.js routes on popstate). */
-function go(href) {
+export function go(href) {
   history.pushState(null, '', href);
   window.dispatchEvent(new PopStateEvent('popstate'));
 }

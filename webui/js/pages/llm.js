@@ -48,21 +48,23 @@ async function readStream(response, onPiece) {
 export function mount(main, context) {
   const admin = context.me?.user.role === 'admin';
   const stateLine = h('p', { id: 'llm-state', 'aria-live': 'polite' });
-  /** @type {{role: string, content: string}[]} */
-  const history = [];
   const log = h('div', { id: 'llm-messages', class: 'stack llm-messages', 'aria-live': 'polite' });
+  const list = h('ul', { id: 'llm-conversations', class: 'llm-conversations' });
   const input = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: 'llm-input', rows: 3, maxlength: 20000,
     placeholder: 'Ask for a prompt, or to improve one…' }));
-  const system = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: 'llm-system', rows: 2, maxlength: 4000,
+  const system = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: 'llm-system', rows: 2, maxlength: 8000,
     'aria-label': 'System prompt' }));
   system.value = SYSTEM;
   const send = h('button', { class: 'button', type: 'submit', id: 'llm-send' }, 'Send');
   const stop = h('button', { class: 'button secondary', type: 'button', id: 'llm-stop', hidden: true }, 'Stop');
   /** @type {AbortController | null} */
   let running = null;
+  /** @type {{id: string, system_prompt: string} | null} */
+  let current = null;
+  let ready = false;
 
-  /** @param {string} role @param {string} text */
-  function bubble(role, text) {
+  /** @param {string} role @param {string} text @param {any} [meta] */
+  function bubble(role, text, meta) {
     const body = h('div', { class: 'llm-body' }, renderAnswer(text));
     const copy = h('button', { type: 'button', class: 'link-button small', onclick: async () => {
       try { await navigator.clipboard.writeText(item.dataset.text || ''); toast('Copied.', 'success'); }
@@ -70,52 +72,97 @@ export function mount(main, context) {
     } }, 'Copy');
     const item = h('div', { class: `llm-message llm-${role}`, 'data-role': role },
       h('div', { class: 'row llm-meta' }, h('strong', null, role === 'user' ? 'You' : 'LLM'), role === 'user' ? null : copy),
-      body);
+      body, meta?.stopped ? h('p', { class: 'muted small' }, 'Stopped.') : null,
+      meta?.completion_tokens ? h('p', { class: 'muted small llm-figures' }, `${meta.completion_tokens} tokens`
+        + (meta.first_token_ms != null ? ` · first after ${Math.round(meta.first_token_ms)} ms` : '')) : null);
     item.dataset.text = text;
     log.append(item);
     return { item, body };
   }
 
+  async function loadList() {
+    try {
+      const { items } = await api.get('/api/llm/conversations');
+      replace(list, items.map((/** @type {any} */ c) => h('li', { 'data-conversation': c.id, class: current?.id === c.id ? 'current' : '' },
+        h('button', { type: 'button', class: 'link-button', onclick: () => open(c.id) }, c.title),
+        h('button', { type: 'button', class: 'link-button small danger-text', 'aria-label': `Delete ${c.title}`, onclick: async () => {
+          if (!window.confirm(`Delete "${c.title}"?`)) return;
+          try { await api.del(`/api/llm/conversations/${c.id}`); if (current?.id === c.id) fresh(); loadList(); }
+          catch (err) { toast(message(err), 'error'); }
+        } }, '×'))));
+    } catch (err) { replace(list, h('li', { class: 'error-line' }, message(err))); }
+  }
+
+  /** @param {string} id */
+  async function open(id) {
+    try {
+      const c = await api.get(`/api/llm/conversations/${id}`);
+      current = { id: c.id, system_prompt: c.system_prompt };
+      system.value = c.system_prompt;
+      replace(log);
+      for (const m of c.messages) bubble(m.role, m.content, m);
+      loadList();
+    } catch (err) { toast(message(err), 'error'); }
+  }
+
+  function fresh() {
+    current = null;
+    system.value = SYSTEM;
+    replace(log);
+    loadList();
+  }
+
   const form = /** @type {HTMLFormElement} */ (h('form', { class: 'stack', id: 'llm-chat-form', novalidate: true },
     h('details', null, h('summary', null, 'System prompt (sent with every message)'), system),
     h('label', { for: 'llm-input' }, 'Message'), input, h('div', { class: 'row' }, send, stop,
-      h('button', { type: 'button', class: 'link-button', onclick: () => { history.length = 0; replace(log); } }, 'New chat'))));
+      h('button', { type: 'button', class: 'link-button', onclick: fresh }, 'New chat'))));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const text = input.value.trim();
     if (!text || running) return;
-    history.push({ role: 'user', content: text });
-    bubble('user', text);
-    input.value = '';
-    const answer = bubble('assistant', '');
-    let written = '';
     running = new AbortController();
     send.toggleAttribute('disabled', true);
     stop.hidden = false;
+    let written = '';
+    /** @type {{item: HTMLElement, body: HTMLElement} | null} */
+    let answer = null;
     try {
-      const response = await streamPost('/api/llm/v1/chat/completions', { stream: true, temperature: 0.7,
-        messages: [{ role: 'system', content: system.value }, ...history] }, running.signal);
+      if (!current) {
+        const made = await api.post('/api/llm/conversations', { system_prompt: system.value });
+        current = { id: made.id, system_prompt: made.system_prompt };
+      } else if (current.system_prompt !== system.value) {
+        await api.patch(`/api/llm/conversations/${current.id}`, { system_prompt: system.value });
+        current.system_prompt = system.value;
+      }
+      bubble('user', text);
+      input.value = '';
+      answer = bubble('assistant', '');
+      const response = await streamPost(`/api/llm/conversations/${current.id}/messages`, { content: text, temperature: 0.7 },
+        running.signal);
+      const shown = answer;
       await readStream(response, (piece) => {
         written += piece;
-        answer.item.dataset.text = written;
-        replace(answer.body, renderAnswer(written));
+        shown.item.dataset.text = written;
+        replace(shown.body, renderAnswer(written));
       });
     } catch (err) {
-      answer.body.append(err instanceof DOMException && err.name === 'AbortError'
+      const where = answer ? answer.body : log;
+      where.append(err instanceof DOMException && err.name === 'AbortError'
         ? h('p', { class: 'muted small' }, 'Stopped.') : h('p', { class: 'error-line' }, message(err)));
     } finally {
-      if (written) history.push({ role: 'assistant', content: written });
       running = null;
-      send.removeAttribute('disabled');
+      send.toggleAttribute('disabled', !ready);
       stop.hidden = true;
+      loadList();
     }
   });
   stop.addEventListener('click', () => running?.abort());
   input.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) form.requestSubmit();
   });
-  const chatPanel = h('section', { class: 'card stack', id: 'llm-chat', role: 'tabpanel', 'aria-labelledby': 'llm-tab-chat' },
-    stateLine, log, form);
+  const chatPanel = h('section', { class: 'card llm-chat-layout', id: 'llm-chat', role: 'tabpanel', 'aria-labelledby': 'llm-tab-chat' },
+    h('nav', { class: 'stack llm-side', 'aria-label': 'Conversations' }, h('h2', null, 'Conversations'), list),
+    h('div', { class: 'stack llm-main' }, stateLine, log, form));
 
   // -- the server (admins) --------------------------------------------------------------------------
   const serverBox = h('div', { class: 'stack', id: 'llm-server' });
@@ -134,7 +181,8 @@ export function mount(main, context) {
       /** @type {Record<string, string>} */ (words)[s.state] || s.state,
       s.last_error ? h('span', { class: 'error-line small' }, ` ${s.last_error}`) : null,
       s.state === 'stopped' && admin ? ' Start one on the Server tab.' : null);
-    send.toggleAttribute('disabled', s.state !== 'ready' || Boolean(running));
+    ready = s.state === 'ready';
+    send.toggleAttribute('disabled', !ready || Boolean(running));
   }
 
   /** @param {any} s */
@@ -217,6 +265,7 @@ export function mount(main, context) {
     admin ? h('div', { role: 'tablist', class: 'row llm-tabs', 'aria-label': 'LLM' }, chatTab, serverTab) : null,
     chatPanel, admin ? serverPanel : null);
   load();
+  loadList();
   const off = [live.on('llm/server', () => load()), live.on('downloads/finished', () => { if (admin) load(); })];
   return () => off.forEach((stopListening) => stopListening());
 }
