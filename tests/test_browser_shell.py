@@ -24,7 +24,8 @@ SHOTS = Path("/tmp/shots/C")
 WAITING = "ComfyUI stopped answering — this job will be checked when it is back"
 OOM = "ComfyUI ran out of GPU memory: lower the size or batch, or free VRAM"
 CLASS_NAME = re.compile(r"\b[A-Za-z]*(Error|Exception)\b")
-UNBUILT = ("Gallery",)
+UNBUILT: tuple[str, ...] = ()  # every page in the menu is built now
+BUILT_LAST = ("Gallery", "CivitAI", "LLM")
 
 
 def shot(page: Page, name: str) -> None:
@@ -78,6 +79,8 @@ def test_a_person_lands_on_run_and_the_menu_shows_only_what_is_built(
     expect(page).to_have_title(re.compile(r"^Run · "))
     for name in (*UNBUILT, "Home"):
         expect(nav.get_by_role("link", name=name, exact=True)).to_have_count(0)
+    for name in BUILT_LAST:
+        expect(nav.get_by_role("link", name=name, exact=True)).to_have_count(1)
 
     nav.get_by_role("link", name="System").click()
     expect(page).to_have_url(f"{base}/system")
