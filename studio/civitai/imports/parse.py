@@ -14,17 +14,14 @@ crafted file cannot make a prompt of megabytes or a seed of 1e308 reach a preset
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
-
 from studio.errors import BadRequest
-from studio.workflows.importer import IMAGE_ERRORS, MAX_DECODE_PIXELS, MAX_IMAGE_PIXELS
+from studio.workflows.importer import image_texts
 
 MAX_PROMPT = 20_000  # characters of a prompt kept; more is cut (a real prompt is far shorter)
 MAX_NAME = 255
@@ -379,30 +376,4 @@ def _graph(raw: str | None) -> dict[str, Any] | None:
 
 
 def _texts(data: bytes) -> dict[str, str]:
-    wanted = ("parameters", "prompt", "workflow")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise BadRequest(f"This image is too large to read ({width} x {height} pixels).",
-                                 fields={"file": "too many pixels"})
-            found = {k: v for k, v in (image.info or {}).items() if k in wanted and isinstance(v, str)}
-            if not found and width * height <= MAX_DECODE_PIXELS:
-                found = {k: v for k, v in (getattr(image, "text", {}) or {}).items()
-                         if k in wanted and isinstance(v, str)}
-            exif = image.getexif()
-            comment = exif.get_ifd(0x8769).get(0x9286) if exif else None  # UserComment
-            if isinstance(comment, bytes) and "parameters" not in found:
-                body = comment[8:] if comment[:8] in (b"UNICODE\0", b"ASCII\0\0\0") else comment
-                encoding = "utf-16-be" if comment[:8] == b"UNICODE\0" else "utf-8"
-                found["parameters"] = body.decode(encoding, "replace")
-            for value in exif.values():
-                if isinstance(value, str) and ":" in value:
-                    key, _, rest = value.partition(":")
-                    if key in ("prompt", "workflow"):
-                        found.setdefault(key, rest)
-    except IMAGE_ERRORS as err:
-        bomb = isinstance(err, Image.DecompressionBombError | Image.DecompressionBombWarning)
-        raise BadRequest("This image is too large to read." if bomb else "Drop a PNG, JPEG or WebP image.",
-                         fields={"file": "too many pixels" if bomb else "unsupported file"}) from err
-    return found
+    return image_texts(data, ("parameters", "prompt", "workflow"), unsupported="Drop a PNG, JPEG or WebP image.")
