@@ -95,6 +95,7 @@ def _user_token(api: Api, username: str, scope: str = "full") -> str:
 
 
 def test_a_plain_http_client_follows_a_job_to_its_finished_event(api: Api, comfy_server: ComfyUITestServer) -> None:
+    comfy_server.step_delay_s = 0.2  # steps slow enough that the follower is there before the first one
     ran = api.run("sd15-txt2img", SAMPLER_PARAMS)
     [link] = ran["links"]
     assert link["events"] == f"/api/jobs/{link['job_id']}/events"
