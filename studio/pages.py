@@ -20,7 +20,7 @@ WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 # Each page of the app; the shell page's router picks the module for the path.
 PAGES = (
     "system", "run", "queue", "history", "workflows", "models", "loras", "downloads", "presets", "gallery",
-    "civitai", "llm", "settings", "account", "users", "job", "webhooks", "apidocs", "telegram",
+    "civitai", "llm", "comfyui", "settings", "account", "users", "job", "webhooks", "apidocs", "telegram",
 )
 # Pages about one thing, named by the last part of the path: /run/<workflow id>, /job/<job id>.
 ITEM_PAGES = ("run", "job")

@@ -56,6 +56,8 @@ class Runtime:
         # Values saved on the Settings page in an earlier run win over the configuration.
         self.services.preferences.apply()
         self.services.library.refresh(force=True)
+        # Studio's own ComfyUI (COMFYUI_DIR): started or taken over before the listener connects to it.
+        self.services.comfyui_process.start_background()
         self.services.stream.start()
         self.services.job_engine.start()
         self.services.downloads.start()
@@ -115,6 +117,7 @@ class Runtime:
         self.services.telegram.stop()
         self.services.llm.detach()  # it goes on serving; the next Studio adopts it
         self.services.webhooks.stop()
+        self.services.comfyui_process.shutdown()  # its whole process group; an external one is left
         self.services.stream.stop()
         for thread in self._threads:
             thread.join(5)

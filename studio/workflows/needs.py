@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from studio.downloads.civitai import CivitaiLookup, version_url
 from studio.downloads.manager import DownloadManager
 from studio.models.catalog import Catalog, find_entry
+from studio.nodepacks.suggest import install_request
 from studio.workflows.manifest import Manifest
 from studio.workflows.sources import repository
 
@@ -42,7 +43,9 @@ def plan(ready: dict[str, Any], manifest: Manifest, catalogs: dict[str, Catalog]
         found = resolve(name, folders.get(name), manifest, catalogs, downloads, civitai)
         installs.append(found) if found else unknown.append(name)
     nodes = [{"class_type": class_type, **manifest.node_sources.get(class_type, {}),
-              "repository": repository(manifest.node_sources.get(class_type))}
+              "repository": repository(manifest.node_sources.get(class_type)),
+              # A body for POST /api/nodepacks/plan, only when the workflow pins the pack (studio/nodepacks).
+              **({"install": pinned} if (pinned := install_request(manifest.node_sources.get(class_type))) else {})}
              for class_type in ready.get("missing_nodes", [])]
     answer = {"missing_nodes": ready.get("missing_nodes", []), "nodes": nodes,
               "resolvable": [asdict(i) for i in installs], "unknown": unknown,

@@ -5,6 +5,7 @@ import { downloadProgress } from '../lib/download-progress.js';
 import { message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
+import { installPackButton } from './comfyui-nodes.js';
 import { mappingEditor } from './mapping.js';
 
 /** The library: what each workflow does, whether this ComfyUI can run it, import and mapping. */
@@ -99,8 +100,9 @@ export function mount(main, context) {
           h('li', null, h('strong', null, m.file), ` → ${m.dest || '.'} · ${m.size_gb ? `${m.size_gb} GB` : 'size unknown'} · from ${VIA[/** @type {keyof VIA} */ (m.via)] || m.via}`)))] : null,
         plan.unknown.length ? [h('h3', null, 'Not found anywhere'), h('ul', { class: 'error-line' }, plan.unknown.map((/** @type {string} */ n) => h('li', null, n))),
           h('p', { class: 'muted small' }, 'Add them to a catalog, or download them from a URL on the Models page.')] : null,
-        plan.nodes.length ? [h('h3', null, 'Missing custom nodes'), h('ul', null, plan.nodes.map((/** @type {any} */ n) => h('li', null, h('strong', null, n.class_type),
-          n.repository ? [' · ', h('a', { href: n.repository, target: '_blank', rel: 'noopener noreferrer' }, n.aux_id || n.cnr_id)] : ' · no repository named'))),
+        plan.nodes.length ? [h('h3', null, 'Missing custom nodes'), h('ul', null, plan.nodes.map((/** @type {any} */ n) => h('li', { 'data-missing-node': n.class_type }, h('strong', null, n.class_type),
+          n.repository ? [' · ', h('a', { href: n.repository, target: '_blank', rel: 'noopener noreferrer' }, n.aux_id || n.cnr_id)] : ' · no repository named',
+          admin && n.install ? installPackButton(n.install, load) : null))),
         h('p', { class: 'muted small' }, 'Install them with ComfyUI-Manager or into ComfyUI/custom_nodes, then restart ComfyUI.')] : null,
         h('div', { class: 'actions' }, plan.resolvable.length ? go : null,
           h('button', { class: 'link-button', onclick: () => panel.remove() }, 'Close')));
