@@ -118,7 +118,7 @@ def test_a_model_started_through_studio_answers_the_same_at_temperature_0_stream
     alice = signed_in_user(app, client, "alice")
     assert chat(alice).status_code == 200
     shown = alice.get("/api/llm/server").get_json()
-    assert set(shown) == {"state", "model", "ready_at", "last_error"}
+    assert set(shown) == {"state", "model", "ready_at", "last_error", "resume_model", "phase", "policy"}
     assert alice.post("/api/llm/server/stop", json={}).status_code == 403
     assert alice.post("/api/llm/server/start", json={"model": MODEL}).status_code == 403
     assert alice.get("/api/llm/server/logs").status_code == 403

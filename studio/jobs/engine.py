@@ -61,6 +61,7 @@ class JobEngine:
         max_in_flight: Callable[[], int],
         requeue_lost: bool = False,
         outage_grace_s: Callable[[], float] = lambda: DEFAULT_GRACE_S,
+        before_send: Callable[[Job], bool] | None = None,
     ) -> None:
         self.service = service
         self.comfy = comfy
@@ -70,6 +71,8 @@ class JobEngine:
         self.inputs = inputs
         self.max_in_flight = max_in_flight
         self.requeue_lost = requeue_lost
+        # Asked before each job goes: False holds the queue (the GPU is not free yet; studio/llm/arbiter.py).
+        self.before_send = before_send
         self.live: dict[str, LiveJob] = {}
         self.previews: dict[str, tuple[str, bytes, int]] = {}
         self._finished: queue.Queue[str] = queue.Queue()
@@ -289,6 +292,8 @@ class JobEngine:
                 asked_paused = True
                 if self.service.paused:
                     return
+            if self.before_send is not None and not self.before_send(job):
+                return  # whoever holds the GPU back wakes the engine when it is free
             try:
                 sent = self._submit(job)
             except Exception as err:  # noqa: BLE001 - one job Studio cannot send must not stop the queue

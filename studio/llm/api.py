@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from studio.apidocs import documented
 from studio.auth.guard import allow_run_scope, current_identity, require_admin
-from studio.errors import BadRequest, ServiceUnavailable
-from studio.llm import process
+from studio.errors import BadRequest, Conflict, ServiceUnavailable
+from studio.llm import process, vision
 from studio.llm.server import LaunchConfig
 from studio.services import services
 from studio.web import EmptyBody, parse_json, request_json
@@ -39,7 +39,9 @@ class LogQuery(BaseModel):
 @documented("The LLM server's state (admins also get its process, port, build and local models)", tags=["llm"])
 def server_status() -> Response:
     identity = current_identity()
-    return jsonify(services().llm.status(full=identity.is_admin))
+    studio = services()
+    # resume_model: a job pushed that model out; the next chat loads it again (so the page lets one send).
+    return jsonify({**studio.llm.status(full=identity.is_admin), **studio.arbiter.chat_view()})
 
 
 @bp.post("/server/start")
@@ -48,7 +50,7 @@ def server_status() -> Response:
 def server_start() -> tuple[Response, int]:
     require_admin()
     config = parse_json(LaunchConfig)
-    return jsonify(services().llm.start(config)), 202
+    return jsonify(services().arbiter.start(config)), 202
 
 
 @bp.post("/server/stop")
@@ -56,7 +58,14 @@ def server_start() -> tuple[Response, int]:
 def server_stop() -> Response:
     require_admin()
     parse_json(EmptyBody)
-    return jsonify(services().llm.stop())
+    return jsonify(services().arbiter.stop())
+
+
+@bp.get("/arbiter")
+@documented("Who holds the GPU: the policy, the GPUs' memory, and what ComfyUI and the LLM take of it", tags=["llm"])
+def arbiter_view() -> Response:
+    current_identity()
+    return jsonify(services().arbiter.view())
 
 
 @bp.get("/server/logs")
@@ -85,27 +94,50 @@ def _chat_body() -> dict[str, Any]:
     return body
 
 
+# The last event of an answer the server stopped giving (stopped for a job, or crashed): the reader
+# gets a reason instead of a broken connection.
+CUT_EVENT = (b'data: {"error": {"code": "llm_stopped", "message": "The answer was cut off: the LLM server '
+             b'stopped (to give the GPU to a ComfyUI job, or it crashed)."}}\n\n')
+
+
 def _relay(upstream: requests.Response) -> Iterator[bytes]:
     try:
         yield from upstream.iter_content(chunk_size=None)
+    except requests.RequestException:
+        yield CUT_EVENT
     finally:
         upstream.close()  # the reader went away (or the answer ended): llama-server stops generating
 
 
-def _forward(method: str, path: str, body: dict[str, Any] | None = None) -> Response:
-    llm = services().llm
+def ask_upstream(http: requests.Session, method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str],
+                 *, stream: bool) -> requests.Response:
+    """One request to llama-server, tried a second time when the connection failed before any answer
+    (a kept-alive connection the server had closed, e.g. just after a restart)."""
+    try:
+        return http.request(method, url, json=body, headers=headers, stream=stream, timeout=(5, ANSWER_TIMEOUT_S))
+    except requests.ConnectionError:
+        return http.request(method, url, json=body, headers=headers, stream=stream, timeout=(5, ANSWER_TIMEOUT_S))
+
+
+def _forward(method: str, path: str, body: dict[str, Any] | None = None, *, chat: bool = False) -> Response:
+    studio = services()
+    llm, arbiter = studio.llm, studio.arbiter
+    if chat:
+        arbiter.ready_for_chat()  # refused, or the model a job pushed out is loaded again
     base, headers = llm.upstream()
     stream = bool(body and body.get("stream"))
+    arbiter.chat_started()  # a job that wants the GPU waits for this answer (within its limit)
     try:
-        upstream = llm.http.request(method, f"{base}{path}", json=body, headers=headers, stream=stream,
-                                    timeout=(5, ANSWER_TIMEOUT_S))
+        upstream = ask_upstream(llm.http, method, f"{base}{path}", body, headers, stream=stream)
     except requests.RequestException as err:
         raise ServiceUnavailable(f"The LLM server did not answer: {type(err).__name__}.", code="llm_unreachable") \
             from err
+    finally:
+        arbiter.chat_ended()
     kind = upstream.headers.get("Content-Type", "application/json")
     if stream and upstream.status_code == 200:
-        return Response(stream_with_context(_relay(upstream)), status=200, content_type=kind,
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return Response(stream_with_context(arbiter.chatting(_relay(upstream))), status=200,
+                        content_type=kind, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     return Response(upstream.content, status=upstream.status_code, content_type=kind)
 
 
@@ -114,7 +146,20 @@ def _forward(method: str, path: str, body: dict[str, Any] | None = None) -> Resp
 @allow_run_scope
 def chat_completions() -> Response:
     current_identity()
-    return _forward("POST", "/v1/chat/completions", _chat_body())
+    return _forward("POST", "/v1/chat/completions", with_pictures_checked(_chat_body()), chat=True)
+
+
+def with_pictures_checked(body: dict[str, Any]) -> dict[str, Any]:
+    """Pictures scaled down before they reach the model; a model that cannot see refuses them in words."""
+    studio = services()
+    messages, pictures = vision.prepare(body["messages"], studio.settings.llm_image_max_side)
+    if pictures:
+        config = studio.llm.config or studio.arbiter.resume
+        if config is not None and not config.mmproj:
+            raise Conflict(f"The model {config.model} cannot see pictures: it was started without a vision projector "
+                           "(mmproj). Start a vision model with its mmproj on the LLM page, or send text only.",
+                           code="llm_no_vision")
+    return {**body, "messages": messages}
 
 
 @bp.get("/v1/models")

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.apidocs import documented
 from studio.auth.guard import current_identity
 from studio.errors import ServiceUnavailable
-from studio.llm.api import ANSWER_TIMEOUT_S
+from studio.llm import vision
+from studio.llm.api import CHAT_BYTES, CUT_EVENT, ask_upstream, with_pictures_checked
 from studio.llm.conversations import MAX_CONTENT, MAX_SYSTEM, MAX_TITLE
 from studio.services import services
 from studio.web import EmptyBody, parse_json
@@ -33,6 +34,8 @@ class NewConversation(BaseModel):
 class NewMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     content: str = Field(min_length=1, max_length=MAX_CONTENT)
+    # Pictures for a vision model, as data: URLs; sent with this message only (the text is what is kept).
+    images: list[str] = Field(default_factory=list, max_length=vision.MAX_IMAGES)
     temperature: float = Field(0.7, ge=0, le=2, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1, le=131_072)
 
@@ -101,6 +104,8 @@ def _relay_and_keep(conversation_id: str, upstream: requests.Response, model: st
                         first = first or time.perf_counter()
                         pieces.append(piece)
             yield chunk
+    except requests.RequestException:
+        yield CUT_EVENT  # kept as far as it came, marked stopped
     finally:
         upstream.close()
         now = time.perf_counter()
@@ -114,25 +119,34 @@ def _relay_and_keep(conversation_id: str, upstream: requests.Response, model: st
 @documented("Send a message: the answer streams as server-sent events and is stored", body=NewMessage,
             tags=["llm"])
 def send_message(conversation_id: str) -> Response:
-    body = parse_json(NewMessage)
+    body = parse_json(NewMessage, max_bytes=CHAT_BYTES)
     studio = services()
+    pictures = with_pictures_checked({"messages": [{"role": "user", "content": vision.user_content(
+        body.content, body.images)}]})["messages"][0]["content"] if body.images else None
+    studio.arbiter.ready_for_chat()  # refused while jobs run (llm_never), or the model loaded again
     base, headers = studio.llm.upstream()  # a 503 in words before anything is stored
     chat = studio.conversations.add_user_message(conversation_id, current_identity(), body.content)
+    if pictures is not None:
+        chat[-1] = {"role": "user", "content": pictures}
     request_body: dict[str, Any] = {"messages": chat, "stream": True, "temperature": body.temperature,
                                     "stream_options": {"include_usage": True}}
     if body.max_tokens:
         request_body["max_tokens"] = body.max_tokens
     started = time.perf_counter()
+    studio.arbiter.chat_started()
     try:
-        upstream = studio.llm.http.post(f"{base}/v1/chat/completions", json=request_body, headers=headers,
-                                        stream=True, timeout=(5, ANSWER_TIMEOUT_S))
+        upstream = ask_upstream(studio.llm.http, "POST", f"{base}/v1/chat/completions", request_body, headers,
+                                stream=True)
     except requests.RequestException as err:
         raise ServiceUnavailable(f"The LLM server did not answer: {type(err).__name__}.",
                                  code="llm_unreachable") from err
+    finally:
+        studio.arbiter.chat_ended()
     if upstream.status_code != 200:
         return Response(upstream.content, status=upstream.status_code,
                         content_type=upstream.headers.get("Content-Type", "application/json"))
     model = studio.llm.config.model if studio.llm.config else None
-    return Response(stream_with_context(_relay_and_keep(conversation_id, upstream, model, started)),
+    return Response(stream_with_context(studio.arbiter.chatting(
+        _relay_and_keep(conversation_id, upstream, model, started))),
                     content_type="text/event-stream", headers={"Cache-Control": "no-cache",
                                                               "X-Accel-Buffering": "no"})

@@ -89,6 +89,10 @@ class LlamaServer:
     # -- what is running --------------------------------------------------------------------------------
 
     @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child else (self._process.pid if self._process else None)
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -116,8 +120,8 @@ class LlamaServer:
                     build = {"path": str(found), "version": inspected.version, "router": inspected.router}
                 except OSError as err:
                     build = {"path": str(found), "error": str(err)[:200]}
-            pid = self._child.pid if self._child else (self._process.pid if self._process else None)
-            return {**answer, "pid": pid, "port": self.port, "adopted": self.adopted, "started_at": self.started_at,
+            return {**answer, "pid": self.pid, "port": self.port, "adopted": self.adopted,
+                    "started_at": self.started_at,
                     "config": self.config.model_dump() if self.config else None, "binary": build,
                     "restarts": len(self._restarts), "models": process.local_models(self.models_dirs)}
 
@@ -173,6 +177,8 @@ class LlamaServer:
                 os.close(log_fd)  # the child has its own copy
             self._generation += 1
             self._stopped = threading.Event()
+            self.http.close()
+            self.http = requests.Session()  # no kept-alive connection to a server that is gone
             self._child, self._process = child, psutil.Process(child.pid)
             self.key, self.port, self.config, self.adopted = key, port, config, False
             self.started_at, self.ready_at, self.last_error = datetime.now(UTC).isoformat(), None, None

@@ -102,6 +102,8 @@ class ComfyUITestServer(FileRoutes, QueueRoutes, JobsApi):
         self.preview_meta: dict[str, Any] = {}
         # Message types lost on the way to every socket (a flaky link), while the queue runs as ever.
         self.lost_events: set[str] = set()
+        # Every POST /free as (its body, how many prompts ComfyUI still had then): the LLM's arbiter asks it.
+        self.free_calls: list[tuple[dict[str, Any], int]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -275,6 +277,11 @@ class ComfyUITestServer(FileRoutes, QueueRoutes, JobsApi):
             if origin_host != host:
                 return web.Response(status=403)
         return await handler(request)
+
+    async def post_free(self, request: web.Request) -> web.Response:
+        assert self.worker is not None
+        self.free_calls.append((await self._json_or_empty(request), self.worker.remaining()))
+        return web.Response(status=200)
 
     def _add_routes(self, app: web.Application) -> None:
         table = [

@@ -9,6 +9,7 @@ import { h, replace } from '../lib/dom.js';
 import { formatBytes, formatTime } from '../lib/format.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
+import { gpuCard } from './home-gpu.js';
 
 /** @param {unknown} err */
 const message = (err) => (err instanceof ApiError ? err.message : String(err));
@@ -21,7 +22,8 @@ export function renderAnswer(text) {
     : h('div', { class: 'llm-text' }, part)));
 }
 
-/** Server-sent events from a streamed chat answer, one `delta.content` at a time.
+/** Server-sent events from a streamed chat answer, one `delta.content` at a time; an `error` event (the
+ * server stopped mid-answer, e.g. for a ComfyUI job) ends it with its message.
  * @param {Response} response @param {(piece: string) => void} onPiece */
 async function readStream(response, onPiece) {
   if (!response.body) return;
@@ -36,12 +38,24 @@ async function readStream(response, onPiece) {
     buffered = lines.pop() || '';
     for (const line of lines) {
       if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
-      try {
-        const piece = JSON.parse(line.slice(6)).choices?.[0]?.delta?.content;
-        if (piece) onPiece(piece);
-      } catch { /* a partial or foreign line: skipped */ }
+      /** @type {any} */
+      let event = null;
+      try { event = JSON.parse(line.slice(6)); } catch { /* a partial or foreign line: skipped */ }
+      if (event?.error) throw new ApiError(503, event.error.code || 'llm_stopped', String(event.error.message || 'The answer was cut off.'));
+      const piece = event?.choices?.[0]?.delta?.content;
+      if (piece) onPiece(piece);
     }
   }
+}
+
+/** A picture file as a data: URL (Studio scales it down before the model sees it). @param {Blob} file @returns {Promise<string>} */
+function fileAsDataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(new Error('The picture could not be read.'));
+    reader.readAsDataURL(file);
+  });
 }
 
 /** @param {HTMLElement} main @param {{me: any}} context */
@@ -55,6 +69,24 @@ export function mount(main, context) {
   const system = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: 'llm-system', rows: 2, maxlength: 8000,
     'aria-label': 'System prompt' }));
   system.value = SYSTEM;
+  const presetBox = h('div', { class: 'row llm-presets' });
+  /** @type {string[]} */
+  let pictures = [];
+  const pictureRow = h('div', { class: 'row llm-pictures', id: 'llm-pictures' });
+  const pictureInput = /** @type {HTMLInputElement} */ (h('input', { type: 'file', id: 'llm-image', multiple: true,
+    accept: 'image/png,image/jpeg,image/webp', onchange: async () => {
+      for (const file of Array.from(pictureInput.files || []).slice(0, 4 - pictures.length)) {
+        try { pictures.push(await fileAsDataUrl(file)); } catch (err) { toast(message(err), 'error'); }
+      }
+      pictureInput.value = '';
+      showPictures();
+    } }));
+  function showPictures() {
+    replace(pictureRow, pictures.map((url, i) => h('span', { class: 'llm-picture' },
+      h('img', { src: url, alt: `Picture ${i + 1} to send` }),
+      h('button', { type: 'button', class: 'link-button small', 'aria-label': `Remove picture ${i + 1}`,
+        onclick: () => { pictures.splice(i, 1); showPictures(); } }, '×'))));
+  }
   const send = h('button', { class: 'button', type: 'submit', id: 'llm-send' }, 'Send');
   const stop = h('button', { class: 'button secondary', type: 'button', id: 'llm-stop', hidden: true }, 'Stop');
   /** @type {AbortController | null} */
@@ -63,9 +95,10 @@ export function mount(main, context) {
   let current = null;
   let ready = false;
 
-  /** @param {string} role @param {string} text @param {any} [meta] */
-  function bubble(role, text, meta) {
-    const body = h('div', { class: 'llm-body' }, renderAnswer(text));
+  /** @param {string} role @param {string} text @param {any} [meta] @param {string[]} [images] */
+  function bubble(role, text, meta, images) {
+    const body = h('div', { class: 'llm-body' }, renderAnswer(text),
+      images?.length ? h('div', { class: 'row llm-pictures' }, images.map((url) => h('span', { class: 'llm-picture' }, h('img', { src: url, alt: 'Sent picture' })))) : null);
     const copy = h('button', { type: 'button', class: 'link-button small', onclick: async () => {
       try { await navigator.clipboard.writeText(item.dataset.text || ''); toast('Copied.', 'success'); }
       catch { toast('The browser did not allow copying.', 'error'); }
@@ -105,6 +138,33 @@ export function mount(main, context) {
     } catch (err) { toast(message(err), 'error'); }
   }
 
+  /** @type {any[]} */
+  let presets = [];
+  async function loadPresets(/** @type {string} */ chosenId = '') {
+    try { presets = (await api.get('/api/llm/presets')).items; } catch (err) { replace(presetBox, h('span', { class: 'error-line' }, message(err))); return; }
+    const pick = /** @type {HTMLSelectElement} */ (h('select', { id: 'llm-preset', onchange: () => {
+      const chosen = presets.find((p) => p.id === pick.value);
+      if (chosen) system.value = chosen.system_prompt;
+      remove.hidden = !chosen || chosen.bundled;
+    } }, h('option', { value: '' }, 'Presets…'), presets.map((p) => h('option', { value: p.id, selected: p.id === chosenId },
+      p.bundled ? p.name : `${p.name} (yours)`))));
+    const name = /** @type {HTMLInputElement} */ (h('input', { id: 'llm-preset-name', maxlength: 100, placeholder: 'Name',
+      'aria-label': 'Name for a new preset' }));
+    const remove = h('button', { type: 'button', class: 'link-button small danger-text', hidden: !chosenId, onclick: async () => {
+      try { await api.del(`/api/llm/presets/${pick.value}`); toast('Preset deleted.', 'success'); loadPresets(); }
+      catch (err) { toast(message(err), 'error'); }
+    } }, 'Delete preset');
+    replace(presetBox, h('label', { for: 'llm-preset', class: 'small' }, 'Preset'), pick, remove, name,
+      h('button', { type: 'button', class: 'button secondary small', onclick: async () => {
+        if (!name.value.trim()) { name.focus(); toast('Name the preset first.', 'error'); return; }
+        try {
+          const made = await api.post('/api/llm/presets', { name: name.value, system_prompt: system.value, use: 'chat' });
+          toast(`Saved “${made.name}”.`, 'success');
+          loadPresets(made.id);
+        } catch (err) { toast(message(err), 'error'); }
+      } }, 'Save as preset'));
+  }
+
   function fresh() {
     current = null;
     system.value = SYSTEM;
@@ -113,8 +173,10 @@ export function mount(main, context) {
   }
 
   const form = /** @type {HTMLFormElement} */ (h('form', { class: 'stack', id: 'llm-chat-form', novalidate: true },
-    h('details', null, h('summary', null, 'System prompt (sent with every message)'), system),
-    h('label', { for: 'llm-input' }, 'Message'), input, h('div', { class: 'row' }, send, stop,
+    h('details', null, h('summary', null, 'System prompt (sent with every message)'), presetBox, system),
+    h('label', { for: 'llm-input' }, 'Message'), input,
+    h('div', { class: 'row' }, h('label', { for: 'llm-image', class: 'small' }, 'Pictures (vision models)'), pictureInput),
+    pictureRow, h('div', { class: 'row' }, send, stop,
       h('button', { type: 'button', class: 'link-button', onclick: fresh }, 'New chat'))));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -134,11 +196,14 @@ export function mount(main, context) {
         await api.patch(`/api/llm/conversations/${current.id}`, { system_prompt: system.value });
         current.system_prompt = system.value;
       }
-      bubble('user', text);
+      const images = pictures;
+      bubble('user', text, null, images);
       input.value = '';
+      pictures = [];
+      showPictures();
       answer = bubble('assistant', '');
-      const response = await streamPost(`/api/llm/conversations/${current.id}/messages`, { content: text, temperature: 0.7 },
-        running.signal);
+      const response = await streamPost(`/api/llm/conversations/${current.id}/messages`,
+        { content: text, temperature: 0.7, ...(images.length ? { images } : {}) }, running.signal);
       const shown = answer;
       await readStream(response, (piece) => {
         written += piece;
@@ -169,7 +234,7 @@ export function mount(main, context) {
   const catalogBox = h('div', { class: 'stack', id: 'llm-catalog' });
   const logBox = h('pre', { class: 'llm-log', id: 'llm-log' });
   const serverPanel = h('section', { class: 'card stack', role: 'tabpanel', 'aria-labelledby': 'llm-tab-server',
-    hidden: true }, serverBox, catalogBox,
+    hidden: true }, serverBox, gpuCard(), catalogBox,
     h('details', null, h('summary', null, 'Log'), h('button', { type: 'button', class: 'link-button', onclick: () => loadLog() },
       'Refresh'), logBox));
 
@@ -177,11 +242,14 @@ export function mount(main, context) {
   function showState(s) {
     const words = { stopped: 'No model is running.', starting: `Loading ${s.model}…`, ready: `${s.model} is ready.`,
       crashed: 'The LLM server crashed.', restarting: 'The LLM server crashed and is restarting…', stopping: 'Stopping…' };
+    const unloaded = s.state === 'stopped' && s.resume_model;
     replace(stateLine, h('span', { class: `badge llm-state-${s.state}`, 'data-state': s.state }, s.state), ' ',
-      /** @type {Record<string, string>} */ (words)[s.state] || s.state,
+      unloaded ? `${s.resume_model} was unloaded to give ComfyUI the GPU: it loads again with your next message.`
+        : /** @type {Record<string, string>} */ (words)[s.state] || s.state,
+      s.phase === 'waiting_for_comfyui' ? ' Waiting for ComfyUI’s queue to finish before loading…' : null,
       s.last_error ? h('span', { class: 'error-line small' }, ` ${s.last_error}`) : null,
-      s.state === 'stopped' && admin ? ' Start one on the Server tab.' : null);
-    ready = s.state === 'ready';
+      s.state === 'stopped' && admin && !unloaded ? ' Start one on the Server tab.' : null);
+    ready = s.state === 'ready' || Boolean(unloaded);
     send.toggleAttribute('disabled', !ready || Boolean(running));
   }
 
@@ -266,6 +334,7 @@ export function mount(main, context) {
     chatPanel, admin ? serverPanel : null);
   load();
   loadList();
+  loadPresets();
   const off = [live.on('llm/server', () => load()), live.on('downloads/finished', () => { if (admin) load(); })];
   return () => off.forEach((stopListening) => stopListening());
 }
