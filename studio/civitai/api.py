@@ -9,11 +9,11 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from studio.apidocs import documented
-from studio.auth.guard import require_admin
+from studio.auth.guard import current_identity, require_admin
 from studio.errors import NotFound
 from studio.jobs.serving import send_inside
 from studio.services import services
-from studio.web import parse_json
+from studio.web import parse_json, parse_query
 
 bp = Blueprint("civitai", __name__, url_prefix="/api/civitai")
 
@@ -31,6 +31,29 @@ def metadata() -> Response:
     """``{"items": {sha256: info}, "status"}``; a file not looked up yet is absent from ``items``."""
     studio = services()
     return jsonify({"items": studio.civitai_meta.listing(), "status": studio.civitai_meta.status()})
+
+
+@bp.get("/trained-words")
+@documented("The trained words of each local LoRA, by the name ComfyUI lists it under", tags=["models", "civitai"])
+def trained_words() -> Response:
+    """``{"items": {"styles/ink.safetensors": ["ink drawing", …]}}``: the Run form's chips for a chosen LoRA."""
+    return jsonify({"items": services().civitai_meta.trained_words("loras")})
+
+
+class ImagesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cursor: str | None = Field(None, max_length=200, description="`next` of the previous page")
+
+
+@bp.get("/models/<int:model_id>/images")
+@documented("A CivitAI model's images, those above your NSFW level left out (and counted)", query=ImagesQuery,
+            tags=["civitai", "gallery"])
+def model_images(model_id: int) -> Response:
+    """Each with its id, NSFW level, size, prompt and whether it is in your gallery already (save it with
+    ``POST /api/gallery/civitai``)."""
+    cursor = parse_query(ImagesQuery).cursor
+    studio = services()
+    return jsonify(studio.gallery.civitai_images(studio.civitai).model_images(current_identity(), model_id, cursor))
 
 
 @bp.post("/metadata/refresh")

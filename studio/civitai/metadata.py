@@ -90,6 +90,19 @@ class ModelMetadata:
         site = self.client.endpoint
         return {row.sha256: self._public(row, site) for row in self._rows(on_disk).values()}
 
+    def trained_words(self, category: str = "loras") -> dict[str, list[str]]:
+        """The words each local file of ``category`` was trained with, by the name ComfyUI lists it under
+        (its path inside the category's folder, ``styles/ink.safetensors``): what the Run form offers
+        for the LoRA chosen in a slot. Files CivitAI knows no words for are left out."""
+        files = {f["sha256"]: f for f in self.files() if f.get("sha256") and f.get("category") == category}
+        answer: dict[str, list[str]] = {}
+        for sha256, row in self._rows(files).items():
+            if row.status != "found" or not row.trained_words:
+                continue
+            path = str(files[sha256]["path"])
+            answer[path.removeprefix(f"{category}/")] = list(row.trained_words)
+        return answer
+
     def status(self) -> dict[str, Any]:
         return {"running": self._running.locked(), "last_run_at": self.last_run_at.isoformat() if self.last_run_at
                 else None, "last_error": self.last_error, "last_summary": self.last_summary,

@@ -17,10 +17,12 @@ from studio.paths import DataDir
 
 
 def build_civitai(settings: Settings, data_dir: DataDir, engine: Engine, bus: EventBus, inventory: ModelInventory,
-                  tokens: Callable[[], dict[str, str]]) -> tuple[CivitaiClient, ModelMetadata]:
+                  tokens: Callable[[], dict[str, str]],
+                  endpoint: Callable[[], str] | None = None) -> tuple[CivitaiClient, ModelMetadata]:
+    """``endpoint``: the site chosen on the Settings page (studio.civitai.site), asked at every request."""
     # A request a person waits on gives up on a 429 after 10 s; the background copy waits longer.
-    client = CivitaiClient(lambda: settings.civitai_endpoint, tokens, cache=TTLCache(settings.civitai_cache_ttl_s),
-                           retries=2, max_retry_after_s=10.0)
+    client = CivitaiClient(endpoint or (lambda: settings.civitai_endpoint), tokens,
+                           cache=TTLCache(settings.civitai_cache_ttl_s), retries=2, max_retry_after_s=10.0)
     meta = ModelMetadata(engine, bus, client, inventory.files, PreviewStore(data_dir.root / "civitai" / "previews"),
                          interval_h=settings.civitai_metadata_interval_h,
                          preview_nsfw_level=settings.civitai_preview_nsfw_level)

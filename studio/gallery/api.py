@@ -50,7 +50,7 @@ class GalleryQuery(BaseModel):
     starred: bool = False
     board: int | None = Field(None, ge=1, le=2**62)
     kind: Literal["image", "video"] | None = None
-    source: Literal["job", "disk"] | None = None
+    source: Literal["job", "disk", "civitai"] | None = None
     sort: Literal["newest", "oldest", "rating"] = "newest"
     cursor: str | None = Field(None, max_length=200, description="`next` of the previous page")
     limit: int = Field(60, ge=1, le=200)
@@ -209,3 +209,37 @@ def reconcile() -> Response:
     parse_json(EmptyBody)
     require_admin()
     return jsonify(gallery().index.reconcile())
+
+
+class ViewerChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nsfw_level: Literal[1, 2, 4, 8, 16] = Field(description="show CivitAI images up to this NSFW level "
+                                                          "(1 PG, 2 PG-13, 4 R, 8 X, 16 XXX)")
+
+
+@bp.get("/viewer")
+@documented("Your gallery settings: up to which CivitAI NSFW level images are shown", tags=["gallery"])
+def viewer() -> Response:
+    return jsonify({"nsfw_level": gallery().civitai_images(None).level(current_identity())})
+
+
+@bp.put("/viewer")
+@documented("Change your gallery settings (yours alone)", body=ViewerChange, tags=["gallery"])
+def change_viewer() -> Response:
+    level = parse_json(ViewerChange).nsfw_level
+    return jsonify({"nsfw_level": gallery().civitai_images(None).set_level(current_identity(), level)})
+
+
+class CivitaiSave(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_id: int = Field(ge=1, le=2**53, strict=True, description="a CivitAI image id")
+
+
+@bp.post("/civitai")
+@documented("Save a CivitAI image into your gallery, with its prompt, seed, model and LoRAs", body=CivitaiSave,
+            answers={200: {}, 201: {}}, tags=["gallery", "civitai"])
+def save_civitai_image() -> tuple[Response, int]:
+    """201 with the new item; 200 with the one you saved before (an image is in your gallery once)."""
+    image_id = parse_json(CivitaiSave).image_id
+    item, new = gallery().civitai_images(services().civitai).save(current_identity(), image_id)
+    return jsonify(item), 201 if new else 200

@@ -76,8 +76,9 @@ def is_fts_table(name: str | None) -> bool:
 
 
 def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
-    """For alembic: the FTS table and its shadow tables are not models (see above), so not compared."""
-    return not (type_ == "table" and is_fts_table(name))
+    """For alembic: the FTS tables (this one and History's, ``job_fts``) and their shadow tables are not
+    models (see above), so not compared."""
+    return not (type_ == "table" and (is_fts_table(name) or str(name or "").startswith("job_fts")))
 
 
 _PHRASE = re.compile(r'"([^"]*)"|(\S+)')

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from studio.db.models import utcnow
-from studio.gallery import fts
+from studio.gallery import fts, history_fts
+from studio.jobs.models import Job
 
 
 class GalleryItem(SQLModel, table=True):
@@ -26,6 +27,7 @@ class GalleryItem(SQLModel, table=True):
         Index("ix_gallery_item_model_id", "model", "id"),
         Index("ix_gallery_item_rating_id", "rating", "id"),
         Index("ix_gallery_item_created", "created_at"),
+        Index("ix_gallery_item_civitai", "owner_id", "civitai_image_id"),  # "saved already?"
         # AUTOINCREMENT: an id is never given to another file, so a thumbnail URL never names other content.
         {"sqlite_autoincrement": True},
     )
@@ -62,6 +64,20 @@ class GalleryItem(SQLModel, table=True):
     rating: int = 0  # 0 (none) to 5
     thumb_state: str | None = Field(default=None, max_length=8)  # None: not made yet; made; none
     created_at: datetime = Field(default_factory=utcnow)
+    # CivitAI's level for a saved CivitAI image (1 PG, 2 PG-13, 4 R, 8 X, 16 XXX); 0 for everything else,
+    # which is never hidden. Shown only to a person whose GalleryViewer level reaches it.
+    nsfw_level: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    civitai_image_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class GalleryViewer(SQLModel, table=True):
+    """One person's gallery settings: up to which CivitAI NSFW level they see images (1: PG only, the default)."""
+
+    __tablename__ = "gallery_viewer"
+
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", primary_key=True)
+    nsfw_level: int = Field(default=1)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class GalleryLora(SQLModel, table=True):
@@ -93,3 +109,4 @@ class GalleryBoardItem(SQLModel, table=True):
 
 
 fts.install(GalleryItem.__table__)  # type: ignore[attr-defined]
+history_fts.install(Job.__table__)  # type: ignore[attr-defined]  # History's search index (history_fts)

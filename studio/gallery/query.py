@@ -40,7 +40,9 @@ class Filters:
     starred: bool = False
     board: int | None = None
     kind: Literal["image", "video"] | None = None
-    source: Literal["job", "disk"] | None = None
+    source: Literal["job", "disk", "civitai"] | None = None
+    # The highest CivitAI NSFW level shown (the person's own setting, studio.gallery.civitai_images).
+    max_nsfw: int = 1
     sort: Sort = "newest"
     cursor: str | None = None
     limit: int = 60
@@ -110,6 +112,8 @@ def conditions(engine: Engine, actor: Identity, filters: Filters, *,
         where.append(col(GalleryItem.kind) == "video")
     if filters.source:
         where.append(col(GalleryItem.source) == filters.source)
+    if filters.max_nsfw < 16:
+        where.append(col(GalleryItem.nsfw_level) <= filters.max_nsfw)
     if filters.q and with_text:
         match = _text_match(engine, filters.q)
         if match is not None:
@@ -169,4 +173,5 @@ def view(item: GalleryItem, boards: list[int] | None = None) -> dict[str, Any]:
         "loras": item.lora_list, "seed": item.seed, "params": item.params,
         "tags": [t for t in item.tags.split("\n") if t], "starred": item.starred, "rating": item.rating,
         "boards": boards if boards is not None else [], "reuse_url": reuse,
+        "nsfw_level": item.nsfw_level, "civitai_image_id": item.civitai_image_id,
     }

@@ -18,10 +18,12 @@ from sqlmodel import Session, col, select
 
 from studio import safepath
 from studio.auth.service import Identity
+from studio.civitai.client import CivitaiClient
 from studio.db import write_with_retry
 from studio.errors import BadRequest, Conflict, NotFound
 from studio.events import EventBus
 from studio.gallery import query
+from studio.gallery.civitai_images import CivitaiImages
 from studio.gallery.index import GalleryIndex
 from studio.gallery.models import GalleryBoard, GalleryBoardItem, GalleryItem, GalleryLora
 from studio.gallery.thumbs import GalleryThumbs
@@ -78,6 +80,7 @@ class GalleryService:
     def search(self, actor: Identity, filters: query.Filters) -> dict[str, Any]:
         if filters.board is not None:
             self._board(actor, filters.board)
+        filters.max_nsfw = self.civitai_images(None).level(actor)  # the person's own NSFW setting
         rows, cursor = query.page(self.engine, actor, filters)
         return {"items": [query.view(row) for row in rows], "next": cursor}
 
@@ -107,6 +110,10 @@ class GalleryService:
                                  .order_by(GalleryLora.name).limit(500)).all()
         return {"workflows": [{"id": w, "name": n or w} for w, n in workflows], "models": list(models)[:500],
                 "loras": list(loras), "boards": self.boards(actor)}
+
+    def civitai_images(self, client: CivitaiClient | None) -> CivitaiImages:
+        """CivitAI images into this gallery (``client``: the app's one CivitAI client; None to read levels)."""
+        return CivitaiImages(self.engine, self.outputs_root, client, on_added=self._thumb_later)
 
     # -- changing --------------------------------------------------------------------------------
 

@@ -6,6 +6,10 @@ there. Files found in the output folder, and job outputs replaced on disk since,
 by the same ``render`` (the same formats, the same pixel limit, the same quality) into
 ``STUDIO_DIR/gallery/thumbs/``; their name carries the item's revision, so a replaced file never
 shows its old picture.
+
+A video gets thumbnails of its poster frame (``studio.gallery.posters``: PyAV, else ffmpeg) where this
+machine has either; elsewhere it keeps the grid's placeholder. Its job has none to share, so a video
+always gets the gallery's own.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlmodel import Session
 
 from studio import safepath
 from studio.db import write_with_retry
+from studio.gallery import posters
 from studio.gallery.models import GalleryItem
 from studio.jobs import thumbnails
 from studio.jobs.models import JobOutput
@@ -31,8 +36,13 @@ THUMBED = thumbnails.THUMBED_KINDS
 MADE, NONE = thumbnails.MADE, thumbnails.NONE
 
 
+def thumbed(item: GalleryItem) -> bool:
+    """Whether this kind of item gets thumbnails here: pictures always, videos where a decoder is."""
+    return item.kind in THUMBED or (item.kind == "video" and posters.decoder() is not None)
+
+
 def uses_job_thumbs(item: GalleryItem) -> bool:
-    return item.output_id is not None and item.rev == 0
+    return item.output_id is not None and item.rev == 0 and item.kind != "video"
 
 
 def url(item: GalleryItem, size: int) -> str:
@@ -40,7 +50,7 @@ def url(item: GalleryItem, size: int) -> str:
 
 
 def thumbs_of(item: GalleryItem) -> dict[str, str] | None:
-    if item.kind not in THUMBED or item.thumb_state == NONE or item.id is None:
+    if not thumbed(item) or item.thumb_state == NONE or item.id is None:
         return None
     return {str(size): url(item, size) for size in SIZES}
 
@@ -61,7 +71,7 @@ class GalleryThumbs:
 
     def file(self, item: GalleryItem, size: int) -> tuple[Path, Path] | None:
         """(the folder it stays inside, the thumbnail), made now if it was not; None when there is none."""
-        if size not in SIZES or item.id is None or item.kind not in THUMBED or item.thumb_state == NONE:
+        if size not in SIZES or item.id is None or not thumbed(item) or item.thumb_state == NONE:
             return None
         if uses_job_thumbs(item):
             with Session(self.engine) as session:
@@ -71,7 +81,7 @@ class GalleryThumbs:
         return (self.root, self.path_of(item.id, item.rev, size)) if self.ensure(item) else None
 
     def ensure(self, item: GalleryItem) -> bool:
-        if item.id is None or item.kind not in THUMBED or item.thumb_state == NONE:
+        if item.id is None or not thumbed(item) or item.thumb_state == NONE:
             return False
         with self._lock:
             busy = self._busy.setdefault(item.id, threading.Lock())
@@ -89,8 +99,9 @@ class GalleryThumbs:
             return True
         started = time.perf_counter()
         try:
-            made = thumbnails.render(self.outputs_root / item.path, self.outputs_root)
-        except thumbnails.NoThumbnail as err:
+            made = (self._from_poster(item) if item.kind == "video"
+                    else thumbnails.render(self.outputs_root / item.path, self.outputs_root))
+        except (thumbnails.NoThumbnail, posters.NoPoster) as err:
             log.info("gallery item %s has no thumbnail: %s", item.id, err)
             self._record(item.id, NONE)
             return False
@@ -104,6 +115,20 @@ class GalleryThumbs:
         self.made_count += 1
         self.made_seconds += time.perf_counter() - started
         return True
+
+    def _from_poster(self, item: GalleryItem) -> dict[int, bytes]:
+        """The video's first frame, through a PNG beside the thumbnails (removed after), then the usual sizes."""
+        source = self.outputs_root / item.path
+        if not safepath.is_file_inside(self.outputs_root, source):
+            raise thumbnails.NoThumbnail("the file is gone (or is a link)")
+        frame = posters.poster_png(source)
+        safepath.makedirs_durable(self.root)
+        scratch = self.root / f".poster-{item.id}.png"
+        safepath.write_atomic(self.root, scratch, frame)
+        try:
+            return thumbnails.render(scratch, self.root)
+        finally:
+            safepath.unlink_inside(self.root, scratch)
 
     def make(self, item_id: int) -> None:
         """For the worker: this item's thumbnails, unless they are its job's."""

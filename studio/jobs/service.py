@@ -26,6 +26,7 @@ from studio.auth.service import Identity
 from studio.db import transition, write_with_retry
 from studio.errors import BadRequest, Conflict, NotFound, Unprocessable
 from studio.events import EventBus
+from studio.gallery import history_fts
 from studio.jobs.models import FINISHED, IN_FLIGHT, Job, JobOutput, JobStatus
 from studio.jobs.notes import add_entry
 from studio.jobs.ordering import QueueOrdering
@@ -204,8 +205,8 @@ class JobService(QueueOrdering):
             query = query.where(col(Job.status).in_(statuses))
         if workflow_id:
             query = query.where(Job.workflow_id == workflow_id)
-        if text:
-            query = query.where(col(Job.prompt_text).ilike(f"%{text}%"))
+        if text and (matching := history_fts.matching(self.engine, text, col(Job.prompt_text))) is not None:
+            query = query.where(matching)  # FTS5, as the gallery searches (studio.gallery.history_fts)
         if since:
             query = query.where(col(Job.created_at) >= since)
         if until:

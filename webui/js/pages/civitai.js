@@ -10,6 +10,7 @@ import { h, replace } from '../lib/dom.js';
 import { formatBytes } from '../lib/format.js';
 import { message } from '../lib/jobs.js';
 import { toast } from '../lib/toast.js';
+import { modelImages } from './gallery-civitai.js';
 
 /** @typedef {{image?: string, file?: File}} Source */
 
@@ -203,7 +204,8 @@ export function mount(main, ctx) {
       replace(lookupResult, h('h2', null, `${found.name || 'Model'} ${found.type ? `(${found.type})` : ''}`),
         h('div', { class: 'cv-table-wrap' }, h('table', { class: 'list', id: 'cv-versions' },
           h('thead', null, h('tr', null, ['Version', 'Base model', 'File', 'Size', 'Here?', ''].map((t) => h('th', null, t)))),
-          h('tbody', null, found.versions.map(versionRow)))));
+          h('tbody', null, found.versions.map(versionRow)))),
+        found.kind === 'model' || found.model_id ? modelImages(found.kind === 'model' ? found.id : found.model_id) : null);
     } catch (err) {
       lookupResult.hidden = false;
       replace(lookupResult, h('p', { class: 'error-line', role: 'alert' }, message(err)));

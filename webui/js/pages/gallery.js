@@ -11,6 +11,8 @@ import { h, replace } from '../lib/dom.js';
 import { message } from '../lib/jobs.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
+import { nsfwControl } from './gallery-civitai.js';
+import { openCompare } from './gallery-compare.js';
 import { openGalleryBox } from './gallery-lightbox.js';
 
 const PAGE = 60;
@@ -139,6 +141,8 @@ export function mount(main) {
     replace(selection, h('span', null, `${selected.size} selected`),
       h('button', { type: 'button', class: 'link-button', 'data-action': 'star-selected', onclick: () => bulkStar(!ids.every((i) => entries.get(i)?.starred)) }, 'Star'),
       boards.length ? onBoard : null,
+      ids.length === 2 ? h('button', { type: 'button', class: 'link-button', 'data-action': 'compare-selected',
+        onclick: () => openCompare(entries.get(ids[0]), entries.get(ids[1])) }, 'Compare') : null,
       ids.length <= 200 ? h('a', { class: 'link-button', href: `/api/gallery/zip?ids=${ids.join(',')}`, download: '', 'data-action': 'zip-selected' }, 'Download ZIP') : null,
       remove,
       h('button', { type: 'button', class: 'link-button', onclick: () => { selected.clear(); load(false, true); } }, 'Clear'));
@@ -233,6 +237,7 @@ export function mount(main) {
   const stops = [live.on('gallery/changed', changed)];
   replace(main, h('h1', null, 'Gallery'),
     h('div', { class: 'row filters gallery-filters' }, text, workflow, model, lora, kind, board, rating, sort,
+      nsfwControl(() => load(false)),
       h('label', { class: 'check', for: 'gallery-since' }, 'From ', since), h('label', { class: 'check', for: 'gallery-until' }, 'until ', until),
       h('label', { class: 'check', for: 'gallery-starred' }, starred, ' Starred only'),
       h('span', { class: 'gallery-new-board' }, boardName, h('button', { type: 'button', class: 'link-button', onclick: makeBoard }, 'Make board'))),

@@ -7,6 +7,7 @@ import { api, ApiError } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { message } from '../lib/jobs.js';
 import { toast } from '../lib/toast.js';
+import { offerTrainedWords } from './run-trained-words.js';
 
 /**
  * One form control for a manifest input. Every control carries `name` = the input id; image
@@ -111,6 +112,7 @@ export function control(spec, value, choices) {
           h('input', { class: 'lora-strength', type: 'number', step: 0.05, min: -10, max: 10, value: item.strength ?? 1, 'aria-label': 'Strength' }),
           h('button', { type: 'button', class: 'link-button', 'aria-label': 'Remove', onclick: () => row.remove() }, '×'));
         list.append(row);
+        offerTrainedWords(row); // chips of the chosen LoRA's trained words, inserted only on a click
       };
       (Array.isArray(value) ? value : []).forEach(addRow);
       return h('div', null, list, h('button', { type: 'button', class: 'link-button', disabled: !(choices || []).length,
@@ -135,6 +137,8 @@ export function control(spec, value, choices) {
           h('input', { class: 'lora-strength', type: 'number', step: 0.05, min: -10, max: 10, value: item.strength ?? 1, 'aria-label': 'Strength' }),
           h('button', { type: 'button', class: 'link-button', 'aria-label': 'Remove', onclick: () => row.remove() }, '×'));
         list.append(row);
+        offerTrainedWords(row, (id) => [pairs.find((p) => p.pair_id === id)].flatMap((p) => (p ? [p.high, p.low, p.both] : []))
+          .filter(Boolean).map((m) => m.file)); // a pair's words: both halves
       };
       const base = spec.base_model;
       api.get(`/api/loras/pairs${base ? `?base_model=${encodeURIComponent(base)}` : ''}`).then(({ items }) => {
