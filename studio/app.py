@@ -40,13 +40,18 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.auth.guard import install_guard
     from studio.civitai.api import bp as civitai_bp
     from studio.civitai.imports.api import bp as civitai_imports_bp
+    from studio.comfyui_process.api import bp as comfyui_process_bp
+    from studio.deploy.api import bp as updates_bp
+    from studio.deploy.maintenance import install as install_maintenance
     from studio.downloads.api import bp as downloads_bp
     from studio.events.api import bp as events_bp
     from studio.gallery.api import bp as gallery_bp
     from studio.jobs.api import bp as jobs_bp
     from studio.llm.api import bp as llm_bp
     from studio.llm.chat_api import bp as llm_chats_bp
+    from studio.llm.presets_api import bp as llm_presets_bp
     from studio.models.api import bp as models_bp
+    from studio.nodepacks.api import bp as nodepacks_bp
     from studio.pages import bp as pages_bp
     from studio.preferences.api import bp as preferences_bp
     from studio.presets.api import bp as presets_bp
@@ -57,6 +62,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from studio.webhooks.api import bp as webhooks_bp
     from studio.workflows.api import bp as workflows_bp
 
+    install_maintenance(app, settings.studio_dir)  # an update's 503s come before every other check
     install_guard(app, app.extensions["studio"].guard)
     app.register_blueprint(auth_bp)
     app.register_blueprint(apidocs_bp)
@@ -76,7 +82,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(schedules_bp)
     app.register_blueprint(telegram_bp)
+    app.register_blueprint(nodepacks_bp)
+    app.register_blueprint(comfyui_process_bp)
     app.register_blueprint(llm_bp)
     app.register_blueprint(llm_chats_bp)
+    app.register_blueprint(llm_presets_bp)
+    app.register_blueprint(updates_bp)
     app.register_blueprint(pages_bp)
     return app

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from studio import __version__
 from studio.client.commands import add_commands as add_client_commands
 from studio.config import Settings, load_settings
+from studio.deploy.cli import add_commands as add_deploy_commands
 
 log = logging.getLogger("studio.cli")
 
@@ -186,7 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(handler=cmd_rotate_key)
     doctor = commands.add_parser("doctor", help="check settings, database and ComfyUI")
     doctor.set_defaults(handler=cmd_doctor)
+    from studio.desktop.main import add_arguments as add_desktop_arguments
+    from studio.desktop.main import launch_from_args as cmd_desktop
+
+    desktop = commands.add_parser("desktop", help="Studio in a native window: here, or --remote URL (docs/desktop.md)")
+    add_desktop_arguments(desktop)
+    desktop.set_defaults(handler=cmd_desktop)
     add_client_commands(commands)  # run, jobs, presets, workflows, download, mcp: HTTP only (studio/client)
+    add_deploy_commands(commands)  # bootstrap, supervise, update: the container's (studio/deploy)
     return parser
 
 

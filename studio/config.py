@@ -121,8 +121,19 @@ class Settings(BaseSettings):
     )
     studio_session_idle_hours: float = Field(72.0, ge=0.25, description="A session unused this long ends.")
     studio_session_max_days: float = Field(30.0, ge=1 / 24, description="A session ends this long after sign-in.")
+    # The container's bootstrap and self-update (studio/deploy, docs/deploy.md).
+    repo_url: SecretStr | None = Field(None, description="Git repository the container installs and updates "
+                                       "Studio from (unset: no bootstrap, no updates); secret: it may hold a token.")
+    repo_branch: str = Field("main", max_length=100, description="Branch of REPO_URL that is installed.")
+    runtime_version: int = Field(0, ge=0, le=1_000_000, description="The image's runtime version (set by the "
+                                 "image); a version.json needing more asks for a newer image.")
+    studio_update_health_timeout_s: float = Field(120.0, gt=0, le=3600, description="How long a new release may "
+                                                  "take to answer /api/health before it is rolled back, in seconds.")
     hf_endpoint: str = Field("https://huggingface.co", description="The Hugging Face Hub (or a mirror).")
     civitai_endpoint: str = Field("https://civitai.com", description="CivitAI (civitai.com or civitai.red).")
+    # Where the two sites the Settings page chooses between are (a mirror, or the tests' local CivitAI).
+    civitai_com_url: str = Field("https://civitai.com", description="civitai.com's address (SFW only).")
+    civitai_red_url: str = Field("https://civitai.red", description="civitai.red's address (everything).")
     hf_token: SecretStr | None = Field(None, description="Hugging Face access token (secret).")
     civitai_api_key: SecretStr | None = Field(None, description="CivitAI API key (secret).")
     civitai_cache_ttl_s: float = Field(600.0, ge=0, le=7 * 86400,
@@ -142,6 +153,28 @@ class Settings(BaseSettings):
                           "port).")
     llm_load_timeout_s: float = Field(300.0, gt=0, description="How long a model may take to load before the start "
                                       "counts as failed, in seconds.")
+    llm_gpu_policy: Literal["share", "take_turns", "llm_never"] = Field(
+        "take_turns", description="Who holds the GPU: share (both stay loaded), take_turns (the LLM leaves before a "
+        "job, ComfyUI frees its models before the LLM loads), llm_never (no chat while jobs run or wait).")
+    llm_job_wait_s: float = Field(120.0, gt=0, le=3600, description="How long a job waits for a chat to end before "
+                                  "the LLM is stopped for it (and a chat for ComfyUI's queue), in seconds.")
+    llm_image_max_side: int = Field(1024, ge=64, le=8192, description="Pictures in chat messages are scaled down "
+                                    "to this longest side, in pixels, before they reach the model.")
+    # Studio's own ComfyUI (studio/comfyui_process): only when COMFYUI_DIR is set.
+    comfyui_autostart: bool = Field(True, description="Start ComfyUI from COMFYUI_DIR when Studio starts (false: "
+                                    "only when an admin presses Start on the ComfyUI page).")
+    comfyui_port: int = Field(8188, ge=0, le=65535, description="Port Studio's own ComfyUI listens on, on "
+                              "127.0.0.1 (0: any free port). A ComfyUI already answering there is used instead.")
+    comfyui_python: str = Field("", max_length=4096, description="The Python that runs ComfyUI (empty: "
+                                "COMFYUI_DIR/venv or .venv when present, else Studio's own).")
+    comfyui_args: str = Field("", max_length=4096, description="Extra flags for ComfyUI's main.py, as a shell "
+                              "would split them (e.g. ``--lowvram --fast``).")
+    comfyui_preview_method: Literal["none", "auto", "latent2rgb", "taesd"] = Field(
+        "auto", description="ComfyUI's --preview-method: the live previews a running job shows.")
+    comfyui_start_timeout_s: float = Field(600.0, gt=0, le=86400, description="How long ComfyUI may take to "
+                                           "answer after a start before it counts as failed, in seconds.")
+    comfy_registry_url: str = Field("https://api.comfy.org", max_length=2000, description="The Comfy Registry's "
+                                    "API, where node packs are installed from by registry id.")
 
     @classmethod
     def settings_customise_sources(
@@ -154,7 +187,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, SettingsFileSource(settings_cls))
 
-    @field_validator("comfyui_url", "hf_endpoint", "civitai_endpoint")
+    @field_validator("comfyui_url", "hf_endpoint", "civitai_endpoint", "comfy_registry_url", "civitai_com_url",
+                     "civitai_red_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         problem = url_problem(value)

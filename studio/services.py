@@ -19,10 +19,13 @@ from studio.auth.guard import Guard
 from studio.auth.keys import load_signing_keys
 from studio.auth.service import AuthService
 from studio.auth.users import UserDirectory
+from studio.civitai import site as civitai_site
 from studio.civitai.client import CivitaiClient
 from studio.civitai.metadata import ModelMetadata
 from studio.civitai.wiring import build_civitai
 from studio.comfy import ComfyClient, ComfyError, ComfyStream
+from studio.comfyui_process import ComfyUIProcess
+from studio.comfyui_process.wiring import build_comfyui_process
 from studio.config import Settings
 from studio.db import create_db_engine
 from studio.downloads.credentials import credentials
@@ -36,13 +39,17 @@ from studio.jobs.engine import JobEngine
 from studio.jobs.inputs import InputStore
 from studio.jobs.service import JobService
 from studio.jobs.thumbnails import Thumbnails
+from studio.llm.arbiter import VramArbiter
 from studio.llm.conversations import Conversations
+from studio.llm.presets import PromptPresets
 from studio.llm.server import LlamaServer
 from studio.models.catalog import LLM_FOLDER, Catalog, load_catalogs
 from studio.models.extra_paths import read_extra_model_paths
 from studio.models.inventory import ModelInventory
 from studio.models.listing import list_catalogs, pairs
 from studio.models.storage import ModelsRoot
+from studio.nodepacks.registry import RegistryClient
+from studio.nodepacks.service import NodePackService
 from studio.paths import DataDir
 from studio.preferences.service import PreferencesService
 from studio.presets.service import PresetService
@@ -94,23 +101,34 @@ class Services:
     schedules: ScheduleService = field(init=False, repr=False)
     telegram: TelegramBot = field(init=False, repr=False)
     llm: LlamaServer = field(init=False, repr=False)
+    arbiter: VramArbiter = field(init=False, repr=False)  # who holds the GPU: jobs or the LLM (studio/llm)
     conversations: Conversations = field(init=False, repr=False)
+    prompt_presets: PromptPresets = field(init=False, repr=False)
     civitai: CivitaiClient = field(init=False, repr=False)  # the one CivitAI client (studio/civitai)
     civitai_meta: ModelMetadata = field(init=False, repr=False)
     gallery: GalleryService = field(init=False, repr=False)  # the index of everything made (studio/gallery)
+    comfyui_process: ComfyUIProcess = field(init=False, repr=False)  # the ComfyUI Studio runs itself
+    nodepacks: NodePackService = field(init=False, repr=False)  # custom_nodes: list, install, set aside
 
     def catalogs(self) -> dict[str, Catalog]:
         return load_catalogs(self.data_dir.catalogs)
 
-    def apply_preferences(self, values: dict[str, Any]) -> None:
-        """Makes Settings-page values take effect in the running services, without a restart."""
-        url = values["comfyui_url"]
+    def use_comfy_url(self, url: str | None) -> None:
+        """Points the client, the socket listener and the status probe at ComfyUI's address
+        (None: back to the configured COMFYUI_URL)."""
+        url = url or self.preferences.get("comfyui_url")
         if url != self.comfy.base_url:
             self.comfy.base_url = url
             self.comfy.invalidate_object_info()
             self.system.set_comfy_url(url)
             self.bridge.url = self.comfy.display_url
             self.stream.set_url(self.comfy.ws_url)
+
+    def apply_preferences(self, values: dict[str, Any]) -> None:
+        """Makes Settings-page values take effect in the running services, without a restart."""
+        # The ComfyUI Studio runs itself (COMFYUI_DIR) wins over COMFYUI_URL.
+        self.use_comfy_url(self.comfyui_process.url or values["comfyui_url"])
+        self.comfyui_process.reconfigure()
         self.guard.set_trusted_proxies(values["trusted_proxies"])
         self.auth.idle_timeout = timedelta(hours=values["session_idle_hours"])
         self.auth.max_age = timedelta(days=values["session_max_days"])
@@ -169,11 +187,18 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     job_engine = JobEngine(jobs, comfy, stream, bus, data_dir, inputs,
                            max_in_flight=lambda: settings.comfyui_max_in_flight,
                            requeue_lost=settings.studio_requeue_lost_jobs,
-                           outage_grace_s=lambda: settings.comfyui_outage_grace_s)
+                           outage_grace_s=lambda: settings.comfyui_outage_grace_s,
+                           before_send=lambda job: built.arbiter.before_job(job))
+    def civitai_endpoint() -> str:
+        """The CivitAI site chosen on the Settings page (studio.civitai.site), read at every request."""
+        return civitai_site.endpoint_of(settings, preferences.get("civitai_site"))
+
     def tokens() -> dict[str, str]:
-        """Each secret only for its own hosts; read at every request so page changes apply at once."""
-        return credentials(hf_token=preferences.get("hf_token"), civitai_key=preferences.get("civitai_api_key"),
-                           hf_endpoint=settings.hf_endpoint, civitai_endpoint=settings.civitai_endpoint)
+        """Each secret only for its own hosts (the CivitAI key for the chosen site alone); read at every
+        request so page changes apply at once."""
+        return {**credentials(hf_token=preferences.get("hf_token"), civitai_key=None,
+                              hf_endpoint=settings.hf_endpoint, civitai_endpoint=civitai_endpoint()),
+                **civitai_site.key_for(civitai_endpoint(), preferences.get("civitai_api_key"))}
 
     def downloaded(path: Path, sha256: str) -> None:
         """A new model: its hash is known already, and ComfyUI's model lists have changed."""
@@ -193,7 +218,9 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
                      users, guard, preferences, library, importer, inputs, jobs, job_engine, models_root, inventory,
                      downloads, presets)
     preferences.on_change(built.apply_preferences)
-    built.civitai, built.civitai_meta = build_civitai(settings, data_dir, engine, bus, inventory, tokens)
+    built.civitai, built.civitai_meta = build_civitai(settings, data_dir, engine, bus, inventory, tokens,
+                                                      civitai_endpoint)
+    preferences.on_change(lambda _values: setattr(downloads, "civitai_endpoint", civitai_endpoint()))
     built.gallery = GalleryService(engine, bus, jobs, inputs, GalleryThumbs(
         engine, data_dir.outputs, data_dir.gallery / "thumbs", Thumbnails(engine, data_dir.outputs)))
     built.webhooks = WebhookService(engine, bus, allowed_hosts=lambda: preferences.get("webhook_allowed_hosts"))
@@ -203,9 +230,21 @@ def build_services(settings: Settings, *, engine: Engine | None = None) -> Servi
     users.on_deleted(built.schedules.owner_deleted)
     built.telegram = build_telegram(built)
     built.llm = LlamaServer(data_dir.llm, [models_root.root / LLM_FOLDER, data_dir.llm / "models"], bus,
-                            lambda: settings.llm_server_binary or None, lambda: settings.llm_port,
-                            load_timeout_s=settings.llm_load_timeout_s)
+                            lambda: preferences.get("llm_server_binary") or None,
+                            lambda: int(preferences.get("llm_port")),
+                            load_timeout_s=settings.llm_load_timeout_s)  # the page's value: on_change below
+    built.arbiter = VramArbiter(built.llm, comfy, engine, bus, telemetry,
+                                policy=lambda: str(preferences.get("llm_gpu_policy")),
+                                job_wait_s=lambda: float(preferences.get("llm_job_wait_s")),
+                                comfy_connected=lambda: stream.connected, wake_jobs=jobs.wakeup.set)
+    preferences.on_change(lambda values: setattr(built.llm, "load_timeout_s", float(values["llm_load_timeout_s"])))
     built.conversations = Conversations(engine)
+    built.prompt_presets = PromptPresets(engine)
+    built.comfyui_process = build_comfyui_process(settings, data_dir, bus, preferences.effective, built.use_comfy_url)
+    built.nodepacks = NodePackService(
+        comfyui_dir=lambda: built.comfyui_process.comfyui_dir, python=lambda: str(built.comfyui_process.python),
+        restart=built.comfyui_process.restart, bus=bus, logs_dir=data_dir.logs / "nodepacks", object_info=object_info,
+        registry=RegistryClient(settings.comfy_registry_url))
     preferences.on_change(built.telegram.on_settings)
     # ComfyUI may come back with other custom nodes (a restart) or other model files.
     bus.subscribe(lambda event: comfy.invalidate_object_info()

@@ -118,7 +118,8 @@ TRANSFER_TESTS = (
     DOWNLOADS_CREDENTIALS + "test_downloads_over_plain_http_or_another_port_carry_no_token",
 )
 MODULES: dict[str, tuple[str, ...]] = {
-    "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py", "tests/test_deleted_users_jobs.py"),
+    "studio/jobs/service.py": (*JOBS_TESTS, "tests/test_ownership.py", "tests/test_deleted_users_jobs.py",
+                               "tests/test_gallery_history_search.py"),  # History's text search (FTS5)
     "studio/jobs/engine.py": JOBS_TESTS,
     "studio/jobs/ordering.py": (*JOBS_TESTS, "tests/test_ownership.py"),  # moved out of service.py
     "studio/jobs/sending.py": (*JOBS_TESTS, "tests/test_jobs_dispatch_latency.py"),

@@ -156,6 +156,7 @@ def admin_pages(job_id: str) -> list[tuple[str, str, str]]:
         ("/telegram", "telegram", "#telegram-groups"),
         ("/llm", "llm", "#llm-state [data-state]"),
         ("/gallery", "gallery", "#gallery-grid .tile-open"),
+        ("/comfyui", "comfyui", "#comfyui-state [data-state]"),
     ]
 
 

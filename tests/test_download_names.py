@@ -1,6 +1,7 @@
 """Downloads from a URL without a file name: the URL's own name, else the server's Content-Disposition
 (``filename*`` first), checked like a typed name; and a folder is required."""
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,6 +148,21 @@ def test_a_folder_is_required_for_a_url_or_a_repository(client: FlaskClient, fil
         assert error["details"]["fields"] == {"dest": "missing"}
         assert "Choose the model folder" in error["message"]
     assert items(client) == before  # nothing was queued
+
+
+def test_a_download_the_server_names_keeps_its_hash_and_may_use_the_longest_folder_name(
+    client: FlaskClient, runtime: Runtime, files: FileServer
+) -> None:
+    """The folder the server's name goes into may be as long as any name (255 bytes: nothing is added
+    to it), and a hash given up front is checked against what arrives, in any case."""
+    longest = "f" * 255
+    files.files["/api/download/5"] = MODEL
+    files.dispositions["/api/download/5"] = 'attachment; filename="five.safetensors"'
+    item = start(client, url=files.url("/api/download/5"), dest=longest,
+                 sha256=hashlib.sha256(MODEL).hexdigest().upper())
+    assert (item["path"], item["source"]) == (f"{longest}/", "url")
+    done = wait_download(client, item["id"], {"completed", "failed"})
+    assert (done["status"], done["path"], done["verified"]) == ("completed", f"{longest}/five.safetensors", True)
 
 
 def test_cancelling_a_download_the_server_has_not_named_removes_nothing(

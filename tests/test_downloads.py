@@ -371,7 +371,8 @@ def test_a_disk_that_fills_up_pauses_the_download_and_keeps_the_part(
         item = start(client, url=files.url("/model.safetensors"), dest="small", file="model.safetensors")
         paused = wait_download(client, item["id"], {"paused", "failed", "completed"})
         assert paused["status"] == "paused"
-        assert paused["error"].startswith("The disk filled up")
+        assert paused["error"] == ("The disk filled up: the download is paused and its partial file kept. "
+                                   "Free some space, then resume.")  # what to do, too
         assert (small / "model.safetensors.part").stat().st_size > 0
         assert not (small / "model.safetensors").exists()
     finally:

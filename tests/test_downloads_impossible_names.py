@@ -168,14 +168,19 @@ def test_install_missing_skips_a_bad_catalog_entry_instead_of_failing(
 
 
 def test_one_bad_row_never_stops_cancel_all_retry_failed_or_the_queue(
-    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+    client: FlaskClient, runtime: Runtime, services: Services, files: FileServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Rows written before names were checked (or edited by hand): a name that can never exist on
-    disk must not stop the actions over all rows, nor hold a worker slot."""
+    disk, or a CivitAI address without a version number, must not stop the actions over all rows, nor
+    hold a worker slot."""
     services.preferences.update({"download_concurrency": 1}, actor="test")
     admin_id = user_id(services, "admin")
     legacy = []
+    odd = "legacy-civitai"  # a failure nothing expected: the row fails saying so, the log names it
     with Session(services.engine) as session:
+        session.add(Download(id=odd, name="odd", path="loras/odd.safetensors", source="civitai",
+                             url=files.url("/api/download/models/latest"), status=DownloadStatus.FAILED,
+                             requested_by=admin_id, error="old"))
         for index, path in enumerate(("loras/" + "z" * 251 + ".safetensors", "loras/a\x00b.safetensors",
                                       "loras/../../escape.safetensors", "")):
             row = Download(id=f"legacy-{index}", name=f"legacy {index}", path=path, url=files.url("/model.safetensors"),
@@ -189,8 +194,10 @@ def test_one_bad_row_never_stops_cancel_all_retry_failed_or_the_queue(
 
     retried = client.post("/api/downloads/retry-failed")
     assert retried.status_code == 200
-    assert retried.get_json() == {"changed": len(legacy) + 1}
+    assert retried.get_json() == {"changed": len(legacy) + 2}
     assert wait_download(client, failed["id"], {"completed", "failed"})["status"] == "completed"
+    assert wait_download(client, odd, {"failed"})["error"] == "The download failed unexpectedly (ValueError)."
+    assert f"download {odd}: unexpected failure" in [r.getMessage() for r in caplog.records]
     for download_id in legacy:  # each fails again, with the reason, and the queue went on
         again = wait_download(client, download_id, {"failed"})
         assert again["error"].startswith("This download cannot be written"), again["error"]
@@ -200,6 +207,6 @@ def test_one_bad_row_never_stops_cancel_all_retry_failed_or_the_queue(
     slow = start(client, url=files.url("/slow.safetensors"), dest="loras", file="slow.safetensors")
     cancelled = client.post("/api/downloads/cancel-all")
     assert cancelled.status_code == 200
-    assert cancelled.get_json() == {"changed": len(legacy) + 1}
+    assert cancelled.get_json() == {"changed": len(legacy) + 2}
     now = items(client)
-    assert {now[i]["status"] for i in [*legacy, slow["id"]]} == {"cancelled"}
+    assert {now[i]["status"] for i in [*legacy, odd, slow["id"]]} == {"cancelled"}

@@ -81,6 +81,10 @@ def test_links_planted_in_the_models_folder_are_never_followed(
         failed = wait_download(client, item["id"], FINISHED)
         assert failed["status"] == "failed", case
         assert "symbolic link" in failed["error"] or "hard links" in failed["error"], (case, failed["error"])
+    # The sentence names what is wrong and where, as the person has to find and remove it.
+    said = {case: wait_download(client, item["id"], FINISHED)["error"] for case, (item, _) in corpus.items()}
+    assert "the partial file has other hard links (at loras/b.safetensors.part)" in said["part is a hard link"]
+    assert "the target is a symbolic link or not a file (at vae/e.safetensors)" in said["target is a link"]
     assert victim.read_bytes() == b"precious"
     assert sorted(p.name for p in outside.iterdir()) == ["victim.bin"]  # nothing written, moved or created
     assert (root / "loras" / "a.safetensors.part").is_symlink()

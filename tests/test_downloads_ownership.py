@@ -7,6 +7,7 @@ From the outside reviews of downloads and the models folder, each tested as a cl
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -191,7 +192,8 @@ def test_every_state_changing_download_and_model_route_is_admin_only_or_owner_sc
 
 
 def test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry(
-    app: Any, client: FlaskClient, runtime: Runtime, services: Services, files: FileServer
+    app: Any, client: FlaskClient, runtime: Runtime, services: Services, files: FileServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     files.files["/m.safetensors"] = MODEL
     files.delays["/m.safetensors"] = 0.05
@@ -231,8 +233,11 @@ def test_nobody_else_can_take_or_remove_a_partial_download_kept_for_a_retry(
         session.commit()
     resumed = bob.post(f"/api/downloads/{bobs}/resume", json={})
     assert resumed.status_code == 409, resumed.get_json()
+    caplog.set_level(logging.INFO, logger="studio.downloads.manager")
     assert bob.post(f"/api/downloads/{bobs}/cancel", json={}).status_code == 200
     assert listed(client, bobs)["status"] == "cancelled"
+    assert (f"download {bobs} cancelled; its partial file is kept for download {admin_download} (failed)"
+            in [r.getMessage() for r in caplog.records])  # the log says whose file it is
     assert part.is_file()
     assert part.read_bytes()[:len(kept)] == kept
     # The admin's own cancel removes it: nobody else needs it now.

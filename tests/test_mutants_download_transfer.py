@@ -159,6 +159,12 @@ def test_a_part_that_already_holds_the_whole_file_is_finished_without_downloadin
     assert (got.sha256, got.size) == (SHA, len(MODEL))
     assert transfer.target().read_bytes() == MODEL
     assert [r["status"] for r in requests_for(files, "/model.safetensors")] == [416]
+    # A whole-length part whose bytes went bad on disk is checked all the same, never used.
+    transfer.target().unlink()
+    transfer.part().write_bytes(bytes([MODEL[0] ^ 1]) + MODEL[1:])
+    with pytest.raises(FatalTransferError, match="it was moved to .quarantine/ and not used"):
+        transfer.fetch(files.url("/model.safetensors"), validator=files.validators(MODEL)[0], known_total=len(MODEL))
+    assert not transfer.target().exists()
 
 
 def test_a_part_longer_than_the_servers_file_is_thrown_away_and_retried(files: FileServer,
@@ -267,6 +273,22 @@ def test_redirects_are_followed_and_a_loop_gives_up(files: FileServer, transfer:
     with pytest.raises(TransferError, match="too many redirects"):
         transfer.fetch(files.url("/loop"), name="loop.safetensors")
     assert len(requests_for(files, "/loop")) == 10
+    files.redirects["/nowhere"] = ""  # a redirect with an empty Location: its body is not the file
+    with pytest.raises(FatalTransferError, match=r"^The server answered HTTP 302 without saying where the file is\.$"):
+        transfer.fetch(files.url("/nowhere"), name="nowhere.safetensors", sha=None)
+    assert len(requests_for(files, "/nowhere")) == 1
+    assert not transfer.target("nowhere.safetensors").exists()
+    assert not transfer.part("nowhere.safetensors").exists()
+
+
+def test_the_proxy_the_environment_names_carries_the_download(files: FileServer, transfer: Transfer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a proxy named by HTTP_PROXY (a company network), Studio reaches the file through it."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", files.url(""))  # a host name only the proxy can reach
+    assert transfer.fetch("http://models.invalid/model.safetensors").sha256 == SHA
+    assert [r["host"] for r in requests_for(files, "/model.safetensors")] == ["models.invalid"]
 
 
 def test_a_token_goes_to_its_own_origin_on_every_hop_and_nowhere_else(files: FileServer, transfer: Transfer) -> None:

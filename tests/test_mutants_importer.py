@@ -11,9 +11,10 @@ import zlib
 import pytest
 import yaml
 from flask.testing import FlaskClient
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from studio.services import Services
+from studio.workflows.importer import image_texts
 from tests.servers.comfyui import ComfyUITestServer
 from tests.test_workflow_pending import FANCY_INFO, fancy_ui
 from tests.ui_workflows import SAMPLER_API, node, sampler_ui
@@ -221,6 +222,8 @@ def huge_png() -> bytes:
     (b"GIF89a not really", "castle.gif", "unsupported file"),
     (huge_png(), "castle.png", "too many pixels"),
     (json.dumps({"nodes": "all of them"}).encode(), "castle.json", None),  # names the broken part
+    (b'{"nodes": [', "castle.json", "invalid JSON"),
+    (json.dumps({"castle": 1}).encode(), "castle.json", "not a workflow"),
 ])
 def test_an_unreadable_file_is_refused_naming_the_file_field(
     client: FlaskClient, data: bytes, filename: str, field: str | None
@@ -260,3 +263,89 @@ def test_only_the_outputs_app_mode_shows_are_the_workflows_outputs(client: Flask
     assert answer.status_code == 201, answer.get_json()
     outputs = client.get(f"/api/workflows/{answer.get_json()['id']}").get_json()["manifest"]["outputs"]
     assert outputs == [{"id": "image_30", "name": "Poster", "type": "image", "node_id": "30"}]
+
+
+# -- the texts an image carries (the workflow importer's and the CivitAI import's one reader) ------
+
+A1111 = "a knight at dusk\nNegative prompt: blur\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 8x8"
+EVERYTHING = ("parameters", "prompt", "workflow")
+
+
+def jpeg_with_comment(comment: bytes) -> bytes:
+    """A JPEG as A1111 saves one: its parameters in the EXIF UserComment."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = comment
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+def png_with(texts: dict[str, str], comment: bytes | None = None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
+    exif = Image.Exif()
+    if comment is not None:
+        exif.get_ifd(0x8769)[0x9286] = comment
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=info, exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("comment", "text"), [
+    (b"UNICODE\0" + A1111.encode("utf-16-be"), A1111),  # as A1111 writes it
+    (b"ASCII\0\0\0" + A1111.encode(), A1111),
+    (A1111.encode(), A1111),  # no character code at all: UTF-8
+    (b"ASCII\0\0\0caf\xe9 au lait", "caf\ufffd au lait"),  # a byte that is no UTF-8 is replaced, not fatal
+])
+def test_a_jpegs_parameters_are_read_from_its_user_comment_only_when_asked_for(comment: bytes, text: str) -> None:
+    data = jpeg_with_comment(comment)
+    assert image_texts(data, EVERYTHING) == {"parameters": text}
+    assert image_texts(data) == {}  # the workflow importer asks for ComfyUI's texts only
+
+
+def test_only_the_texts_asked_for_are_read_and_a_pngs_own_chunk_comes_first() -> None:
+    workflow = json.dumps(sampler_ui())
+    data = png_with({"prompt": json.dumps(SAMPLER_API), "workflow": workflow, "parameters": A1111,
+                     "Software": "an editor"}, comment=b"ASCII\0\0\0from the EXIF")
+    assert image_texts(data) == {"prompt": json.dumps(SAMPLER_API), "workflow": workflow}
+    assert image_texts(data, ("parameters",)) == {"parameters": A1111}
+    webp = webp_with_exif_prompt(SAMPLER_API)
+    assert image_texts(webp, ("parameters",)) == {}  # its EXIF prompt is not what was asked for
+    assert image_texts(webp, EVERYTHING) == {"prompt": json.dumps(SAMPLER_API)}
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_too_many_pixels_is_refused_in_words_where_pillow_only_warns(client: FlaskClient) -> None:
+    """Outside the tests Pillow's bomb warning is only a warning: Studio's own limit refuses the file."""
+    answer = upload(client, huge_png(), "castle.png")
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert error["message"] == "This image is too large to read (10000 x 10000 pixels)."
+    assert error["details"]["fields"] == {"file": "too many pixels"}
+
+
+def test_a_ui_workflow_whose_conversion_comfyui_could_not_read_is_refused_naming_why(client: FlaskClient) -> None:
+    ui = sampler_ui()
+    ui["nodes"][1]["inputs"] = [{"name": "", "type": "INT", "link": 5}]  # an input without a name
+    answer = upload(client, json.dumps(ui).encode(), "workflow.json")
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert error["message"] == "This workflow cannot be read: node 5: an input name is not usable."
+    assert error["details"]["fields"] == {"file": "node 5: an input name is not usable"}
+
+
+def test_a_workflow_of_notes_only_or_an_unusable_id_is_refused_in_words(client: FlaskClient) -> None:
+    notes = sampler_ui()
+    notes["nodes"] = [n for n in notes["nodes"] if n["type"] == "Note"]
+    notes["links"] = []
+    answer = upload(client, json.dumps(notes).encode(), "notes.json")
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert (error["message"], error["details"]["fields"]) == ("This workflow has no nodes Studio can run.",
+                                                              {"file": "no nodes"})
+    answer = upload(client, saving(), "workflow.json", id="knight poster")
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert (error["message"], error["details"]["fields"]) == ("Use letters, digits, '-' and '_' for the id.",
+                                                              {"id": "invalid id"})

@@ -39,6 +39,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # (OpenAI clients retry a 503). Everything else about their answers is still checked.
 NOT_READY = {"GET /api/llm/v1/models", "POST /api/llm/v1/chat/completions",
              "POST /api/llm/conversations/{conversation_id}/messages"}
+# No CivitAI is reachable during the run: a well-formed model, version or image id gets 503
+# civitai_unavailable, as it should then. Everything else about their answers is still checked.
+CIVITAI_OFFLINE = {"GET /api/civitai/models/{model_id}/images", "GET /api/civitai/lookup", "POST /api/gallery/civitai"}
 
 
 def test_every_operation_answers_within_its_documented_schema(
@@ -68,6 +71,10 @@ def test_every_operation_answers_within_its_documented_schema(
             # check() runs right below, in this same iteration: the label it reads is this operation's.
             if label in NOT_READY and response.status_code == 503:  # noqa: B023
                 assert response.json()["error"]["code"] == "llm_not_ready", response.text
+                case.validate_response(response, checks=CHECKS[1:])
+                return
+            if label in CIVITAI_OFFLINE and response.status_code == 503:  # noqa: B023
+                assert response.json()["error"]["code"] == "civitai_unavailable", response.text
                 case.validate_response(response, checks=CHECKS[1:])
                 return
             case.validate_response(response, checks=CHECKS)

@@ -11,6 +11,7 @@ from studio.gallery.fts import include_name as include_name  # the FTS5 index is
 from studio.idempotency import models as _idempotency  # noqa: F401
 from studio.jobs import models as _jobs  # noqa: F401
 from studio.llm import conversations as _llm_conversations  # noqa: F401
+from studio.llm import presets as _llm_presets  # noqa: F401
 from studio.models import inventory as _inventory  # noqa: F401
 from studio.preferences import models as _preferences  # noqa: F401
 from studio.runpage import models as _runpage  # noqa: F401

@@ -257,6 +257,9 @@ def fetch(
             raise FatalTransferError("The server has no such file (HTTP 404).")
         if response.status_code >= 400:
             raise TransferError(f"HTTP {response.status_code}")
+        if response.status_code >= 300:  # a redirect that names no address: its body is no model file
+            raise FatalTransferError(f"The server answered HTTP {response.status_code} without saying where "
+                                     "the file is.")
         if response.status_code != 206:  # a whole file: a fresh start, or Range refused, or the file changed
             digest, offset = hashlib.sha256(), 0
         if target is None:

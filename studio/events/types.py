@@ -34,6 +34,10 @@ EVENT_TYPES: dict[str, EventSpec] = {
         EventSpec("queue/state", "The queue was paused or resumed."),
         EventSpec("gallery/changed", "Gallery items were added (a job's outputs, files found on disk) or deleted.",
                   per_user=True),
+        EventSpec("comfyui/process", "Studio's own ComfyUI started, became ready, crashed, is restarting, "
+                  "gave up (crash loop), is someone else's (external) or stopped.", persist=True, admin_only=True),
+        EventSpec("nodepacks/install", "A node pack install moved on a step (started, pip, install.py, moving, "
+                  "restarting, done, failed) or a pack was set aside.", persist=True, admin_only=True),
         EventSpec("llm/server", "The LLM server started, became ready, crashed, is restarting or stopped.",
                   persist=True),
         EventSpec("presets/changed", "A preset was created, changed, deleted or got a new thumbnail (a private "

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from studio.civitai.site import configured_site
 from studio.comfy.client import display_url
+from studio.comfyui_process.launch import parse_flags
 from studio.config import Settings, mask_secret, url_problem
 from studio.errors import BadRequest
 from studio.events import EventBus
@@ -38,12 +41,40 @@ class SettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     comfyui_url: str | None = Field(None, max_length=2048)
+    # Studio's own ComfyUI (studio/comfyui_process): "" for comfyui_dir means none (COMFYUI_URL is used).
+    comfyui_dir: str | None = Field(None, max_length=4096)
+    comfyui_python: str | None = Field(None, max_length=4096)
+    comfyui_args: str | None = Field(None, max_length=4096)
+    comfyui_preview_method: Literal["none", "auto", "latent2rgb", "taesd"] | None = None
+
+    @field_validator("comfyui_dir", "comfyui_python")
+    @classmethod
+    def _comfyui_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if value and (not Path(value).is_absolute() or any(ord(ch) < 32 for ch in value)):
+            raise ValueError("must be an absolute path (or empty)")
+        return value
+
+    @field_validator("comfyui_args")
+    @classmethod
+    def _comfyui_flags(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parse_flags(value)
+        except BadRequest as err:
+            raise ValueError(err.message) from err
+        return value.strip()
     download_concurrency: int | None = Field(None, ge=1, le=8)
     trusted_proxies: str | None = Field(None, max_length=2048)
     # Floors, so that a typo cannot sign everyone out before their next click.
     session_idle_hours: float | None = Field(None, ge=0.25, le=24 * 365)
     session_max_days: float | None = Field(None, ge=1 / 24, le=3650)
     civitai_api_key: str | None = Field(None, max_length=512)
+    # Which CivitAI Studio talks to (studio.civitai.site): the SFW site, everything, or CIVITAI_ENDPOINT.
+    civitai_site: Literal["com", "red", "configured"] | None = None
     hf_token: str | None = Field(None, max_length=512)
     telegram_bot_token: str | None = Field(None, max_length=512)
     webhook_secret: str | None = Field(None, max_length=512)
@@ -51,6 +82,22 @@ class SettingsUpdate(BaseModel):
     webhook_allowed_hosts: str | None = Field(None, max_length=2048)
     # Telegram groups that no admin allowed yet: "ask" (listed as a request) or "ignore" (never a word).
     telegram_groups: Literal["ask", "ignore"] | None = None
+    # The LLM (studio/llm): the binary, its port, how long a load may take, and who holds the GPU.
+    llm_server_binary: str | None = Field(None, max_length=1024)
+    llm_port: int | None = Field(None, ge=0, le=65535)
+    llm_load_timeout_s: float | None = Field(None, ge=5, le=3600, allow_inf_nan=False)
+    llm_gpu_policy: Literal["share", "take_turns", "llm_never"] | None = None
+    llm_job_wait_s: float | None = Field(None, ge=1, le=3600, allow_inf_nan=False)
+
+    @field_validator("llm_server_binary")
+    @classmethod
+    def _binary(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if value and (not value.startswith("/") or any(ord(ch) < 32 for ch in value)):
+            raise ValueError("must be an absolute path (or empty: found automatically)")
+        return value
 
     @field_validator("comfyui_url")
     @classmethod
@@ -104,16 +151,26 @@ def defaults_from(config: Settings) -> dict[str, Any]:
 
     return {
         "comfyui_url": config.comfyui_url,
+        "comfyui_dir": str(config.comfyui_dir) if config.comfyui_dir else "",
+        "comfyui_python": config.comfyui_python,
+        "comfyui_args": config.comfyui_args,
+        "comfyui_preview_method": config.comfyui_preview_method,
         "download_concurrency": 2,
         "trusted_proxies": config.trusted_proxies,
         "session_idle_hours": config.studio_session_idle_hours,
         "session_max_days": config.studio_session_max_days,
         "civitai_api_key": secret("civitai_api_key"),
+        "civitai_site": configured_site(config),
         "hf_token": secret("hf_token"),
         "telegram_bot_token": secret("telegram_bot_token"),
         "webhook_secret": None,
         "webhook_allowed_hosts": "",
         "telegram_groups": "ask",
+        "llm_server_binary": config.llm_server_binary,
+        "llm_port": config.llm_port,
+        "llm_load_timeout_s": config.llm_load_timeout_s,
+        "llm_gpu_policy": config.llm_gpu_policy,
+        "llm_job_wait_s": config.llm_job_wait_s,
     }
 
 

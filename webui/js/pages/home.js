@@ -4,6 +4,7 @@ import { h, replace } from '../lib/dom.js';
 import { formatBytes, formatDuration, percent } from '../lib/format.js';
 import { live } from '../lib/live.js';
 import { toast } from '../lib/toast.js';
+import { gpuCard } from './home-gpu.js';
 
 /** @param {string} label @param {number} used @param {number} total @param {string} [text] */
 function meter(label, used, total, text) {
@@ -95,6 +96,7 @@ export function mount(main, context) {
     replace(grid,
       comfyCard(status.comfyui, admin),
       machineCard(status.telemetry),
+      gpuCard(),
       modelsDisk ? modelsDiskCard(modelsDisk) : null,
       h('section', { class: 'card' }, h('h2', null, 'Studio'),
         h('dl', { class: 'facts' },
