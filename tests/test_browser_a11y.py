@@ -218,7 +218,7 @@ def test_a_plain_users_pages_pass_axe_and_fit_the_screen(
     wait_status(person, job["id"])
     base = f"http://127.0.0.1:{runtime.port}"
     scanner = Scanner()
-    admin_only = ("settings", "users", "workflows", "telegram")
+    admin_only = ("settings", "users", "workflows", "telegram", "comfyui")
     pages = [entry for entry in admin_pages(job["id"]) if entry[1] not in admin_only]
     pages.append(("/workflows", "workflows", "[data-workflow]"))
     sign_in_as(page, runtime.port, "erin", "erin's long password")

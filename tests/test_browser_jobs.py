@@ -104,7 +104,7 @@ def test_import_a_png_then_run_the_detected_form_and_retry_it(
     expect(page.locator(".toast", has_text="Form saved.")).to_be_visible()
 
     editor.get_by_role("link", name="Try it in Run").click()
-    expect(page.locator("[data-field=positive_prompt] label")).to_have_text("Describe the castle")
+    expect(page.locator("label[for=param-positive_prompt]")).to_have_text("Describe the castle")
     expect(page.locator("[data-field=denoise]")).to_have_count(0)
     page.fill("#param-positive_prompt", "a castle at night, stars")
     page.fill("#param-steps", "6")

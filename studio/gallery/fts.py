@@ -52,27 +52,40 @@ DROP = [
 ]
 
 
-def create(run: Any) -> None:
-    """Creates the index and its triggers; ``run`` executes one SQL string (``op.execute``, a connection)."""
-    for statement in CREATE:
+def run_all(statements: list[str], run: Any) -> None:
+    """Runs each SQL string with ``run`` (``op.execute`` in a migration, a connection's execute)."""
+    for statement in statements:
         run(statement)
 
 
-def drop(run: Any) -> None:
-    for statement in DROP:
-        run(statement)
-
-
-def install(table: Any) -> None:
-    """Makes ``create_all`` build the index too, right after ``gallery_item`` (SQLite only)."""
+def create_after(table: Any, statements: list[str]) -> None:
+    """Makes ``create_all`` build an index too, right after the table it indexes (SQLite only)."""
     @event.listens_for(table, "after_create")
     def _after_create(_target: Any, connection: Connection, **_kw: Any) -> None:
         if connection.dialect.name == "sqlite":
-            create(lambda sql: connection.execute(text(sql)))
+            run_all(statements, lambda sql: connection.execute(text(sql)))
+
+
+def is_part_of(index: str, name: str | None) -> bool:
+    """The FTS5 table itself or one of the shadow tables SQLite keeps for it."""
+    return bool(name) and (name == index or str(name).startswith(f"{index}_"))
+
+
+def create(run: Any) -> None:
+    """Creates the index and its triggers."""
+    run_all(CREATE, run)
+
+
+def drop(run: Any) -> None:
+    run_all(DROP, run)
+
+
+def install(table: Any) -> None:
+    create_after(table, CREATE)
 
 
 def is_fts_table(name: str | None) -> bool:
-    return bool(name) and (name == TABLE or str(name).startswith(f"{TABLE}_"))
+    return is_part_of(TABLE, name)
 
 
 def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, literal_column, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import literal_column, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from studio.gallery import fts
@@ -52,26 +52,21 @@ DROP = [
 
 
 def create(run: Any) -> None:
-    """Creates the index and its triggers; ``run`` executes one SQL string (``op.execute``, a connection)."""
-    for statement in CREATE:
-        run(statement)
+    """Creates the index and its triggers."""
+    fts.run_all(CREATE, run)
 
 
 def drop(run: Any) -> None:
-    for statement in DROP:
-        run(statement)
+    fts.run_all(DROP, run)
 
 
 def install(table: Any) -> None:
-    """Makes ``create_all`` build the index too, right after ``job`` (SQLite only)."""
-    @event.listens_for(table, "after_create")
-    def _after_create(_target: Any, connection: Connection, **_kw: Any) -> None:
-        if connection.dialect.name == "sqlite":
-            create(lambda sql: connection.execute(text(sql)))
+    """``create_all`` of ``job`` builds the index too."""
+    fts.create_after(table, CREATE)
 
 
 def is_index_table(name: str | None) -> bool:
-    return bool(name) and (name == TABLE or str(name).startswith(f"{TABLE}_"))
+    return fts.is_part_of(TABLE, name)
 
 
 # Fewer matches than this: the matches drive (looked up by rowid, then sorted by date); more: History's

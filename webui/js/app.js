@@ -23,7 +23,7 @@ const PAGES = [
   { path: '/gallery', title: 'Gallery', module: './pages/gallery.js' },
   { path: '/civitai', title: 'CivitAI', module: './pages/civitai.js' },
   { path: '/llm', title: 'LLM', module: './pages/llm.js' },
-  { path: '/comfyui', title: 'ComfyUI', module: './pages/comfyui.js' },
+  { path: '/comfyui', title: 'ComfyUI', module: './pages/comfyui.js', admin: true },
   { path: '/settings', title: 'Settings', module: './pages/settings.js', admin: true },
   { path: '/users', title: 'Users', module: './pages/users.js', admin: true },
   { path: '/account', title: 'Account', module: './pages/account.js' },

@@ -10,6 +10,7 @@ import { h, replace } from './dom.js';
 import { live } from './live.js';
 import { toast } from './toast.js';
 import { message } from './jobs.js';
+import { showModal, trapFocus } from './modal.js';
 
 /** @typedef {{ job: any, output: any }} Item */
 /** @typedef {{ type: 'queued' | 'deleted' | 'starred' | 'made', job?: any, jobs?: any[], output?: any }} Change */
@@ -59,7 +60,6 @@ function sizeOf(job, output) {
 export function openLightbox(start, startIndex, options = {}) {
   const items = [...start];
   let index = Math.max(0, Math.min(startIndex, items.length - 1));
-  const opener = /** @type {HTMLElement | null} */ (document.activeElement);
   /** @type {(() => void)[]} */
   const stops = [];
   let zoomed = false;
@@ -236,19 +236,7 @@ export function openLightbox(start, startIndex, options = {}) {
     const typing = /** @type {HTMLElement} */ (event.target).closest('input, textarea, select');
     if (event.key === 'ArrowLeft' && !typing) { event.preventDefault(); move(-1); }
     if (event.key === 'ArrowRight' && !typing) { event.preventDefault(); move(1); }
-    if (event.key === 'Tab') trapFocus(event);
-  }
-
-  /** @param {KeyboardEvent} event */
-  function trapFocus(event) {
-    const focusable = /** @type {HTMLElement[]} */ ([...dialog.querySelectorAll('a[href], button, input, video[controls], audio[controls]')])
-      .filter((el) => !el.hidden && el.offsetParent !== null);
-    if (!focusable.length) return;
-    const first = focusable[0];
-    const last = focusable[focusable.length - 1];
-    const active = document.activeElement;
-    if (event.shiftKey && (active === first || !dialog.contains(active))) { event.preventDefault(); last.focus(); }
-    else if (!event.shiftKey && (active === last || !dialog.contains(active))) { event.preventDefault(); first.focus(); }
+    if (event.key === 'Tab') trapFocus(event, dialog);
   }
 
   let touchX = 0;
@@ -266,21 +254,7 @@ export function openLightbox(start, startIndex, options = {}) {
     setZoom(event.deltaY < 0);
   }, { passive: false });
 
-  let closed = false;
-  function close() {
-    if (closed) return;
-    closed = true;
-    stops.forEach((stop) => stop());
-    document.removeEventListener('keydown', onKey, true);
-    dialog.remove();
-    document.body.classList.remove('lightbox-open');
-    if (opener && opener.isConnected) opener.focus();
-    options.onClose?.();
-  }
-
-  document.addEventListener('keydown', onKey, true);
-  document.body.classList.add('lightbox-open');
-  document.body.append(dialog);
+  const close = showModal(dialog, { onKey, onClose: options.onClose, cleanups: stops });
   render();
   closer.focus();
   return { close };

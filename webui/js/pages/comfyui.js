@@ -40,7 +40,7 @@ export function mount(main, context) {
   const actions = h('div', { class: 'row comfyui-actions' });
   const facts = h('dl', { class: 'comfyui-facts', id: 'comfyui-facts' });
   const flags = h('pre', { class: 'comfyui-code', id: 'comfyui-flags' });
-  const logBox = h('pre', { class: 'comfyui-code comfyui-log', id: 'comfyui-log', tabindex: '0', 'aria-label': 'ComfyUI log' });
+  const logBox = h('pre', { class: 'comfyui-code comfyui-log', id: 'comfyui-log', tabindex: '0', role: 'region', 'aria-label': 'ComfyUI log' });
   const logFile = h('p', { class: 'muted small', id: 'comfyui-log-file' });
   const packs = h('div', { id: 'comfyui-node-packs' });
   /** @type {any} */

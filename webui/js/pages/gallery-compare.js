@@ -7,6 +7,7 @@
  * `openCompare(left, right, { onClose })`.
  */
 import { h, replace } from '../lib/dom.js';
+import { showModal, trapFocus } from '../lib/modal.js';
 
 /** A value as one line: LoRAs as "name × strength", objects as JSON. @param {any} value */
 function shown(value) {
@@ -51,7 +52,6 @@ function picture(item) {
  * @param {{ onClose?: () => void }} [options]
  */
 export function openCompare(left, right, options = {}) {
-  const opener = /** @type {HTMLElement | null} */ (document.activeElement);
   const stage = h('div', { class: 'compare-stage', id: 'compare-stage' });
   let mode = 'side';
   const slider = /** @type {HTMLInputElement} */ (h('input', { type: 'range', min: 0, max: 100, value: 50, id: 'compare-slider',
@@ -93,30 +93,10 @@ export function openCompare(left, right, options = {}) {
   /** @param {KeyboardEvent} event */
   function onKey(event) {
     if (event.key === 'Escape') { event.preventDefault(); close(); return; }
-    if (event.key === 'Tab') {
-      const focusable = /** @type {HTMLElement[]} */ ([...dialog.querySelectorAll('button, input')]).filter((el) => el.offsetParent !== null);
-      const first = focusable[0];
-      const last = focusable[focusable.length - 1];
-      if (!first) return;
-      if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) { event.preventDefault(); last.focus(); }
-      else if (!event.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) { event.preventDefault(); first.focus(); }
-    }
+    if (event.key === 'Tab') trapFocus(event, dialog);
   }
 
-  let closed = false;
-  function close() {
-    if (closed) return;
-    closed = true;
-    document.removeEventListener('keydown', onKey, true);
-    dialog.remove();
-    document.body.classList.remove('lightbox-open');
-    if (opener && opener.isConnected) opener.focus();
-    options.onClose?.();
-  }
-
-  document.addEventListener('keydown', onKey, true);
-  document.body.classList.add('lightbox-open');
-  document.body.append(dialog);
+  const close = showModal(dialog, { onKey, onClose: options.onClose });
   render();
   closer.focus();
   return { close };

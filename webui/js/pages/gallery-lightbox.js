@@ -9,6 +9,7 @@
 import { api } from '../lib/api.js';
 import { h, replace } from '../lib/dom.js';
 import { message } from '../lib/jobs.js';
+import { showModal, trapFocus } from '../lib/modal.js';
 import { go, workflowsTakingAnImage } from '../lib/lightbox.js';
 import { toast } from '../lib/toast.js';
 
@@ -37,7 +38,6 @@ function settingsText(params) {
 export function openGalleryBox(start, startIndex, options = {}) {
   const items = [...start];
   let index = Math.max(0, Math.min(startIndex, items.length - 1));
-  const opener = /** @type {HTMLElement | null} */ (document.activeElement);
   const stage = h('div', { class: 'lightbox-stage' });
   const counter = h('p', { class: 'lightbox-counter muted small', 'aria-live': 'polite' });
   const facts = h('dl', { class: 'facts lightbox-facts' });
@@ -163,31 +163,10 @@ export function openGalleryBox(start, startIndex, options = {}) {
     const typing = /** @type {HTMLElement} */ (event.target).closest('input, textarea, select');
     if (event.key === 'ArrowLeft' && !typing) { event.preventDefault(); move(-1); }
     if (event.key === 'ArrowRight' && !typing) { event.preventDefault(); move(1); }
-    if (event.key === 'Tab') {
-      const focusable = /** @type {HTMLElement[]} */ ([...dialog.querySelectorAll('a[href], button, input, video[controls]')])
-        .filter((el) => !el.hidden && el.offsetParent !== null);
-      const first = focusable[0];
-      const last = focusable[focusable.length - 1];
-      if (!first) return;
-      if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) { event.preventDefault(); last.focus(); }
-      else if (!event.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) { event.preventDefault(); first.focus(); }
-    }
+    if (event.key === 'Tab') trapFocus(event, dialog);
   }
 
-  let closed = false;
-  function close() {
-    if (closed) return;
-    closed = true;
-    document.removeEventListener('keydown', onKey, true);
-    dialog.remove();
-    document.body.classList.remove('lightbox-open');
-    if (opener && opener.isConnected) opener.focus();
-    options.onClose?.();
-  }
-
-  document.addEventListener('keydown', onKey, true);
-  document.body.classList.add('lightbox-open');
-  document.body.append(dialog);
+  const close = showModal(dialog, { onKey, onClose: options.onClose });
   render();
   closer.focus();
   return { close };
