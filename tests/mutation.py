@@ -143,7 +143,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "studio/workflows/importer.py": (
         "tests/test_workflow_import.py", "tests/test_workflow_needs.py", "tests/test_workflow_library.py",
         "tests/test_mutants_workflow_values.py", "tests/test_mutants_workflow_prompt.py",
-        "tests/test_workflow_pending.py", "tests/test_mutants_importer.py",
+        "tests/test_workflow_pending.py", "tests/test_mutants_importer.py", "tests/test_workflow_import_replace.py",
     ),
     "studio/events/hub.py": ("tests/test_events.py", *SOCKET_RECHECKS, "tests/test_mutants_events.py"),
 }
@@ -283,6 +283,9 @@ def run_module(path: str, *, max_children: int, survivors_only: bool = False, sa
         report = folder / "report.json"
         if child.returncode != 0 or not report.exists():
             outcome.failed = f"mutmut exited with {child.returncode}"
+            if survivors_only:  # the folder was made afresh: keep what the next --survivors starts from
+                report.write_text(json.dumps({"source_sha256": source_digest(path), "mutants": previous},
+                                             indent=1, ensure_ascii=False))
             return outcome
         fresh: dict[str, dict] = json.loads(report.read_text())["mutants"]
         results = {**fresh, **{name: result for name, result in previous.items() if name not in names}}

@@ -394,9 +394,11 @@ def test_an_uploaded_input_and_a_jobs_output_are_durable_before_anyone_sees_them
     trace.assert_durable(kept, before="job finished")
     trace.assert_folders_durable(services.data_dir.outputs, kept)  # the job's own folder
 
-    # The gallery indexes the finished job (and makes its thumbnails) in its own worker: let it end
-    # first, so what the trace holds after the mark is the export's doing alone.
+    # The gallery indexes the finished job (and makes its thumbnails) in its own worker, and History's
+    # thumbnails have one of their own (it makes ``.thumbs``): let both end first, so what the trace
+    # holds after the mark is the export's doing alone.
     assert services.gallery.index.wait_idle(10)
+    assert client.application.extensions["studio.thumbnails"].wait_idle(10)
     trace.mark("export")
     with client.get(f"/api/jobs/{job['id']}/export") as answer:
         assert answer.status_code == 200

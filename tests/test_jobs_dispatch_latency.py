@@ -68,6 +68,8 @@ def test_a_picture_removed_from_comfyuis_folder_is_sent_again(
     assert uploads(comfy_server) == 2
     assert (comfy_server.root / "input" / image).is_file()
     assert not any("refused" in str(entry.get("note", "")) for entry in again["timeline"])
+    assert resize(client, image)["status"] == "completed"
+    assert uploads(comfy_server) == 2  # sent again over the same socket: the next job needs no upload
 
 
 def test_a_picture_removed_from_studio_fails_the_job_though_comfyui_has_it(

@@ -287,8 +287,8 @@ def png_with(texts: dict[str, str], comment: bytes | None = None) -> bytes:
     exif = Image.Exif()
     if comment is not None:
         exif.get_ifd(0x8769)[0x9286] = comment
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=info, exif=exif)
+    buffer = io.BytesIO()  # as bytes: an Exif with only a sub-IFD is false, and Pillow would leave it out
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=info, exif=exif.tobytes())
     return buffer.getvalue()
 
 
@@ -344,6 +344,11 @@ def test_a_workflow_of_notes_only_or_an_unusable_id_is_refused_in_words(client: 
     error = answer.get_json()["error"]
     assert (error["message"], error["details"]["fields"]) == ("This workflow has no nodes Studio can run.",
                                                               {"file": "no nodes"})
+    answer = upload(client, png_with({}), "photo.png")
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert (error["message"], error["details"]["fields"]) == (
+        "This image carries no ComfyUI workflow (it was saved without metadata).", {"file": "no workflow inside"})
     answer = upload(client, saving(), "workflow.json", id="knight poster")
     assert answer.status_code == 400
     error = answer.get_json()["error"]
